@@ -1,0 +1,346 @@
+//! The binary load plan: constants and record layouts shared by the compiler
+//! (which writes plans) and the runtime (which reads them without allocating).
+//!
+//! The layout is documented in `docs/plan-format.md`; every number here is
+//! little-endian and every record has a fixed size.
+
+mod crc;
+mod reader;
+pub mod trace;
+#[cfg(feature = "host")]
+mod writer;
+
+pub use crc::crc32c;
+pub use reader::{Alias, Edge, Module, Plan, PlanError, Wait};
+#[cfg(feature = "host")]
+pub use writer::{ModuleSpec, PlanBuilder, WaitSpec};
+
+/// First eight bytes of every plan.
+pub const MAGIC: [u8; 8] = *b"PARMODPL";
+/// The only format version this code reads and writes.
+pub const VERSION: u32 = 1;
+
+pub const HEADER_SIZE: usize = 128;
+pub const MODULE_RECORD_SIZE: usize = 80;
+pub const WAIT_RECORD_SIZE: usize = 24;
+pub const ALIAS_RECORD_SIZE: usize = 8;
+pub const EDGE_SIZE: usize = 4;
+
+/// "No string" / "no module" marker in u32 fields.
+pub const NONE: u32 = u32::MAX;
+
+/// Bit set in an entry of a `waits_for` or `dependents` list when the edge is
+/// a hard dependency (from modules.dep): failure of the dependency skips the
+/// dependent. Without it the edge is a soft dependency: it only orders.
+pub const EDGE_HARD: u32 = 1 << 31;
+/// Largest module count a plan may hold (indices must fit beside `EDGE_HARD`).
+pub const MAX_MODULES: u32 = (1 << 31) - 1;
+
+/// Module flags.
+pub mod module_flags {
+    /// Built into the kernel: satisfied, never loaded.
+    pub const BUILTIN: u32 = 1 << 0;
+    /// Named by the user (command line or modules-load.d), not only pulled in.
+    pub const REQUESTED: u32 = 1 << 1;
+    /// Pulled in only as a soft dependency of another module.
+    pub const SOFT_ONLY: u32 = 1 << 2;
+    /// Pass MODULE_INIT_IGNORE_MODVERSIONS to finit_module.
+    pub const IGNORE_MODVERSIONS: u32 = 1 << 3;
+    /// Pass MODULE_INIT_IGNORE_VERMAGIC to finit_module.
+    pub const IGNORE_VERMAGIC: u32 = 1 << 4;
+    /// Bits 8..11: the file's compression, see [`super::Compression`].
+    pub const COMPRESSION_SHIFT: u32 = 8;
+    pub const COMPRESSION_MASK: u32 = 0xf << COMPRESSION_SHIFT;
+    /// Every bit a version-1 reader understands.
+    pub const KNOWN: u32 =
+        BUILTIN | REQUESTED | SOFT_ONLY | IGNORE_MODVERSIONS | IGNORE_VERMAGIC | COMPRESSION_MASK;
+}
+
+/// Wait flags.
+pub mod wait_flags {
+    /// The last path component is a glob (`*`, `?`, `[...]`).
+    pub const GLOB: u32 = 1 << 0;
+    /// Every bit a version-1 reader understands.
+    pub const KNOWN: u32 = GLOB;
+}
+
+/// Plan header flags (none defined yet; a reader refuses unknown ones).
+pub mod plan_flags {
+    pub const KNOWN: u32 = 0;
+}
+
+/// How a module file is compressed (stored in the module flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None = 0,
+    Xz = 1,
+    Zstd = 2,
+    Gzip = 3,
+}
+
+impl Compression {
+    pub fn from_bits(bits: u32) -> Option<Self> {
+        match bits {
+            0 => Some(Self::None),
+            1 => Some(Self::Xz),
+            2 => Some(Self::Zstd),
+            3 => Some(Self::Gzip),
+            _ => None,
+        }
+    }
+
+    /// From a module file name (`foo.ko`, `foo.ko.xz`, ...).
+    pub fn from_path(path: &[u8]) -> Option<Self> {
+        if path.ends_with(b".ko") {
+            Some(Self::None)
+        } else if path.ends_with(b".ko.xz") {
+            Some(Self::Xz)
+        } else if path.ends_with(b".ko.zst") {
+            Some(Self::Zstd)
+        } else if path.ends_with(b".ko.gz") {
+            Some(Self::Gzip)
+        } else {
+            None
+        }
+    }
+
+    /// The name the kernel writes to `/sys/module/compression`.
+    pub fn kernel_name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Xz => "xz",
+            Self::Zstd => "zstd",
+            Self::Gzip => "gzip",
+        }
+    }
+}
+
+/// Header field offsets.
+pub(crate) mod hdr {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 8;
+    pub const HEADER_SIZE: usize = 12;
+    pub const FILE_SIZE: usize = 16;
+    pub const CHECKSUM: usize = 20;
+    pub const FLAGS: usize = 24;
+    pub const MODULE_COUNT: usize = 28;
+    pub const MODULES_OFF: usize = 32;
+    pub const EDGE_COUNT: usize = 36;
+    pub const EDGES_OFF: usize = 40;
+    pub const WAIT_COUNT: usize = 44;
+    pub const WAITS_OFF: usize = 48;
+    pub const ALIAS_COUNT: usize = 52;
+    pub const ALIASES_OFF: usize = 56;
+    pub const STRINGS_OFF: usize = 60;
+    pub const STRINGS_LEN: usize = 64;
+    pub const KERNEL_RELEASE: usize = 68;
+    pub const JOBS: usize = 72;
+    pub const MODULE_TIMEOUT_MS: usize = 76;
+    pub const DEADLINE_MS: usize = 80;
+    pub const TOTAL_WEIGHT_US: usize = 84; // u64
+    pub const MODULE_RECORD_SIZE: usize = 92;
+    pub const WAIT_RECORD_SIZE: usize = 96;
+    pub const ALIAS_RECORD_SIZE: usize = 100;
+    // 104..128 reserved, must be zero.
+    pub const RESERVED: usize = 104;
+}
+
+/// Module record field offsets.
+pub(crate) mod rec {
+    pub const NAME: usize = 0;
+    pub const PATH: usize = 4;
+    pub const PARAMS: usize = 8;
+    pub const FLAGS: usize = 12;
+    pub const WEIGHT_US: usize = 16;
+    pub const TIMEOUT_MS: usize = 20;
+    pub const PRIORITY_US: usize = 24; // u64
+    pub const WAITS_FOR: usize = 32; // start u32, len u32 (edges)
+    pub const DEPENDENTS: usize = 40;
+    pub const SOFT_PRE: usize = 48;
+    pub const SOFT_POST: usize = 56;
+    pub const DEV_WAITS: usize = 64; // start u32, len u32 (wait records)
+    pub const FILE_SIZE: usize = 72;
+    pub const RESERVED: usize = 76;
+}
+
+/// Wait record field offsets.
+pub(crate) mod wrec {
+    pub const PATH: usize = 0;
+    pub const FLAGS: usize = 4;
+    pub const MODULE: usize = 8;
+    pub const TIMEOUT_MS: usize = 12;
+    pub const RESERVED: usize = 16; // 8 bytes
+}
+
+#[inline]
+pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(x)
+}
+
+#[inline]
+pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+/// Normalise a module name the way kmod does: `-` and `_` are the same.
+pub fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(&x, &y)| {
+            let x = if x == b'-' { b'_' } else { x };
+            let y = if y == b'-' { b'_' } else { y };
+            x == y
+        })
+}
+
+/// Whether a relative module path is safe: not empty, not absolute, no `..`
+/// or empty components, no NUL.
+pub fn is_safe_relative_path(p: &[u8]) -> bool {
+    if p.is_empty() || p[0] == b'/' || p.contains(&0) {
+        return false;
+    }
+    p.split(|&c| c == b'/').all(|c| !c.is_empty() && c != b".." && c != b".")
+}
+
+/// fnmatch-style glob on bytes: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`, `\x`.
+/// No allocation; backtracks on the last `*` only (linear for these patterns).
+pub fn glob_match(pat: &[u8], s: &[u8]) -> bool {
+    let (mut p, mut i) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        if p < pat.len() {
+            match pat[p] {
+                b'*' => {
+                    star = Some((p, i));
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = match_class(&pat[p..], s[i]) {
+                        if matched {
+                            p += next;
+                            i += 1;
+                            continue;
+                        }
+                    } else if s[i] == b'[' {
+                        // Unterminated class: '[' is literal.
+                        p += 1;
+                        i += 1;
+                        continue;
+                    }
+                }
+                b'\\' if p + 1 < pat.len() => {
+                    if pat[p + 1] == s[i] {
+                        p += 2;
+                        i += 1;
+                        continue;
+                    }
+                }
+                c => {
+                    if c == s[i] {
+                        p += 1;
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        match star {
+            Some((sp, si)) => {
+                p = sp + 1;
+                i = si + 1;
+                star = Some((sp, si + 1));
+            }
+            None => return false,
+        }
+    }
+    while p < pat.len() && pat[p] == b'*' {
+        p += 1;
+    }
+    p == pat.len()
+}
+
+/// Match one character against a `[...]` class at the start of `pat`.
+/// Returns (matched, length of the class) or None when unterminated.
+fn match_class(pat: &[u8], c: u8) -> Option<(bool, usize)> {
+    let mut j = 1;
+    let negate = j < pat.len() && (pat[j] == b'!' || pat[j] == b'^');
+    if negate {
+        j += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while j < pat.len() {
+        if pat[j] == b']' && !first {
+            return Some((matched != negate, j + 1));
+        }
+        first = false;
+        if j + 2 < pat.len() && pat[j + 1] == b'-' && pat[j + 2] != b']' {
+            if pat[j] <= c && c <= pat[j + 2] {
+                matched = true;
+            }
+            j += 3;
+        } else {
+            if pat[j] == c {
+                matched = true;
+            }
+            j += 1;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_treat_dash_and_underscore_alike() {
+        assert!(same_name(b"snd-hda-intel", b"snd_hda_intel"));
+        assert!(!same_name(b"snd-hda-intel", b"snd_hda_intelx"));
+        assert!(!same_name(b"abc", b"abd"));
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert!(is_safe_relative_path(b"kernel/fs/xfs/xfs.ko"));
+        assert!(!is_safe_relative_path(b"/kernel/x.ko"));
+        assert!(!is_safe_relative_path(b"kernel/../../etc/x.ko"));
+        assert!(!is_safe_relative_path(b"kernel//x.ko"));
+        assert!(!is_safe_relative_path(b""));
+        assert!(!is_safe_relative_path(b"./x.ko"));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"pci:v00008086d*sv*", b"pci:v00008086d1234sv5"));
+        assert!(!glob_match(b"pci:v00008086d*sv*", b"pci:v00008087d1234sv5"));
+        assert!(glob_match(b"controlC*", b"controlC0"));
+        assert!(glob_match(b"eth?", b"eth0"));
+        assert!(!glob_match(b"eth?", b"eth10"));
+        assert!(glob_match(b"sd[a-c]", b"sdb"));
+        assert!(!glob_match(b"sd[!a-c]", b"sdb"));
+        assert!(glob_match(b"*", b""));
+        assert!(glob_match(b"a*b*c", b"axxbyyc"));
+        assert!(!glob_match(b"a*b*c", b"axxbyy"));
+        assert!(glob_match(b"x\\*", b"x*"));
+        assert!(!glob_match(b"x\\*", b"xy"));
+    }
+
+    #[test]
+    fn compression_from_path() {
+        assert_eq!(Compression::from_path(b"a.ko"), Some(Compression::None));
+        assert_eq!(Compression::from_path(b"a.ko.xz"), Some(Compression::Xz));
+        assert_eq!(Compression::from_path(b"a.ko.zst"), Some(Compression::Zstd));
+        assert_eq!(Compression::from_path(b"a.ko.gz"), Some(Compression::Gzip));
+        assert_eq!(Compression::from_path(b"a.o"), None);
+    }
+}

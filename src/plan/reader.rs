@@ -1,0 +1,668 @@
+//! The zero-copy plan reader. [`Plan::parse`] validates the whole file once;
+//! after that every accessor only reads bytes already proven in bounds and
+//! consistent, so nothing here allocates, trusts an offset or panics.
+
+use core::fmt;
+
+use super::{
+    crc::crc32c_update, hdr, le_u32, le_u64, module_flags, plan_flags, rec, wait_flags, wrec,
+    Compression, ALIAS_RECORD_SIZE, EDGE_HARD, EDGE_SIZE, HEADER_SIZE, MAGIC, MAX_MODULES,
+    MODULE_RECORD_SIZE, NONE, VERSION, WAIT_RECORD_SIZE,
+};
+
+/// Why a plan was refused. Every variant says where the problem is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    /// The file is shorter than its header or than the size it declares.
+    Truncated { len: usize, need: usize },
+    /// Not a parmod plan at all.
+    BadMagic,
+    /// A plan of another format version.
+    Version { found: u32 },
+    /// The file is longer than the size its header declares.
+    TrailingBytes { len: usize, declared: usize },
+    /// The checksum over the file does not match.
+    Checksum { stored: u32, computed: u32 },
+    /// A header field is out of range or inconsistent.
+    Header { field: &'static str },
+    /// A module record is inconsistent.
+    Module { index: u32, field: &'static str },
+    /// A wait record is inconsistent.
+    Wait { index: u32, field: &'static str },
+    /// An alias record is inconsistent.
+    Alias { index: u32, field: &'static str },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PlanError::Truncated { len, need } => write!(
+                f,
+                "truncated: {len} bytes, needs {need}; copy the plan again or rebuild it with parmod-plan compile"
+            ),
+            PlanError::BadMagic => {
+                write!(f, "not a parmod plan (bad magic); build one with parmod-plan compile")
+            }
+            PlanError::Version { found } => write!(
+                f,
+                "plan format version {found}, this parmod reads version {VERSION}; rebuild the plan with a matching parmod-plan"
+            ),
+            PlanError::TrailingBytes { len, declared } => write!(
+                f,
+                "{len} bytes but the header declares {declared}; the file is corrupt, rebuild the plan"
+            ),
+            PlanError::Checksum { stored, computed } => write!(
+                f,
+                "checksum mismatch (stored {stored:#010x}, computed {computed:#010x}); the file is corrupt, rebuild the plan"
+            ),
+            PlanError::Header { field } => {
+                write!(f, "corrupt header field '{field}'; rebuild the plan")
+            }
+            PlanError::Module { index, field } => {
+                write!(f, "corrupt module record {index} (field '{field}'); rebuild the plan")
+            }
+            PlanError::Wait { index, field } => {
+                write!(f, "corrupt wait record {index} (field '{field}'); rebuild the plan")
+            }
+            PlanError::Alias { index, field } => {
+                write!(f, "corrupt alias record {index} (field '{field}'); rebuild the plan")
+            }
+        }
+    }
+}
+
+/// A validated plan, borrowed from its bytes (usually an mmap).
+#[derive(Clone, Copy)]
+pub struct Plan<'a> {
+    bytes: &'a [u8],
+    module_count: u32,
+    modules_off: usize,
+    edge_count: u32,
+    edges_off: usize,
+    wait_count: u32,
+    waits_off: usize,
+    alias_count: u32,
+    aliases_off: usize,
+    strings: &'a [u8],
+}
+
+/// One dependency edge: the other module's index and whether it is hard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    pub module: u32,
+    pub hard: bool,
+}
+
+/// An iterator over a validated adjacency list.
+#[derive(Clone)]
+pub struct Edges<'a> {
+    bytes: &'a [u8],
+}
+
+impl Iterator for Edges<'_> {
+    type Item = Edge;
+    fn next(&mut self) -> Option<Edge> {
+        let (head, rest) = self.bytes.split_first_chunk::<4>()?;
+        self.bytes = rest;
+        let raw = u32::from_le_bytes(*head);
+        Some(Edge { module: raw & !EDGE_HARD, hard: raw & EDGE_HARD != 0 })
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.bytes.len() / 4;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Edges<'_> {}
+
+/// A module record.
+#[derive(Clone, Copy)]
+pub struct Module<'a> {
+    plan: Plan<'a>,
+    index: u32,
+    rec: &'a [u8],
+}
+
+/// A wait record: a path that must exist, after a module or before success.
+#[derive(Clone, Copy)]
+pub struct Wait<'a> {
+    plan: Plan<'a>,
+    index: u32,
+    rec: &'a [u8],
+}
+
+/// An alias record: a pattern from modules.alias or modprobe.d and the module it names.
+#[derive(Clone, Copy)]
+pub struct Alias<'a> {
+    pub pattern: &'a [u8],
+    pub module: u32,
+}
+
+fn checked_span(off: u32, count: u32, size: usize) -> Option<(usize, usize)> {
+    let start = off as usize;
+    let len = (count as usize).checked_mul(size)?;
+    Some((start, start.checked_add(len)?))
+}
+
+impl<'a> Plan<'a> {
+    /// Validate `bytes` in full and return a reader over them.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, PlanError> {
+        if bytes.len() < HEADER_SIZE {
+            if bytes.len() >= 8 && bytes[..8] != MAGIC {
+                return Err(PlanError::BadMagic);
+            }
+            return Err(PlanError::Truncated { len: bytes.len(), need: HEADER_SIZE });
+        }
+        if bytes[hdr::MAGIC..hdr::MAGIC + 8] != MAGIC {
+            return Err(PlanError::BadMagic);
+        }
+        let h = |at| le_u32(bytes, at);
+        let version = h(hdr::VERSION);
+        if version != VERSION {
+            return Err(PlanError::Version { found: version });
+        }
+        let declared = h(hdr::FILE_SIZE) as usize;
+        if declared > bytes.len() {
+            return Err(PlanError::Truncated { len: bytes.len(), need: declared });
+        }
+        if declared < bytes.len() {
+            return Err(PlanError::TrailingBytes { len: bytes.len(), declared });
+        }
+        let stored = h(hdr::CHECKSUM);
+        let computed = checksum(bytes);
+        if stored != computed {
+            return Err(PlanError::Checksum { stored, computed });
+        }
+        Self::parse_structure(bytes)
+    }
+
+    /// Validate everything but the checksum. Exposed so that tests can prove
+    /// the structural checks alone never admit an unsafe plan.
+    pub fn parse_structure(bytes: &'a [u8]) -> Result<Self, PlanError> {
+        let herr = |field| PlanError::Header { field };
+        if bytes.len() < HEADER_SIZE {
+            return Err(PlanError::Truncated { len: bytes.len(), need: HEADER_SIZE });
+        }
+        if bytes[..8] != MAGIC {
+            return Err(PlanError::BadMagic);
+        }
+        let h = |at| le_u32(bytes, at);
+        if h(hdr::VERSION) != VERSION {
+            return Err(PlanError::Version { found: h(hdr::VERSION) });
+        }
+        if h(hdr::FILE_SIZE) as usize != bytes.len() {
+            return Err(herr("file_size"));
+        }
+        if h(hdr::HEADER_SIZE) as usize != HEADER_SIZE {
+            return Err(herr("header_size"));
+        }
+        if h(hdr::MODULE_RECORD_SIZE) as usize != MODULE_RECORD_SIZE {
+            return Err(herr("module_record_size"));
+        }
+        if h(hdr::WAIT_RECORD_SIZE) as usize != WAIT_RECORD_SIZE {
+            return Err(herr("wait_record_size"));
+        }
+        if h(hdr::ALIAS_RECORD_SIZE) as usize != ALIAS_RECORD_SIZE {
+            return Err(herr("alias_record_size"));
+        }
+        if h(hdr::FLAGS) & !plan_flags::KNOWN != 0 {
+            return Err(herr("flags"));
+        }
+        if bytes[hdr::RESERVED..HEADER_SIZE].iter().any(|&b| b != 0) {
+            return Err(herr("reserved"));
+        }
+        let module_count = h(hdr::MODULE_COUNT);
+        if module_count > MAX_MODULES {
+            return Err(herr("module_count"));
+        }
+        // The sections follow each other without gaps, in this order.
+        let mut cursor = HEADER_SIZE;
+        let mut section = |off_field, count: u32, size: usize, name| {
+            let (start, end) = checked_span(h(off_field), count, size).ok_or(herr(name))?;
+            if start != cursor || end > bytes.len() {
+                return Err(herr(name));
+            }
+            cursor = end;
+            Ok(start)
+        };
+        let modules_off = section(hdr::MODULES_OFF, module_count, MODULE_RECORD_SIZE, "modules_off")?;
+        let edge_count = h(hdr::EDGE_COUNT);
+        let edges_off = section(hdr::EDGES_OFF, edge_count, EDGE_SIZE, "edges_off")?;
+        let wait_count = h(hdr::WAIT_COUNT);
+        let waits_off = section(hdr::WAITS_OFF, wait_count, WAIT_RECORD_SIZE, "waits_off")?;
+        let alias_count = h(hdr::ALIAS_COUNT);
+        let aliases_off = section(hdr::ALIASES_OFF, alias_count, ALIAS_RECORD_SIZE, "aliases_off")?;
+        let strings_off = section(hdr::STRINGS_OFF, h(hdr::STRINGS_LEN), 1, "strings")?;
+        if cursor != bytes.len() {
+            return Err(herr("strings_len"));
+        }
+        let strings = &bytes[strings_off..];
+        // Offset 0 is the empty string and the table ends in NUL, so every
+        // offset inside the table names a NUL-terminated string.
+        if strings.first() != Some(&0) || strings.last() != Some(&0) {
+            return Err(herr("strings"));
+        }
+        let plan = Plan {
+            bytes,
+            module_count,
+            modules_off,
+            edge_count,
+            edges_off,
+            wait_count,
+            waits_off,
+            alias_count,
+            aliases_off,
+            strings,
+        };
+        match plan.string(h(hdr::KERNEL_RELEASE)) {
+            Some(s) if !s.is_empty() && s.iter().all(|&c| c > b' ' && c < 0x7f && c != b'/') => {}
+            _ => return Err(herr("kernel_release")),
+        }
+        if h(hdr::JOBS) > 4096 {
+            return Err(herr("jobs"));
+        }
+        plan.validate_modules()?;
+        plan.validate_waits()?;
+        plan.validate_aliases()?;
+        Ok(plan)
+    }
+
+    fn validate_modules(&self) -> Result<(), PlanError> {
+        let mut waits_total: u64 = 0;
+        let mut dependents_total: u64 = 0;
+        for i in 0..self.module_count {
+            let err = |field| PlanError::Module { index: i, field };
+            let r = self.record(i);
+            let flags = le_u32(r, rec::FLAGS);
+            if flags & !module_flags::KNOWN != 0 {
+                return Err(err("flags"));
+            }
+            let comp = (flags & module_flags::COMPRESSION_MASK) >> module_flags::COMPRESSION_SHIFT;
+            if Compression::from_bits(comp).is_none() {
+                return Err(err("compression"));
+            }
+            match self.string(le_u32(r, rec::NAME)) {
+                Some(n) if !n.is_empty() && n.iter().all(|&c| c > b' ' && c < 0x7f && c != b'/') => {}
+                _ => return Err(err("name")),
+            }
+            let path = le_u32(r, rec::PATH);
+            if flags & module_flags::BUILTIN != 0 {
+                if path != NONE || comp != 0 {
+                    return Err(err("path"));
+                }
+            } else {
+                match self.string(path) {
+                    Some(p) if super::is_safe_relative_path(p) => {
+                        if Compression::from_path(p) != Compression::from_bits(comp) {
+                            return Err(err("compression"));
+                        }
+                    }
+                    _ => return Err(err("path")),
+                }
+            }
+            if self.string(le_u32(r, rec::PARAMS)).is_none() {
+                return Err(err("params"));
+            }
+            if r[rec::RESERVED..MODULE_RECORD_SIZE].iter().any(|&b| b != 0) {
+                return Err(err("reserved"));
+            }
+            // waits_for: strictly increasing, all before this module (so the
+            // record order is a valid load order and the graph is acyclic).
+            let waits = self.edge_list(r, rec::WAITS_FOR).ok_or(err("waits_for"))?;
+            let mut prev: Option<u32> = None;
+            for e in waits.clone() {
+                if e.module >= i || prev.is_some_and(|p| e.module <= p) {
+                    return Err(err("waits_for"));
+                }
+                prev = Some(e.module);
+            }
+            waits_total += waits.len() as u64;
+            // dependents: strictly increasing, all after this module, and each
+            // the mirror of an entry in that module's waits_for.
+            let deps = self.edge_list(r, rec::DEPENDENTS).ok_or(err("dependents"))?;
+            let mut prev: Option<u32> = None;
+            for e in deps.clone() {
+                if e.module <= i || e.module >= self.module_count || prev.is_some_and(|p| e.module <= p) {
+                    return Err(err("dependents"));
+                }
+                prev = Some(e.module);
+                let other = self.record(e.module);
+                let theirs = self.edge_list(other, rec::WAITS_FOR).ok_or(err("dependents"))?;
+                if !contains_edge(theirs, Edge { module: i, hard: e.hard }) {
+                    return Err(err("dependents"));
+                }
+            }
+            dependents_total += deps.len() as u64;
+            for (field, off) in [("soft_pre", rec::SOFT_PRE), ("soft_post", rec::SOFT_POST)] {
+                let list = self.edge_list(r, off).ok_or(err(field))?;
+                for e in list {
+                    if e.hard || e.module >= self.module_count || e.module == i {
+                        return Err(err(field));
+                    }
+                }
+            }
+            let (ws, wl) = (le_u32(r, rec::DEV_WAITS), le_u32(r, rec::DEV_WAITS + 4));
+            let we = ws.checked_add(wl).ok_or(err("dev_waits"))?;
+            if we > self.wait_count {
+                return Err(err("dev_waits"));
+            }
+            for w in ws..we {
+                if le_u32(self.wait_record(w), wrec::MODULE) != i {
+                    return Err(err("dev_waits"));
+                }
+            }
+            let _ = le_u64(r, rec::PRIORITY_US);
+        }
+        // Every dependents entry mirrors a distinct waits_for entry; equal
+        // totals make the two lists exact mirrors of each other.
+        if waits_total != dependents_total {
+            return Err(PlanError::Header { field: "edges (dependents do not mirror waits_for)" });
+        }
+        Ok(())
+    }
+
+    fn validate_waits(&self) -> Result<(), PlanError> {
+        for w in 0..self.wait_count {
+            let err = |field| PlanError::Wait { index: w, field };
+            let r = self.wait_record(w);
+            match self.string(le_u32(r, wrec::PATH)) {
+                Some(p) if is_wait_path(p) => {}
+                _ => return Err(err("path")),
+            }
+            if le_u32(r, wrec::FLAGS) & !wait_flags::KNOWN != 0 {
+                return Err(err("flags"));
+            }
+            if r[wrec::RESERVED..WAIT_RECORD_SIZE].iter().any(|&b| b != 0) {
+                return Err(err("reserved"));
+            }
+            let m = le_u32(r, wrec::MODULE);
+            if m != NONE {
+                if m >= self.module_count {
+                    return Err(err("module"));
+                }
+                let mr = self.record(m);
+                let (s, l) = (le_u32(mr, rec::DEV_WAITS), le_u32(mr, rec::DEV_WAITS + 4));
+                if w < s || w - s >= l {
+                    return Err(err("module"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_aliases(&self) -> Result<(), PlanError> {
+        for a in 0..self.alias_count {
+            let err = |field| PlanError::Alias { index: a, field };
+            let r = self.alias_record(a);
+            match self.string(le_u32(r, 0)) {
+                Some(p) if !p.is_empty() => {}
+                _ => return Err(err("pattern")),
+            }
+            if le_u32(r, 4) >= self.module_count {
+                return Err(err("module"));
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, i: u32) -> &'a [u8] {
+        let at = self.modules_off + i as usize * MODULE_RECORD_SIZE;
+        self.bytes.get(at..at + MODULE_RECORD_SIZE).unwrap_or(&[0; MODULE_RECORD_SIZE])
+    }
+
+    fn wait_record(&self, i: u32) -> &'a [u8] {
+        let at = self.waits_off + i as usize * WAIT_RECORD_SIZE;
+        self.bytes.get(at..at + WAIT_RECORD_SIZE).unwrap_or(&[0; WAIT_RECORD_SIZE])
+    }
+
+    fn alias_record(&self, i: u32) -> &'a [u8] {
+        let at = self.aliases_off + i as usize * ALIAS_RECORD_SIZE;
+        self.bytes.get(at..at + ALIAS_RECORD_SIZE).unwrap_or(&[0; ALIAS_RECORD_SIZE])
+    }
+
+    /// The (start, len) edge range at `field` of a record, if in bounds.
+    fn edge_list(&self, r: &[u8], field: usize) -> Option<Edges<'a>> {
+        let (start, len) = (le_u32(r, field), le_u32(r, field + 4));
+        let end = start.checked_add(len)?;
+        if end > self.edge_count {
+            return None;
+        }
+        let a = self.edges_off + start as usize * EDGE_SIZE;
+        let b = self.edges_off + end as usize * EDGE_SIZE;
+        Some(Edges { bytes: self.bytes.get(a..b)? })
+    }
+
+    /// The NUL-terminated string at `off`, without its NUL.
+    fn string(&self, off: u32) -> Option<&'a [u8]> {
+        let s = self.string_with_nul(off)?;
+        Some(&s[..s.len() - 1])
+    }
+
+    fn string_with_nul(&self, off: u32) -> Option<&'a [u8]> {
+        let tail = self.strings.get(off as usize..)?;
+        let end = tail.iter().position(|&c| c == 0)?;
+        Some(&tail[..=end])
+    }
+
+    fn header_u32(&self, at: usize) -> u32 {
+        le_u32(self.bytes, at)
+    }
+
+    // ---- public accessors ----
+
+    /// The whole file.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+    pub fn checksum(&self) -> u32 {
+        self.header_u32(hdr::CHECKSUM)
+    }
+    pub fn kernel_release(&self) -> &'a [u8] {
+        self.string(self.header_u32(hdr::KERNEL_RELEASE)).unwrap_or(b"")
+    }
+    /// Worker threads the plan asks for (0: one per CPU).
+    pub fn jobs(&self) -> u32 {
+        self.header_u32(hdr::JOBS)
+    }
+    /// Default time after which a module still loading counts as stuck (0: none).
+    pub fn module_timeout_ms(&self) -> u32 {
+        self.header_u32(hdr::MODULE_TIMEOUT_MS)
+    }
+    /// Default overall deadline (0: none).
+    pub fn deadline_ms(&self) -> u32 {
+        self.header_u32(hdr::DEADLINE_MS)
+    }
+    pub fn total_weight_us(&self) -> u64 {
+        le_u64(self.bytes, hdr::TOTAL_WEIGHT_US)
+    }
+    pub fn module_count(&self) -> u32 {
+        self.module_count
+    }
+    pub fn edge_count(&self) -> u32 {
+        self.edge_count
+    }
+    pub fn wait_count(&self) -> u32 {
+        self.wait_count
+    }
+    pub fn alias_count(&self) -> u32 {
+        self.alias_count
+    }
+
+    pub fn module(&self, index: u32) -> Option<Module<'a>> {
+        (index < self.module_count).then(|| Module { plan: *self, index, rec: self.record(index) })
+    }
+
+    pub fn modules(&self) -> impl Iterator<Item = Module<'a>> + '_ {
+        (0..self.module_count).filter_map(|i| self.module(i))
+    }
+
+    /// Find a module by name (`-` and `_` alike). Linear: for tools, not hot paths.
+    pub fn find_module(&self, name: &[u8]) -> Option<Module<'a>> {
+        self.modules().find(|m| super::same_name(m.name(), name))
+    }
+
+    pub fn wait(&self, index: u32) -> Option<Wait<'a>> {
+        (index < self.wait_count).then(|| Wait { plan: *self, index, rec: self.wait_record(index) })
+    }
+
+    pub fn waits(&self) -> impl Iterator<Item = Wait<'a>> + '_ {
+        (0..self.wait_count).filter_map(|i| self.wait(i))
+    }
+
+    pub fn alias(&self, index: u32) -> Option<Alias<'a>> {
+        if index >= self.alias_count {
+            return None;
+        }
+        let r = self.alias_record(index);
+        Some(Alias { pattern: self.string(le_u32(r, 0)).unwrap_or(b""), module: le_u32(r, 4) })
+    }
+
+    pub fn aliases(&self) -> impl Iterator<Item = Alias<'a>> + '_ {
+        (0..self.alias_count).filter_map(|i| self.alias(i))
+    }
+}
+
+/// Checksum of a plan: CRC-32C of the file with the checksum field as zero.
+pub(crate) fn checksum(bytes: &[u8]) -> u32 {
+    let c = crc32c_update(0, &bytes[..hdr::CHECKSUM]);
+    let c = crc32c_update(c, &[0; 4]);
+    crc32c_update(c, &bytes[hdr::CHECKSUM + 4..])
+}
+
+fn contains_edge(list: Edges<'_>, want: Edge) -> bool {
+    // Lists are sorted by module index: binary search over the raw entries.
+    let n = list.bytes.len() / 4;
+    let (mut lo, mut hi) = (0usize, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let raw = le_u32(list.bytes, mid * 4);
+        let m = raw & !EDGE_HARD;
+        if m == want.module {
+            return (raw & EDGE_HARD != 0) == want.hard;
+        }
+        if m < want.module {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    false
+}
+
+/// A wait path: absolute, under /dev or /sys, no `.`/`..`/empty components.
+pub fn is_wait_path(p: &[u8]) -> bool {
+    let rest = if let Some(r) = p.strip_prefix(b"/dev/") {
+        r
+    } else if let Some(r) = p.strip_prefix(b"/sys/") {
+        r
+    } else {
+        return false;
+    };
+    super::is_safe_relative_path(rest)
+}
+
+impl<'a> Module<'a> {
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+    pub fn name(&self) -> &'a [u8] {
+        self.plan.string(le_u32(self.rec, rec::NAME)).unwrap_or(b"")
+    }
+    /// Path relative to `/lib/modules/$KVER`; None for built-in modules.
+    pub fn path(&self) -> Option<&'a [u8]> {
+        if self.is_builtin() {
+            return None;
+        }
+        self.plan.string(le_u32(self.rec, rec::PATH))
+    }
+    /// Same as [`Self::path`] with its terminating NUL.
+    pub fn path_with_nul(&self) -> Option<&'a [u8]> {
+        if self.is_builtin() {
+            return None;
+        }
+        self.plan.string_with_nul(le_u32(self.rec, rec::PATH))
+    }
+    /// Module parameters, `key=value` separated by spaces.
+    pub fn params(&self) -> &'a [u8] {
+        self.plan.string(le_u32(self.rec, rec::PARAMS)).unwrap_or(b"")
+    }
+    /// Same as [`Self::params`] with its terminating NUL (for finit_module).
+    pub fn params_with_nul(&self) -> &'a [u8] {
+        self.plan.string_with_nul(le_u32(self.rec, rec::PARAMS)).unwrap_or(b"\0")
+    }
+    pub fn flags(&self) -> u32 {
+        le_u32(self.rec, rec::FLAGS)
+    }
+    pub fn is_builtin(&self) -> bool {
+        self.flags() & module_flags::BUILTIN != 0
+    }
+    pub fn compression(&self) -> Compression {
+        let bits = (self.flags() & module_flags::COMPRESSION_MASK) >> module_flags::COMPRESSION_SHIFT;
+        Compression::from_bits(bits).unwrap_or(Compression::None)
+    }
+    /// Expected load time in microseconds.
+    pub fn weight_us(&self) -> u32 {
+        le_u32(self.rec, rec::WEIGHT_US)
+    }
+    /// Per-module stuck timeout (0: the plan's default).
+    pub fn timeout_ms(&self) -> u32 {
+        le_u32(self.rec, rec::TIMEOUT_MS)
+    }
+    /// Heaviest remaining path from this module to the end of the graph (µs).
+    pub fn priority_us(&self) -> u64 {
+        le_u64(self.rec, rec::PRIORITY_US)
+    }
+    pub fn file_size(&self) -> u32 {
+        le_u32(self.rec, rec::FILE_SIZE)
+    }
+    /// Modules that must be done before this one starts (hard: must have loaded).
+    pub fn waits_for(&self) -> Edges<'a> {
+        self.list(rec::WAITS_FOR)
+    }
+    /// Modules that wait for this one (hard: skipped if this one fails).
+    pub fn dependents(&self) -> Edges<'a> {
+        self.list(rec::DEPENDENTS)
+    }
+    /// Declared soft pre-dependencies that are in the plan.
+    pub fn soft_pre(&self) -> Edges<'a> {
+        self.list(rec::SOFT_PRE)
+    }
+    /// Declared soft post-dependencies that are in the plan.
+    pub fn soft_post(&self) -> Edges<'a> {
+        self.list(rec::SOFT_POST)
+    }
+    /// Indices of the wait records to satisfy after this module loads.
+    pub fn dev_waits(&self) -> core::ops::Range<u32> {
+        let s = le_u32(self.rec, rec::DEV_WAITS);
+        s..s.saturating_add(le_u32(self.rec, rec::DEV_WAITS + 4))
+    }
+    fn list(&self, field: usize) -> Edges<'a> {
+        self.plan.edge_list(self.rec, field).unwrap_or(Edges { bytes: &[] })
+    }
+}
+
+impl<'a> Wait<'a> {
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+    pub fn path(&self) -> &'a [u8] {
+        self.plan.string(le_u32(self.rec, wrec::PATH)).unwrap_or(b"")
+    }
+    pub fn path_with_nul(&self) -> &'a [u8] {
+        self.plan.string_with_nul(le_u32(self.rec, wrec::PATH)).unwrap_or(b"\0")
+    }
+    pub fn flags(&self) -> u32 {
+        le_u32(self.rec, wrec::FLAGS)
+    }
+    pub fn is_glob(&self) -> bool {
+        self.flags() & wait_flags::GLOB != 0
+    }
+    /// The module this wait follows, or None for a wait before success.
+    pub fn module(&self) -> Option<u32> {
+        let m = le_u32(self.rec, wrec::MODULE);
+        (m != NONE).then_some(m)
+    }
+    pub fn timeout_ms(&self) -> u32 {
+        le_u32(self.rec, wrec::TIMEOUT_MS)
+    }
+}

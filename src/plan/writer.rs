@@ -1,0 +1,282 @@
+//! The plan writer (host only). Takes modules already in a valid load order,
+//! derives the mirror `dependents` lists and the priorities, and lays the
+//! file out exactly as the reader expects.
+
+use std::collections::HashMap;
+use std::string::String;
+use std::vec::Vec;
+
+use super::{
+    hdr, module_flags, rec, reader::checksum, wait_flags, wrec, Compression, ALIAS_RECORD_SIZE,
+    EDGE_HARD, HEADER_SIZE, MAGIC, MAX_MODULES, MODULE_RECORD_SIZE, NONE, VERSION,
+    WAIT_RECORD_SIZE,
+};
+
+/// One module to write. `waits_for` lists `(index, hard)` of earlier modules.
+#[derive(Clone, Debug, Default)]
+pub struct ModuleSpec {
+    pub name: String,
+    /// Relative to the module directory; None for a built-in module.
+    pub path: Option<String>,
+    pub params: String,
+    /// [`module_flags`] bits other than BUILTIN and the compression (derived).
+    pub flags: u32,
+    pub weight_us: u32,
+    pub timeout_ms: u32,
+    pub file_size: u32,
+    pub waits_for: Vec<(u32, bool)>,
+    pub soft_pre: Vec<u32>,
+    pub soft_post: Vec<u32>,
+}
+
+/// A path to wait for: after `module` has loaded, or before success (None).
+#[derive(Clone, Debug)]
+pub struct WaitSpec {
+    pub path: String,
+    pub module: Option<u32>,
+    pub timeout_ms: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PlanBuilder {
+    pub kernel_release: String,
+    pub jobs: u32,
+    pub module_timeout_ms: u32,
+    pub deadline_ms: u32,
+    pub modules: Vec<ModuleSpec>,
+    pub waits: Vec<WaitSpec>,
+    pub aliases: Vec<(String, u32)>,
+}
+
+struct Strings {
+    bytes: Vec<u8>,
+    seen: HashMap<String, u32>,
+}
+
+impl Strings {
+    fn new() -> Self {
+        Strings { bytes: std::vec![0], seen: HashMap::new() }
+    }
+    fn add(&mut self, s: &str) -> u32 {
+        if s.is_empty() {
+            return 0;
+        }
+        if let Some(&off) = self.seen.get(s) {
+            return off;
+        }
+        let off = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(s.as_bytes());
+        self.bytes.push(0);
+        self.seen.insert(s.into(), off);
+        off
+    }
+}
+
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+impl PlanBuilder {
+    /// Priorities: each module's weight plus the heaviest priority among the
+    /// modules that wait for it (hard or soft): the longest remaining path.
+    pub fn priorities(&self) -> Vec<u64> {
+        let n = self.modules.len();
+        let mut prio = std::vec![0u64; n];
+        let mut best_after = std::vec![0u64; n];
+        for i in (0..n).rev() {
+            prio[i] = self.modules[i].weight_us as u64 + best_after[i];
+            for &(d, _) in &self.modules[i].waits_for {
+                let d = d as usize;
+                if d < i && best_after[d] < prio[i] {
+                    best_after[d] = prio[i];
+                }
+            }
+        }
+        prio
+    }
+
+    /// Serialise. Fails (naming the module) when the order is not a valid
+    /// load order or a field cannot be represented.
+    pub fn build(&self) -> Result<Vec<u8>, String> {
+        let n = self.modules.len();
+        if n as u64 > MAX_MODULES as u64 {
+            return Err(std::format!("{n} modules: a plan holds at most {MAX_MODULES}"));
+        }
+        let mut strings = Strings::new();
+        let kernel = strings.add(&self.kernel_release);
+
+        // Normalised waits_for lists and their mirror.
+        let mut waits_for: Vec<Vec<(u32, bool)>> = Vec::with_capacity(n);
+        let mut dependents: Vec<Vec<(u32, bool)>> = std::vec![Vec::new(); n];
+        for (i, m) in self.modules.iter().enumerate() {
+            let mut list: Vec<(u32, bool)> = Vec::with_capacity(m.waits_for.len());
+            for &(d, hard) in &m.waits_for {
+                if d as usize >= i {
+                    return Err(std::format!(
+                        "module {} waits for module {} which comes later: not a valid load order",
+                        m.name, d
+                    ));
+                }
+                list.push((d, hard));
+            }
+            // Sort by index; a hard edge wins over a soft one to the same module.
+            list.sort_by_key(|&(d, hard)| (d, !hard));
+            list.dedup_by_key(|e| e.0);
+            for &(d, hard) in &list {
+                dependents[d as usize].push((i as u32, hard));
+            }
+            waits_for.push(list);
+        }
+
+        // Waits: per-module groups in module order, then waits before success.
+        let mut wait_order: Vec<usize> = (0..self.waits.len()).collect();
+        wait_order.sort_by_key(|&w| (self.waits[w].module.unwrap_or(NONE), w));
+        let mut dev_waits = std::vec![(0u32, 0u32); n];
+        for (pos, &w) in wait_order.iter().enumerate() {
+            if let Some(m) = self.waits[w].module {
+                let e = dev_waits.get_mut(m as usize).ok_or_else(|| {
+                    std::format!("wait for {} names module {m}, not in the plan", self.waits[w].path)
+                })?;
+                if e.1 == 0 {
+                    e.0 = pos as u32;
+                }
+                e.1 += 1;
+            }
+        }
+
+        let edge_total: usize = waits_for.iter().map(Vec::len).sum::<usize>() * 2
+            + self.modules.iter().map(|m| m.soft_pre.len() + m.soft_post.len()).sum::<usize>();
+        let mut edges: Vec<u32> = Vec::with_capacity(edge_total);
+        let push_list = |edges: &mut Vec<u32>, list: &mut dyn Iterator<Item = u32>| {
+            let start = edges.len() as u32;
+            edges.extend(list);
+            (start, edges.len() as u32 - start)
+        };
+
+        let prio = self.priorities();
+        let mut records = std::vec![0u8; n * MODULE_RECORD_SIZE];
+        let mut total_weight: u64 = 0;
+        for (i, m) in self.modules.iter().enumerate() {
+            let r = &mut records[i * MODULE_RECORD_SIZE..(i + 1) * MODULE_RECORD_SIZE];
+            let mut flags = m.flags & !(module_flags::BUILTIN | module_flags::COMPRESSION_MASK);
+            let path = match &m.path {
+                None => {
+                    flags |= module_flags::BUILTIN;
+                    NONE
+                }
+                Some(p) => {
+                    if !super::is_safe_relative_path(p.as_bytes()) {
+                        return Err(std::format!(
+                            "module {}: path {p:?} is absolute or leaves the module directory",
+                            m.name
+                        ));
+                    }
+                    let c = Compression::from_path(p.as_bytes()).ok_or_else(|| {
+                        std::format!("module {}: {p:?} is not a .ko, .ko.xz, .ko.zst or .ko.gz file", m.name)
+                    })?;
+                    flags |= (c as u32) << module_flags::COMPRESSION_SHIFT;
+                    strings.add(p)
+                }
+            };
+            put32(r, rec::NAME, strings.add(&m.name));
+            put32(r, rec::PATH, path);
+            put32(r, rec::PARAMS, strings.add(&m.params));
+            put32(r, rec::FLAGS, flags);
+            put32(r, rec::WEIGHT_US, m.weight_us);
+            put32(r, rec::TIMEOUT_MS, m.timeout_ms);
+            put64(r, rec::PRIORITY_US, prio[i]);
+            let enc = |&(d, hard): &(u32, bool)| if hard { d | EDGE_HARD } else { d };
+            let (s, l) = push_list(&mut edges, &mut waits_for[i].iter().map(enc));
+            put32(r, rec::WAITS_FOR, s);
+            put32(r, rec::WAITS_FOR + 4, l);
+            let (s, l) = push_list(&mut edges, &mut dependents[i].iter().map(enc));
+            put32(r, rec::DEPENDENTS, s);
+            put32(r, rec::DEPENDENTS + 4, l);
+            let (s, l) = push_list(&mut edges, &mut m.soft_pre.iter().copied());
+            put32(r, rec::SOFT_PRE, s);
+            put32(r, rec::SOFT_PRE + 4, l);
+            let (s, l) = push_list(&mut edges, &mut m.soft_post.iter().copied());
+            put32(r, rec::SOFT_POST, s);
+            put32(r, rec::SOFT_POST + 4, l);
+            put32(r, rec::DEV_WAITS, dev_waits[i].0);
+            put32(r, rec::DEV_WAITS + 4, dev_waits[i].1);
+            put32(r, rec::FILE_SIZE, m.file_size);
+            total_weight += m.weight_us as u64;
+        }
+
+        let mut wait_records = std::vec![0u8; self.waits.len() * WAIT_RECORD_SIZE];
+        for (pos, &w) in wait_order.iter().enumerate() {
+            let spec = &self.waits[w];
+            let r = &mut wait_records[pos * WAIT_RECORD_SIZE..(pos + 1) * WAIT_RECORD_SIZE];
+            let glob = spec
+                .path
+                .rsplit('/')
+                .next()
+                .is_some_and(|last| last.contains(['*', '?', '[']));
+            put32(r, wrec::PATH, strings.add(&spec.path));
+            put32(r, wrec::FLAGS, if glob { wait_flags::GLOB } else { 0 });
+            put32(r, wrec::MODULE, spec.module.unwrap_or(NONE));
+            put32(r, wrec::TIMEOUT_MS, spec.timeout_ms);
+        }
+
+        let mut alias_records = std::vec![0u8; self.aliases.len() * ALIAS_RECORD_SIZE];
+        for (i, (pattern, m)) in self.aliases.iter().enumerate() {
+            let r = &mut alias_records[i * ALIAS_RECORD_SIZE..(i + 1) * ALIAS_RECORD_SIZE];
+            put32(r, 0, strings.add(pattern));
+            put32(r, 4, *m);
+        }
+
+        let modules_off = HEADER_SIZE;
+        let edges_off = modules_off + records.len();
+        let waits_off = edges_off + edges.len() * 4;
+        let aliases_off = waits_off + wait_records.len();
+        let strings_off = aliases_off + alias_records.len();
+        let file_size = strings_off + strings.bytes.len();
+        if file_size > u32::MAX as usize {
+            return Err(std::format!("plan of {file_size} bytes exceeds the 4 GiB format limit"));
+        }
+
+        let mut out = std::vec![0u8; HEADER_SIZE];
+        out[hdr::MAGIC..hdr::MAGIC + 8].copy_from_slice(&MAGIC);
+        put32(&mut out, hdr::VERSION, VERSION);
+        put32(&mut out, hdr::HEADER_SIZE, HEADER_SIZE as u32);
+        put32(&mut out, hdr::FILE_SIZE, file_size as u32);
+        put32(&mut out, hdr::FLAGS, 0);
+        put32(&mut out, hdr::MODULE_COUNT, n as u32);
+        put32(&mut out, hdr::MODULES_OFF, modules_off as u32);
+        put32(&mut out, hdr::EDGE_COUNT, edges.len() as u32);
+        put32(&mut out, hdr::EDGES_OFF, edges_off as u32);
+        put32(&mut out, hdr::WAIT_COUNT, self.waits.len() as u32);
+        put32(&mut out, hdr::WAITS_OFF, waits_off as u32);
+        put32(&mut out, hdr::ALIAS_COUNT, self.aliases.len() as u32);
+        put32(&mut out, hdr::ALIASES_OFF, aliases_off as u32);
+        put32(&mut out, hdr::STRINGS_OFF, strings_off as u32);
+        put32(&mut out, hdr::STRINGS_LEN, strings.bytes.len() as u32);
+        put32(&mut out, hdr::KERNEL_RELEASE, kernel);
+        put32(&mut out, hdr::JOBS, self.jobs);
+        put32(&mut out, hdr::MODULE_TIMEOUT_MS, self.module_timeout_ms);
+        put32(&mut out, hdr::DEADLINE_MS, self.deadline_ms);
+        put64(&mut out, hdr::TOTAL_WEIGHT_US, total_weight);
+        put32(&mut out, hdr::MODULE_RECORD_SIZE, MODULE_RECORD_SIZE as u32);
+        put32(&mut out, hdr::WAIT_RECORD_SIZE, WAIT_RECORD_SIZE as u32);
+        put32(&mut out, hdr::ALIAS_RECORD_SIZE, ALIAS_RECORD_SIZE as u32);
+        out.reserve(file_size - HEADER_SIZE);
+        out.extend_from_slice(&records);
+        for e in &edges {
+            out.extend_from_slice(&e.to_le_bytes());
+        }
+        out.extend_from_slice(&wait_records);
+        out.extend_from_slice(&alias_records);
+        out.extend_from_slice(&strings.bytes);
+        let sum = checksum(&out);
+        put32(&mut out, hdr::CHECKSUM, sum);
+
+        // The writer's own output must satisfy the reader; anything else is a bug here.
+        super::Plan::parse(&out).map_err(|e| std::format!("internal error, plan rejected: {e}"))?;
+        Ok(out)
+    }
+}
