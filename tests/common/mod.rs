@@ -1,0 +1,653 @@
+//! Helpers shared by the runtime integration tests: plan generation, running
+//! the real static `parmod` binary, reading its trace back and checking the
+//! scheduling properties every run must have.
+#![allow(dead_code)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use parmod::plan::trace::{self, kind, result, TraceHeader, TraceRecord, NO_WORKER};
+use parmod::plan::{ModuleSpec, Plan, PlanBuilder};
+
+pub const ENODEV: i32 = 19;
+
+/// The runtime under test: `$PARMOD_BIN`, else the musl release build.
+pub fn parmod_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PARMOD_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "PARMOD_BIN={} does not exist", p.display());
+        return p;
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-musl/release/parmod");
+    assert!(
+        p.is_file(),
+        "the parmod runtime binary {} is missing: build it with `make` \
+         (or `cargo build --release --target x86_64-unknown-linux-musl --no-default-features \
+         --features runtime --bin parmod`), or point PARMOD_BIN at it",
+        p.display()
+    );
+    p
+}
+
+// ---------------------------------------------------------------- scratch dirs
+
+/// A private directory under the system temp dir, removed on drop unless the
+/// test panicked (then it is kept and its path printed, for post-mortems).
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "parmod-test-{}-{}-{nanos}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Scratch { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept scratch dir {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- plans
+
+pub fn module(name: &str, weight_us: u32, waits_for: &[(u32, bool)]) -> ModuleSpec {
+    ModuleSpec {
+        name: name.into(),
+        path: Some(format!("kernel/test/{name}.ko")),
+        weight_us,
+        waits_for: waits_for.to_vec(),
+        ..ModuleSpec::default()
+    }
+}
+
+pub fn builtin(name: &str, waits_for: &[(u32, bool)]) -> ModuleSpec {
+    ModuleSpec { name: name.into(), path: None, waits_for: waits_for.to_vec(), ..ModuleSpec::default() }
+}
+
+pub fn plan_of(modules: Vec<ModuleSpec>) -> PlanBuilder {
+    PlanBuilder { kernel_release: "0.0.0-parmod-test".into(), modules, ..PlanBuilder::default() }
+}
+
+/// Hard edge / soft edge shorthands.
+pub fn h(i: u32) -> (u32, bool) {
+    (i, true)
+}
+pub fn s(i: u32) -> (u32, bool) {
+    (i, false)
+}
+
+/// A tiny deterministic PRNG (64-bit LCG, Knuth's MMIX constants; high bits out).
+pub struct Lcg(u64);
+
+impl Lcg {
+    pub fn new(seed: u64) -> Self {
+        let mut l = Lcg(seed ^ 0x9e37_79b9_7f4a_7c15);
+        l.next_u32();
+        l
+    }
+    pub fn next_u32(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 32) as u32
+    }
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: u32) -> u32 {
+        ((self.next_u32() as u64 * n as u64) >> 32) as u32
+    }
+    pub fn range(&mut self, lo: u32, hi_inclusive: u32) -> u32 {
+        lo + self.below(hi_inclusive - lo + 1)
+    }
+    /// True with probability num/den.
+    pub fn chance(&mut self, num: u32, den: u32) -> bool {
+        self.below(den) < num
+    }
+}
+
+/// Shape of a random DAG.
+#[derive(Clone, Copy)]
+pub struct DagShape {
+    pub modules: u32,
+    pub max_deps: u32,
+    /// Dependencies are drawn from the `window` modules before each one.
+    pub window: u32,
+    pub weight_lo: u32,
+    pub weight_hi: u32,
+    /// Percent of edges that are hard.
+    pub hard_pct: u32,
+    /// Percent of modules that are built in (always leaves: no waits_for).
+    pub builtin_pct: u32,
+}
+
+/// A random DAG in a valid load order; deterministic for a seed.
+pub fn random_dag(seed: u64, shape: DagShape) -> PlanBuilder {
+    let mut rng = Lcg::new(seed);
+    let mut modules = Vec::with_capacity(shape.modules as usize);
+    for i in 0..shape.modules {
+        let name = format!("r{seed}_{i}");
+        if rng.chance(shape.builtin_pct, 100) {
+            modules.push(builtin(&name, &[]));
+            continue;
+        }
+        let mut deps = Vec::new();
+        if i > 0 {
+            for _ in 0..rng.below(shape.max_deps + 1) {
+                let back = 1 + rng.below(shape.window.min(i));
+                deps.push((i - back, rng.chance(shape.hard_pct, 100)));
+            }
+        }
+        modules.push(module(&name, rng.range(shape.weight_lo, shape.weight_hi), &deps));
+    }
+    plan_of(modules)
+}
+
+/// The normalised dependency lists as the plan stores them (deduplicated, a
+/// hard edge wins over a soft one to the same module).
+pub fn deps_of(pb: &PlanBuilder) -> Vec<Vec<(usize, bool)>> {
+    pb.modules
+        .iter()
+        .map(|m| {
+            let mut map: HashMap<usize, bool> = HashMap::new();
+            for &(d, hard) in &m.waits_for {
+                *map.entry(d as usize).or_insert(false) |= hard;
+            }
+            let mut v: Vec<(usize, bool)> = map.into_iter().collect();
+            v.sort();
+            v
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- running
+
+pub struct Outcome {
+    /// The command line, for failure messages.
+    pub cmd: String,
+    /// Exit code; None if killed by a signal or by our own timeout.
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub wall: Duration,
+    /// The trace file, if `--trace` was given and the file exists.
+    pub trace_bytes: Option<Vec<u8>>,
+}
+
+impl Outcome {
+    pub fn describe(&self) -> String {
+        format!(
+            "command: {}\nexit: {:?}{}\nwall: {:?}\nstderr:\n{}",
+            self.cmd,
+            self.code,
+            if self.timed_out { " (killed by the test: timed out)" } else { "" },
+            self.wall,
+            truncate(&self.stderr, 4000)
+        )
+    }
+
+    pub fn assert_exit(&self, want: i32) {
+        assert_eq!(self.code, Some(want), "wrong exit status, expected {want}\n{}", self.describe());
+    }
+
+    /// The parsed trace; panics with context when missing or malformed.
+    pub fn trace(&self) -> (TraceHeader, Vec<TraceRecord>) {
+        let bytes = self
+            .trace_bytes
+            .as_ref()
+            .unwrap_or_else(|| panic!("no trace file was written\n{}", self.describe()));
+        let (hdr, recs) =
+            trace::parse(bytes).unwrap_or_else(|e| panic!("trace does not parse: {e}\n{}", self.describe()));
+        (hdr, recs.collect())
+    }
+
+    /// Lines of stderr starting with `parmod: KIND: `.
+    pub fn lines(&self, kind: &str) -> Vec<&str> {
+        let p = format!("parmod: {kind}: ");
+        self.stderr.lines().filter(|l| l.starts_with(&p)).collect()
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Run `program args...`, stdout and stderr to files (so a leftover task
+/// holding them open can never stall us), killing it after `limit`.
+pub fn run_raw(scratch: &Scratch, program: &Path, args: &[String], limit: Duration, trace: Option<&Path>) -> Outcome {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let out_path = scratch.path(&format!("stdout.{n}"));
+    let err_path = scratch.path(&format!("stderr.{n}"));
+    let out = fs::File::create(&out_path).expect("create stdout file");
+    let err = fs::File::create(&err_path).expect("create stderr file");
+    let cmd = std::iter::once(program.display().to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let t0 = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if t0.elapsed() > limit {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let wall = t0.elapsed();
+    Outcome {
+        cmd,
+        code: status.and_then(|s| s.code()),
+        timed_out,
+        stdout: String::from_utf8_lossy(&fs::read(&out_path).unwrap_or_default()).into_owned(),
+        stderr: String::from_utf8_lossy(&fs::read(&err_path).unwrap_or_default()).into_owned(),
+        wall,
+        trace_bytes: trace.and_then(|t| fs::read(t).ok()),
+    }
+}
+
+/// Write `plan` into the scratch dir and return its path and bytes.
+pub fn write_plan(scratch: &Scratch, pb: &PlanBuilder) -> (PathBuf, Vec<u8>) {
+    let bytes = pb.build().unwrap_or_else(|e| panic!("test plan does not build: {e}"));
+    let path = scratch.path("plan.bin");
+    fs::write(&path, &bytes).expect("write plan");
+    (path, bytes)
+}
+
+/// `parmod --simulate --trace T [args...] PLAN` with a fresh scratch dir.
+pub struct SimRun {
+    pub scratch: Scratch,
+    pub plan_bytes: Vec<u8>,
+    pub out: Outcome,
+}
+
+pub fn simulate(tag: &str, pb: &PlanBuilder, args: &[&str]) -> SimRun {
+    let scratch = Scratch::new(tag);
+    let (plan_path, plan_bytes) = write_plan(&scratch, pb);
+    let trace_path = scratch.path("trace.bin");
+    let mut v: Vec<String> = vec!["--simulate".into(), "--trace".into(), trace_path.display().to_string()];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v.push(plan_path.display().to_string());
+    let out = run_raw(&scratch, &parmod_bin(), &v, Duration::from_secs(60), Some(&trace_path));
+    assert!(!out.timed_out, "parmod did not exit within 60 s\n{}", out.describe());
+    SimRun { scratch, plan_bytes, out }
+}
+
+// ---------------------------------------------------------------- expectations
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Want {
+    Loaded,
+    Builtin,
+    Failed,
+    /// Skipped; the trace cause must be one of these root failures.
+    Skipped(BTreeSet<usize>),
+}
+
+/// What each module must end as when the modules in `fail` fail, computed
+/// from the plan alone: a module with a failed or skipped hard dependency is
+/// skipped (cause: a root failure reachable through hard edges), a failing
+/// module otherwise fails, everything else loads. Soft edges never skip.
+pub fn expected(pb: &PlanBuilder, fail: &BTreeSet<usize>) -> Vec<Want> {
+    let deps = deps_of(pb);
+    let mut want: Vec<Want> = Vec::with_capacity(pb.modules.len());
+    for (i, m) in pb.modules.iter().enumerate() {
+        let mut roots = BTreeSet::new();
+        for &(d, hard) in &deps[i] {
+            if !hard {
+                continue;
+            }
+            match &want[d] {
+                Want::Failed => {
+                    roots.insert(d);
+                }
+                Want::Skipped(r) => roots.extend(r.iter().copied()),
+                _ => {}
+            }
+        }
+        want.push(if !roots.is_empty() {
+            Want::Skipped(roots)
+        } else if fail.contains(&i) {
+            Want::Failed
+        } else if m.path.is_none() {
+            Want::Builtin
+        } else {
+            Want::Loaded
+        });
+    }
+    want
+}
+
+/// The summary line's numbers, keyed by the word after each number
+/// (`loaded`, `already`, `built`, `failed`, `skipped`, `stuck`, `blocked`, `ms`).
+pub fn summary(stderr: &str) -> Option<HashMap<String, u64>> {
+    let line = stderr.lines().rev().find(|l| l.starts_with("parmod: ") && l.contains(" loaded ("))?;
+    let toks: Vec<&str> = line
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut map = HashMap::new();
+    for w in toks.windows(2) {
+        if let Ok(n) = w[0].parse::<u64>() {
+            map.insert(w[1].to_string(), n);
+        }
+    }
+    Some(map)
+}
+
+pub fn rname(r: u8) -> String {
+    if r & result::STUCK_FLAG != 0 {
+        format!("{}+stuck-flag", result::name(r))
+    } else {
+        result::name(r).to_string()
+    }
+}
+
+/// Checks that hold for every run: header, one record per module in plan
+/// order, results as `want`, dependency order, per-worker exclusivity, the
+/// concurrency bound, the stderr lines and the summary counts.
+pub struct Check<'a> {
+    pub pb: &'a PlanBuilder,
+    pub run: &'a SimRun,
+    /// Worker threads parmod was asked to use.
+    pub jobs: usize,
+    pub want: Vec<Want>,
+    /// Modules expected stuck (hung at exit) and blocked (never started).
+    pub stuck: BTreeSet<usize>,
+    pub blocked: BTreeSet<usize>,
+    /// `--quiet` was given.
+    pub quiet: bool,
+}
+
+impl<'a> Check<'a> {
+    pub fn new(pb: &'a PlanBuilder, run: &'a SimRun, jobs: usize) -> Self {
+        let want = expected(pb, &BTreeSet::new());
+        Check { pb, run, jobs, want, stuck: BTreeSet::new(), blocked: BTreeSet::new(), quiet: false }
+    }
+
+    pub fn failing(mut self, fail: &BTreeSet<usize>) -> Self {
+        self.want = expected(self.pb, fail);
+        self
+    }
+
+    /// Run every check; returns the records for further test-specific checks.
+    pub fn run(&self) -> Vec<TraceRecord> {
+        let out = &self.run.out;
+        let ctx = || out.describe();
+        let (hdr, recs) = out.trace();
+        let plan = Plan::parse(&self.run.plan_bytes).expect("plan parses");
+        let n = self.pb.modules.len();
+        let name = |i: usize| self.pb.modules[i].name.as_str();
+
+        assert_eq!(hdr.plan_checksum, plan.checksum(), "trace header: plan checksum\n{}", ctx());
+        assert!(hdr.simulated, "trace header: simulated bit not set\n{}", ctx());
+        assert_eq!(hdr.jobs as usize, self.jobs, "trace header: jobs\n{}", ctx());
+        assert_eq!(recs.len(), n, "one trace record per module (no waits in this plan)\n{}", ctx());
+        assert!(hdr.t0_ns > 0, "trace header: t0_ns is 0\n{}", ctx());
+
+        let mut counts: HashMap<&str, u64> = HashMap::new();
+        for (i, r) in recs.iter().enumerate() {
+            let what = || format!("module {i} ({}): record {r:?}\n{}", name(i), ctx());
+            assert_eq!(r.index as usize, i, "record order: record {i} names module {}\n{}", r.index, what());
+            assert_eq!(r.kind, kind::MODULE, "record kind\n{}", what());
+            let base = r.result & !result::STUCK_FLAG;
+            if self.stuck.contains(&i) {
+                assert_eq!(base, result::STUCK, "expected stuck, got {}\n{}", rname(r.result), what());
+                assert!(r.start_ns > 0, "a stuck module has started\n{}", what());
+                assert!((r.worker as usize) < self.jobs, "the hung load ran on an original worker\n{}", what());
+                *counts.entry("stuck").or_default() += 1;
+                continue;
+            }
+            if self.blocked.contains(&i) {
+                assert_eq!(r.result, result::BLOCKED, "expected blocked, got {}\n{}", rname(r.result), what());
+                assert_eq!((r.start_ns, r.end_ns), (0, 0), "a blocked module never started\n{}", what());
+                assert_eq!(r.worker, NO_WORKER, "a blocked module has no worker\n{}", what());
+                *counts.entry("blocked").or_default() += 1;
+                continue;
+            }
+            match &self.want[i] {
+                Want::Loaded => {
+                    assert_eq!(r.result, result::LOADED, "expected loaded, got {}\n{}", rname(r.result), what());
+                    assert!(r.start_ns > 0 && r.end_ns >= r.start_ns, "loaded: bad times\n{}", what());
+                    assert_ne!(r.worker, NO_WORKER, "loaded without a worker\n{}", what());
+                    assert_eq!(r.errno, 0, "loaded with an errno\n{}", what());
+                    *counts.entry("loaded").or_default() += 1;
+                }
+                Want::Builtin => {
+                    assert_eq!(r.result, result::BUILTIN, "expected builtin, got {}\n{}", rname(r.result), what());
+                    assert!(r.end_ns >= r.start_ns, "builtin: bad times\n{}", what());
+                    *counts.entry("loaded").or_default() += 1;
+                    *counts.entry("builtin").or_default() += 1;
+                }
+                Want::Failed => {
+                    assert_eq!(r.result, result::FAILED, "expected failed, got {}\n{}", rname(r.result), what());
+                    assert_eq!(r.errno, ENODEV, "simulated failure errno\n{}", what());
+                    assert!(r.start_ns > 0 && r.end_ns >= r.start_ns, "failed: bad times\n{}", what());
+                    assert_ne!(r.worker, NO_WORKER, "failed without a worker\n{}", what());
+                    *counts.entry("failed").or_default() += 1;
+                }
+                Want::Skipped(roots) => {
+                    assert_eq!(r.result, result::SKIPPED, "expected skipped, got {}\n{}", rname(r.result), what());
+                    assert_eq!((r.start_ns, r.end_ns), (0, 0), "a skipped module never started\n{}", what());
+                    assert_eq!(r.worker, NO_WORKER, "a skipped module has no worker\n{}", what());
+                    assert!(
+                        roots.contains(&(r.cause as usize)),
+                        "skip cause {} is not a root failure among {roots:?}\n{}",
+                        r.cause,
+                        what()
+                    );
+                    *counts.entry("skipped").or_default() += 1;
+                }
+            }
+        }
+
+        // Dependency order: nothing starts before all of its waits_for ended.
+        let deps = deps_of(self.pb);
+        for (i, r) in recs.iter().enumerate() {
+            if r.start_ns == 0 {
+                continue;
+            }
+            for &(d, hard) in &deps[i] {
+                let dr = &recs[d];
+                assert!(
+                    dr.end_ns != 0 && dr.end_ns <= r.start_ns,
+                    "module {i} ({}) started at {} before its {} dependency {d} ({}) ended at {} \
+                     (dep record {dr:?})\n{}",
+                    name(i),
+                    r.start_ns,
+                    if hard { "hard" } else { "soft" },
+                    name(d),
+                    dr.end_ns,
+                    ctx()
+                );
+            }
+        }
+
+        // Worker exclusivity and the concurrency bound (builtins excluded:
+        // they are not loads).
+        let runs: Vec<(usize, &TraceRecord)> = recs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.start_ns != 0 && r.result != result::BUILTIN)
+            .collect();
+        let mut by_worker: HashMap<u16, Vec<(u64, u64, usize)>> = HashMap::new();
+        for &(i, r) in &runs {
+            let end = if self.stuck.contains(&i) { u64::MAX } else { r.end_ns };
+            by_worker.entry(r.worker).or_default().push((r.start_ns, end, i));
+        }
+        for (w, list) in by_worker.iter_mut() {
+            list.sort();
+            for p in list.windows(2) {
+                assert!(
+                    p[1].0 >= p[0].1,
+                    "worker {w} ran modules {} ({}) [{}, {}] and {} ({}) [{}, {}] at overlapping times\n{}",
+                    p[0].2,
+                    name(p[0].2),
+                    p[0].0,
+                    p[0].1,
+                    p[1].2,
+                    name(p[1].2),
+                    p[1].0,
+                    p[1].1,
+                    ctx()
+                );
+            }
+        }
+        if self.stuck.is_empty() {
+            for &w in by_worker.keys() {
+                assert!((w as usize) < self.jobs, "worker id {w} with --jobs {} and nothing stuck\n{}", self.jobs, ctx());
+            }
+        }
+        let live: Vec<(u64, u64)> = runs
+            .iter()
+            .filter(|(i, _)| !self.stuck.contains(i))
+            .map(|(_, r)| (r.start_ns, r.end_ns))
+            .collect();
+        let max = max_concurrency(&live);
+        assert!(max <= self.jobs, "{max} loads ran at once with {} jobs\n{}", self.jobs, ctx());
+
+        // stderr lines and the summary.
+        let failed = out.lines("failed");
+        let skipped = out.lines("skipped");
+        for (i, r) in recs.iter().enumerate() {
+            let head_ok = |lines: &[&str]| lines.iter().any(|l| l.starts_with(&format!("parmod: {}: {}: ", kind_word(r.result), name(i))));
+            match r.result & !result::STUCK_FLAG {
+                result::FAILED => assert!(head_ok(&failed), "no 'parmod: failed: {}: ...' line\n{}", name(i), ctx()),
+                result::SKIPPED if !self.quiet => {
+                    let line = format!("parmod: skipped: {}: dependency {} failed", name(i), name(r.cause as usize));
+                    assert!(
+                        skipped.iter().any(|l| l.starts_with(&line)),
+                        "no '{line}' line\n{}",
+                        ctx()
+                    );
+                }
+                result::STUCK => assert!(
+                    out.lines("stuck").iter().any(|l| l.starts_with(&format!("parmod: stuck: {}: ", name(i)))),
+                    "no 'parmod: stuck: {}: ...' line\n{}",
+                    name(i),
+                    ctx()
+                ),
+                result::BLOCKED if !self.quiet => assert!(
+                    out.lines("blocked").iter().any(|l| l.starts_with(&format!("parmod: blocked: {}: ", name(i)))),
+                    "no 'parmod: blocked: {}: ...' line\n{}",
+                    name(i),
+                    ctx()
+                ),
+                _ => {}
+            }
+        }
+        let c = |k: &str| counts.get(k).copied().unwrap_or(0);
+        assert_eq!(failed.len() as u64, c("failed"), "number of 'failed' lines\n{}", ctx());
+        if self.quiet {
+            assert!(skipped.is_empty(), "--quiet printed skip lines\n{}", ctx());
+            for l in out.stderr.lines() {
+                assert!(
+                    l.starts_with("parmod: failed: ") || l.contains(" loaded ("),
+                    "--quiet printed more than failures and the summary: {l:?}\n{}",
+                    ctx()
+                );
+            }
+        } else {
+            assert_eq!(skipped.len() as u64, c("skipped"), "number of 'skipped' lines\n{}", ctx());
+        }
+        let sum = summary(&out.stderr).unwrap_or_else(|| panic!("no summary line\n{}", ctx()));
+        let g = |k: &str| sum.get(k).copied().unwrap_or(0);
+        let got = (g("loaded"), g("built"), g("failed"), g("skipped"), g("stuck"), g("blocked"));
+        let want = (c("loaded"), c("builtin"), c("failed"), c("skipped"), c("stuck"), c("blocked"));
+        assert_eq!(
+            got, want,
+            "summary (loaded, built in, failed, skipped, stuck, blocked) does not match the trace\n{}",
+            ctx()
+        );
+        assert_eq!(g("already"), 0, "simulated modules are never 'already present'\n{}", ctx());
+
+        let ok = c("failed") + c("skipped") + c("stuck") + c("blocked") == 0;
+        out.assert_exit(if ok { 0 } else { 1 });
+        recs
+    }
+}
+
+fn kind_word(r: u8) -> &'static str {
+    match r & !result::STUCK_FLAG {
+        result::FAILED => "failed",
+        result::SKIPPED => "skipped",
+        result::STUCK => "stuck",
+        result::BLOCKED => "blocked",
+        _ => "",
+    }
+}
+
+/// Most half-open intervals [start, end) covering one instant.
+pub fn max_concurrency(iv: &[(u64, u64)]) -> usize {
+    let mut ev: Vec<(u64, i32)> = Vec::with_capacity(iv.len() * 2);
+    for &(s, e) in iv {
+        if e > s {
+            ev.push((s, 1));
+            ev.push((e, -1));
+        }
+    }
+    // At equal times, ends before starts.
+    ev.sort();
+    let (mut cur, mut max) = (0i32, 0i32);
+    for (_, d) in ev {
+        cur += d;
+        max = max.max(cur);
+    }
+    max as usize
+}
+
+/// CPUs in this process's affinity mask (what parmod defaults `--jobs` to).
+pub fn affinity_cpus() -> usize {
+    let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list")
+        .trim();
+    list.split(',')
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
+}
