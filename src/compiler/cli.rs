@@ -1,0 +1,194 @@
+//! The `parmod-plan` command line (hand-written parsing).
+
+use std::format;
+use std::io::Write;
+use std::path::PathBuf;
+use std::prelude::rust_2021::*;
+use std::{eprintln, print};
+
+use super::error::{Error, Result};
+use super::Options;
+use crate::plan::Plan;
+
+pub const USAGE: &str = "\
+usage:
+  parmod-plan compile [--root DIR] [--kver VERSION] [--config PATH]... [--modules-load PATH]...
+                      [--jobs N] [--module-timeout MS] [--deadline MS] -o PLAN [MODULE_OR_ALIAS]...
+  parmod-plan show [--json] PLAN
+  parmod-plan show --trace TRACE [--json] PLAN
+
+compile: resolve the names (modules, aliases; and the modules-load.d entries), pull in
+  their dependencies (modules.dep) and soft dependencies (modules.softdep, modprobe.d),
+  and write a load plan.
+  --root DIR           system root holding lib/modules/VERSION, modprobe.d, modules-load.d (default /)
+  --kver VERSION       kernel version (default: the only, or newest, under ROOT/lib/modules)
+  --config PATH        modprobe.d-style file or directory; replaces the default directories
+                       (ROOT/etc/modprobe.d, run/, usr/local/lib/, lib/, usr/lib/modprobe.d)
+  --modules-load PATH  modules-load.d-style file or directory to load. Without it, the root's
+                       modules-load.d directories are read only when no names are given.
+  --jobs N             loader threads (0: the runtime decides; default 0)
+  --module-timeout MS  per-module stuck timeout (default 10000)
+  --deadline MS        overall deadline (default 60000)
+  -o PLAN              output file (written atomically)
+show: print a plan (or a parmod trace against its plan) for people, or as JSON.
+";
+
+fn value<'a>(args: &'a [String], i: &mut usize, opt: &str) -> Result<&'a str> {
+    *i += 1;
+    args.get(*i).map(|s| s.as_str()).ok_or_else(|| Error::Usage(format!("{opt} needs a value")))
+}
+
+fn number(v: &str, opt: &str) -> Result<u32> {
+    v.parse::<u32>().map_err(|_| Error::Usage(format!("{opt}: '{v}' is not a non-negative integer")))
+}
+
+/// Split `--opt=value` into (`--opt`, Some(value)).
+fn split_eq(a: &str) -> (&str, Option<&str>) {
+    if a.starts_with("--") {
+        if let Some((k, v)) = a.split_once('=') {
+            return (k, Some(v));
+        }
+    }
+    (a, None)
+}
+
+fn compile_cmd(args: &[String]) -> Result<i32> {
+    let mut o = Options::default();
+    let mut out: Option<PathBuf> = None;
+    let mut i = 0;
+    let mut names_only = false;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if names_only || !a.starts_with('-') || a == "-" {
+            o.names.push(a.to_string());
+            i += 1;
+            continue;
+        }
+        let (k, inline) = split_eq(a);
+        let val = |i: &mut usize| -> Result<String> {
+            match inline {
+                Some(v) => Ok(v.to_string()),
+                None => value(args, i, k).map(str::to_string),
+            }
+        };
+        match k {
+            "--" => names_only = true,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(0);
+            }
+            "--root" => o.root = PathBuf::from(val(&mut i)?),
+            "--kver" => o.kver = Some(val(&mut i)?),
+            "--config" => o.configs.push(PathBuf::from(val(&mut i)?)),
+            "--modules-load" => o.modules_load.push(PathBuf::from(val(&mut i)?)),
+            "--jobs" | "-j" => {
+                let n = number(&val(&mut i)?, k)?;
+                if n > 4096 {
+                    return Err(Error::Usage(format!("--jobs {n}: at most 4096")));
+                }
+                o.jobs = n;
+            }
+            "--module-timeout" => o.module_timeout_ms = number(&val(&mut i)?, k)?,
+            "--deadline" => o.deadline_ms = number(&val(&mut i)?, k)?,
+            "-o" | "--output" => out = Some(PathBuf::from(val(&mut i)?)),
+            _ => return Err(Error::Usage(format!("compile: unknown option '{a}'"))),
+        }
+        i += 1;
+    }
+    let out = out.ok_or_else(|| Error::Usage("compile: -o PLAN is required".into()))?;
+    let mut warn = |m: String| eprintln!("parmod-plan: warning: {m}");
+    let b = super::compile(&o, &mut warn)?;
+    super::write_plan(&b, &out)?;
+    Ok(0)
+}
+
+fn show_cmd(args: &[String]) -> Result<i32> {
+    let mut as_json = false;
+    let mut trace: Option<PathBuf> = None;
+    let mut plan_path: Option<PathBuf> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let (k, inline) = split_eq(&args[i]);
+        match k {
+            "--json" => as_json = true,
+            "--trace" => {
+                trace = Some(PathBuf::from(match inline {
+                    Some(v) => v,
+                    None => value(args, &mut i, "--trace")?,
+                }))
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(0);
+            }
+            a if a.starts_with('-') && a != "-" => {
+                return Err(Error::Usage(format!("show: unknown option '{a}'")))
+            }
+            _ => {
+                if plan_path.is_some() {
+                    return Err(Error::Usage("show: only one PLAN".into()));
+                }
+                plan_path = Some(PathBuf::from(&args[i]));
+            }
+        }
+        i += 1;
+    }
+    let plan_path = plan_path.ok_or_else(|| Error::Usage("show: PLAN is required".into()))?;
+    let bytes = super::error::read(&plan_path)?;
+    let plan = Plan::parse(&bytes).map_err(|e| Error::Other(format!("{}: {e}", plan_path.display())))?;
+    let mut stdout = std::io::stdout().lock();
+    let res = match trace {
+        None if as_json => writeln_json(&mut stdout, &super::show::json(&plan)),
+        None => stdout.write_all(super::show::text(&plan).as_bytes()),
+        Some(t) => {
+            let tb = super::error::read(&t)?;
+            let bad = |e: String| Error::Other(format!("{}: {e}", t.display()));
+            if as_json {
+                let (v, note) = super::show::trace_json(&plan, &tb).map_err(bad)?;
+                if let Some(n) = note {
+                    eprintln!("parmod-plan: warning: {n}");
+                }
+                writeln_json(&mut stdout, &v)
+            } else {
+                let (txt, note) = super::show::trace_text(&plan, &tb).map_err(bad)?;
+                if let Some(n) = note {
+                    eprintln!("parmod-plan: warning: {n}");
+                }
+                stdout.write_all(txt.as_bytes())
+            }
+        }
+    };
+    match res {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(Error::Other(format!("writing to stdout: {e}"))),
+    }
+}
+
+fn writeln_json(w: &mut dyn Write, v: &serde_json::Value) -> std::io::Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(std::io::Error::other)?;
+    w.write_all(s.as_bytes())?;
+    w.write_all(b"\n")
+}
+
+/// Run the tool with `args` (without the program name); returns the exit status.
+pub fn run(args: &[String]) -> i32 {
+    let res = match args.first().map(String::as_str) {
+        Some("compile") => compile_cmd(&args[1..]),
+        Some("show") => show_cmd(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        Some(other) => Err(Error::Usage(format!("unknown command '{other}' (expected compile or show)"))),
+        None => Err(Error::Usage("missing command (compile or show)".into())),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("parmod-plan: {e}");
+            e.exit_code()
+        }
+    }
+}
+

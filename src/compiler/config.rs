@@ -1,0 +1,289 @@
+//! modprobe.d and modules-load.d.
+//!
+//! modprobe.d follows kmod (libkmod/libkmod-config.c, kmod 30):
+//! * files are `*.conf` in the configuration directories; a file name seen in
+//!   an earlier directory hides the same name in later ones; all files are then
+//!   read in order of their *file name*, whatever their directory. kmod adds the
+//!   module directory's `modules.softdep` to that list as a file named
+//!   `modules.softdep` (checked with modprobe: a `z.conf` softdep for jbd2
+//!   loses against modules.softdep's, an `a.conf` one wins);
+//! * a line ending in `\` continues on the next line; `#` starts a comment line;
+//! * `softdep NAME ...`: tokens before the first `pre:`/`post:` are ignored
+//!   (Debian's `softdep cifs gcm` therefore adds nothing), and only the first
+//!   softdep line whose NAME (a glob) matches a module counts;
+//! * `options NAME ...` accumulate in file order for exactly NAME;
+//! * `alias PATTERN NAME` and `blacklist NAME`; names are normalised (`-` is `_`).
+//!
+//! Where this compiler is stricter than kmod: kmod logs and skips unknown or
+//! malformed lines; here they are errors naming file and line, so a plan is
+//! never silently built from a config it misread. `include` and `config`
+//! (which kmod no longer parses either) and `install`/`remove` (shell commands
+//! a static loader cannot run) are accepted with a warning. `weakdep` (kmod
+//! 33+) names modules modprobe does not load: accepted and ignored, silently.
+
+use std::collections::{HashMap, HashSet};
+use std::format;
+use std::path::{Path, PathBuf};
+use std::prelude::rust_2021::*;
+
+use super::error::{read, Error, Result};
+use super::kmod::{canonical, normalize_alias};
+
+/// Where a config statement came from.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.line)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SoftDep {
+    /// Glob over canonical module names.
+    pub pattern: String,
+    pub pre: Vec<String>,
+    pub post: Vec<String>,
+    pub source: Source,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ModprobeConfig {
+    /// (normalised pattern, canonical target, source), in reading order.
+    pub aliases: Vec<(String, String, Source)>,
+    pub blacklist: HashSet<String>,
+    /// Canonical module name -> option strings in reading order.
+    pub options: HashMap<String, Vec<String>>,
+    pub softdeps: Vec<SoftDep>,
+}
+
+impl ModprobeConfig {
+    /// The first softdep line whose pattern matches `name` (kmod uses only that one).
+    pub fn softdep_for(&self, name: &str) -> Option<&SoftDep> {
+        self.softdeps
+            .iter()
+            .find(|s| crate::plan::glob_match(s.pattern.as_bytes(), name.as_bytes()))
+    }
+
+    /// The module's options, space separated, as written.
+    pub fn options_for(&self, name: &str) -> String {
+        self.options.get(name).map(|v| v.join(" ")).unwrap_or_default()
+    }
+}
+
+/// Collect config files from `paths` (files or directories) the way kmod and
+/// systemd do: directory entries ending in `suffix`, an earlier path's file
+/// name hides a later one, the result sorted by file name. `extra` files are
+/// added by their file name too. A path given explicitly (`required`) must exist.
+pub fn collect_files(
+    paths: &[PathBuf],
+    required: bool,
+    suffix: &str,
+    extra: &[PathBuf],
+) -> Result<Vec<PathBuf>> {
+    let mut by_name: Vec<(String, PathBuf)> = Vec::new();
+    let mut add = |name: String, p: PathBuf| {
+        if !by_name.iter().any(|(n, _)| *n == name) {
+            by_name.push((name, p));
+        }
+    };
+    for p in paths {
+        let meta = match std::fs::metadata(p) {
+            Ok(m) => m,
+            Err(err) => {
+                if required {
+                    return Err(Error::Read { path: p.clone(), err });
+                }
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|err| Error::Read { path: p.clone(), err })?;
+            let mut names: Vec<String> = Vec::new();
+            for e in rd {
+                let e = e.map_err(|err| Error::Read { path: p.clone(), err })?;
+                let Ok(name) = e.file_name().into_string() else { continue };
+                if name.starts_with('.') || !name.ends_with(suffix) || e.path().is_dir() {
+                    continue;
+                }
+                names.push(name);
+            }
+            names.sort();
+            for name in names {
+                let full = p.join(&name);
+                add(name, full);
+            }
+        } else {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            add(name, p.clone());
+        }
+    }
+    for p in extra {
+        if p.is_file() {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            add(name, p.clone());
+        }
+    }
+    by_name.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(by_name.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Logical lines of a file: `\`-continued lines joined, with the number of
+/// their first physical line.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut start = 0;
+    let mut continuing = false;
+    for (n, raw) in text.lines().enumerate() {
+        if !continuing {
+            start = n + 1;
+            cur.clear();
+        }
+        if let Some(head) = raw.strip_suffix('\\') {
+            cur.push_str(head);
+            continuing = true;
+            continue;
+        }
+        cur.push_str(raw);
+        continuing = false;
+        out.push((start, std::mem::take(&mut cur)));
+    }
+    if continuing {
+        out.push((start, cur));
+    }
+    out
+}
+
+/// Parse modprobe.d files (in the order given) into one configuration.
+/// Warnings go to `warn`.
+pub fn parse_modprobe(files: &[PathBuf], warn: &mut dyn FnMut(String)) -> Result<ModprobeConfig> {
+    let mut cfg = ModprobeConfig::default();
+    for path in files {
+        let text = read(path)?;
+        parse_modprobe_text(&mut cfg, path, &String::from_utf8_lossy(&text), warn)?;
+    }
+    Ok(cfg)
+}
+
+pub fn parse_modprobe_text(
+    cfg: &mut ModprobeConfig,
+    path: &Path,
+    text: &str,
+    warn: &mut dyn FnMut(String),
+) -> Result<()> {
+    for (line, l) in logical_lines(text) {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let src = Source { path: path.to_path_buf(), line };
+        let err = |msg: String| Error::Config { path: path.to_path_buf(), line, msg };
+        let (cmd, rest) = split_word(l);
+        match cmd {
+            "alias" => {
+                let (pattern, rest) = split_word(rest);
+                let (target, _) = split_word(rest);
+                if pattern.is_empty() || target.is_empty() {
+                    return Err(err("'alias' needs a pattern and a module name".into()));
+                }
+                cfg.aliases.push((normalize_alias(pattern), canonical(target), src));
+            }
+            "blacklist" => {
+                let (name, _) = split_word(rest);
+                if name.is_empty() {
+                    return Err(err("'blacklist' needs a module name".into()));
+                }
+                cfg.blacklist.insert(canonical(name));
+            }
+            "options" => {
+                let (name, opts) = split_word(rest);
+                if name.is_empty() || opts.is_empty() {
+                    return Err(err("'options' needs a module name and options".into()));
+                }
+                cfg.options.entry(canonical(name)).or_default().push(opts.replace('\t', " "));
+            }
+            "softdep" => {
+                let (name, rest) = split_word(rest);
+                if name.is_empty() || rest.is_empty() {
+                    return Err(err("'softdep' needs a module name and dependencies".into()));
+                }
+                let (mut pre, mut post) = (Vec::new(), Vec::new());
+                // kmod: tokens before the first pre:/post: are ignored.
+                let mut mode = 0u8;
+                for tok in rest.split_ascii_whitespace() {
+                    match tok {
+                        "pre:" => mode = 1,
+                        "post:" => mode = 2,
+                        t if mode == 1 => pre.push(t.to_string()),
+                        t if mode == 2 => post.push(t.to_string()),
+                        _ => {}
+                    }
+                }
+                cfg.softdeps.push(SoftDep { pattern: normalize_alias(name), pre, post, source: src });
+            }
+            "install" | "remove" => {
+                warn(format!("{src}: '{cmd}' commands cannot run in parmod; ignored"));
+            }
+            "include" | "config" => {
+                warn(format!("{src}: '{cmd}' is deprecated and not parsed by kmod either; ignored"));
+            }
+            "weakdep" => {}
+            other => {
+                return Err(err(format!(
+                    "unknown keyword '{other}' (expected alias, blacklist, options, softdep, weakdep, install or remove)"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find([' ', '\t']) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+/// Module names from modules-load.d files: one per line, `#` and `;` start
+/// comment lines. Returns (name, source) pairs.
+pub fn parse_modules_load(files: &[PathBuf]) -> Result<Vec<(String, Source)>> {
+    let mut out = Vec::new();
+    for path in files {
+        let text = read(path)?;
+        for (n, l) in String::from_utf8_lossy(&text).lines().enumerate() {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
+                continue;
+            }
+            out.push((l.to_string(), Source { path: path.clone(), line: n + 1 }));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+
+    #[test]
+    fn softdep_tokens_before_pre_are_ignored() {
+        let mut cfg = ModprobeConfig::default();
+        let mut w = vec![];
+        let text = "softdep cifs gcm\nsoftdep x-y a pre: b c post: d\noptions m a=1\\\n b=\"x y\"\n";
+        parse_modprobe_text(&mut cfg, Path::new("t.conf"), text, &mut |s| w.push(s)).unwrap();
+        assert!(cfg.softdeps[0].pre.is_empty() && cfg.softdeps[0].post.is_empty());
+        assert_eq!(cfg.softdeps[1].pattern, "x_y");
+        assert_eq!(cfg.softdeps[1].pre, vec!["b", "c"]);
+        assert_eq!(cfg.softdeps[1].post, vec!["d"]);
+        assert_eq!(cfg.options_for("m"), "a=1 b=\"x y\"");
+        assert!(w.is_empty());
+    }
+}

@@ -1,0 +1,315 @@
+//! The kmod index files in `lib/modules/$KVER`: modules.dep, modules.alias,
+//! modules.builtin and modules.builtin.modinfo (text forms; the `.bin`
+//! indexes hold the same data).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::prelude::rust_2021::*;
+use std::vec;
+
+use super::error::{read, Error, Result};
+use crate::plan::{glob_match, is_safe_relative_path};
+
+/// A module of modules.dep.
+#[derive(Clone, Debug)]
+pub struct ModuleEntry {
+    /// Canonical name (`-` turned into `_`).
+    pub name: String,
+    /// Path relative to the module directory, as modules.dep writes it.
+    pub path: String,
+    /// Every dependency modules.dep lists (it lists the transitive closure).
+    pub deps: Vec<u32>,
+}
+
+/// An alias pattern from modules.alias (normalised like kmod's index).
+#[derive(Clone, Debug)]
+pub struct AliasEntry {
+    pub pattern: String,
+    pub module: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct KmodIndex {
+    /// `lib/modules/$KVER`.
+    pub dir: PathBuf,
+    pub modules: Vec<ModuleEntry>,
+    pub by_name: HashMap<String, u32>,
+    /// Every modules.alias line whose module is in modules.dep, in file order.
+    pub aliases: Vec<AliasEntry>,
+    /// Patterns without glob characters: pattern -> entries in `aliases`.
+    alias_exact: HashMap<String, Vec<u32>>,
+    /// Patterns with glob characters: (index in `aliases`, literal prefix length).
+    alias_globs: Vec<(u32, usize)>,
+    /// Canonical names of built-in modules.
+    pub builtin: HashSet<String>,
+    /// Aliases of built-in modules (modules.builtin.modinfo): (pattern, name).
+    pub builtin_aliases: Vec<(String, String)>,
+}
+
+/// kmod's canonical module name of a path: the basename without `.ko[.xz|.zst|.gz]`,
+/// `-` turned into `_`.
+pub fn modname_from_path(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let stem = [".ko.xz", ".ko.zst", ".ko.gz", ".ko"]
+        .iter()
+        .find_map(|suf| base.strip_suffix(suf))
+        .unwrap_or(base);
+    canonical(stem)
+}
+
+/// `-` and `_` are the same in module names: kmod writes `_`.
+pub fn canonical(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// kmod's alias_normalize/underscores: `-` becomes `_` except inside `[...]`.
+pub fn normalize_alias(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_class = false;
+    for c in s.chars() {
+        match c {
+            '[' => in_class = true,
+            ']' => in_class = false,
+            '-' if !in_class => {
+                out.push('_');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+fn literal_prefix(s: &str) -> usize {
+    s.find(['*', '?', '[', '\\']).unwrap_or(s.len())
+}
+
+impl KmodIndex {
+    /// Load the index files of `dir` (`lib/modules/$KVER`). modules.dep is
+    /// required; the others are optional, as they are for kmod.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let mut idx = KmodIndex { dir: dir.to_path_buf(), ..Default::default() };
+        idx.load_dep(&dir.join("modules.dep"))?;
+        let alias_path = dir.join("modules.alias");
+        if alias_path.exists() {
+            idx.load_alias(&alias_path)?;
+        }
+        let builtin_path = dir.join("modules.builtin");
+        if builtin_path.exists() {
+            let text = read(&builtin_path)?;
+            for line in text.split(|&c| c == b'\n') {
+                let line = String::from_utf8_lossy(line);
+                let line = line.trim();
+                if !line.is_empty() && !line.starts_with('#') {
+                    idx.builtin.insert(modname_from_path(line));
+                }
+            }
+        }
+        let modinfo = dir.join("modules.builtin.modinfo");
+        if modinfo.exists() {
+            let data = read(&modinfo)?;
+            for rec in data.split(|&c| c == 0) {
+                let rec = String::from_utf8_lossy(rec);
+                if let Some((name, alias)) = rec.split_once(".alias=") {
+                    if !name.contains('=') && !alias.is_empty() {
+                        idx.builtin_aliases.push((normalize_alias(alias), canonical(name)));
+                    }
+                }
+            }
+        }
+        Ok(idx)
+    }
+
+    fn intern(&mut self, path: &str) -> u32 {
+        let name = modname_from_path(path);
+        if let Some(&i) = self.by_name.get(&name) {
+            return i;
+        }
+        let i = self.modules.len() as u32;
+        self.modules.push(ModuleEntry { name: name.clone(), path: path.to_string(), deps: vec![] });
+        self.by_name.insert(name, i);
+        i
+    }
+
+    fn load_dep(&mut self, path: &Path) -> Result<()> {
+        let text = read(path)?;
+        let text = String::from_utf8_lossy(&text);
+        // First pass: every module that has a line, so indices follow the file.
+        let mut lines: Vec<(usize, u32, &str)> = Vec::with_capacity(text.len() / 64);
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((module, deps)) = line.split_once(':') else {
+                return Err(Error::Config {
+                    path: path.to_path_buf(),
+                    line: n + 1,
+                    msg: "not a modules.dep line ('path: deps...'); regenerate it with depmod".into(),
+                });
+            };
+            let module = module.trim();
+            self.check_path(path, n + 1, module)?;
+            let i = self.intern(module);
+            lines.push((n + 1, i, deps));
+        }
+        for (n, i, deps) in lines {
+            let mut list = Vec::new();
+            for d in deps.split_ascii_whitespace() {
+                self.check_path(path, n, d)?;
+                let di = self.intern(d);
+                if di != i && !list.contains(&di) {
+                    list.push(di);
+                }
+            }
+            self.modules[i as usize].deps = list;
+        }
+        Ok(())
+    }
+
+    fn check_path(&self, file: &Path, line: usize, p: &str) -> Result<()> {
+        if is_safe_relative_path(p.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Error::UnsafePath { path: file.to_path_buf(), line, module_path: p.to_string() })
+        }
+    }
+
+    fn load_alias(&mut self, path: &Path) -> Result<()> {
+        let text = read(path)?;
+        let text = String::from_utf8_lossy(&text);
+        for line in text.lines() {
+            let mut it = line.split_ascii_whitespace();
+            if it.next() != Some("alias") {
+                continue;
+            }
+            let (Some(pattern), Some(module)) = (it.next(), it.next()) else { continue };
+            // Aliases of modules that modules.dep does not know cannot be loaded.
+            let Some(&m) = self.by_name.get(&canonical(module)) else { continue };
+            let pattern = normalize_alias(pattern);
+            let e = self.aliases.len() as u32;
+            if is_glob(&pattern) {
+                self.alias_globs.push((e, literal_prefix(&pattern)));
+            } else {
+                self.alias_exact.entry(pattern.clone()).or_default().push(e);
+            }
+            self.aliases.push(AliasEntry { pattern, module: m });
+        }
+        Ok(())
+    }
+
+    /// Modules whose modules.alias pattern matches `name` (already
+    /// normalised), each once, in modules.alias order.
+    pub fn lookup_alias(&self, name: &str) -> Vec<u32> {
+        let mut hits: Vec<u32> = Vec::new();
+        if let Some(list) = self.alias_exact.get(name) {
+            hits.extend(list.iter().copied());
+        }
+        for &(e, plen) in &self.alias_globs {
+            let pat = &self.aliases[e as usize].pattern;
+            if name.as_bytes().starts_with(&pat.as_bytes()[..plen])
+                && glob_match(pat.as_bytes(), name.as_bytes())
+            {
+                hits.push(e);
+            }
+        }
+        hits.sort_unstable();
+        let mut out: Vec<u32> = Vec::with_capacity(hits.len());
+        for e in hits {
+            let m = self.aliases[e as usize].module;
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// Built-in modules one of whose modinfo aliases matches `name`.
+    pub fn lookup_builtin_alias(&self, name: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (pat, m) in &self.builtin_aliases {
+            if glob_match(pat.as_bytes(), name.as_bytes()) && !out.contains(m) {
+                out.push(m.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Compare kernel versions the way `sort -V` does for them: runs of digits
+/// numerically, everything else bytewise.
+pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let si = i;
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let na = a[si..i].iter().skip_while(|&&c| c == b'0').count();
+            let nb = b[sj..j].iter().skip_while(|&&c| c == b'0').count();
+            let ord = na.cmp(&nb).then_with(|| {
+                a[i - na..i].cmp(&b[j - nb..j])
+            });
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        } else {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+/// The kernel version to use under `root/lib/modules`: the only directory
+/// holding a modules.dep, or the newest of several.
+pub fn default_kver(modules_root: &Path) -> Result<String> {
+    let rd = std::fs::read_dir(modules_root).map_err(|_| Error::NoKernel { dir: modules_root.to_path_buf() })?;
+    let mut best: Option<String> = None;
+    for e in rd.flatten() {
+        let Ok(name) = e.file_name().into_string() else { continue };
+        if !e.path().join("modules.dep").is_file() {
+            continue;
+        }
+        if best.as_deref().is_none_or(|b| version_cmp(&name, b).is_gt()) {
+            best = Some(name);
+        }
+    }
+    best.ok_or_else(|| Error::NoKernel { dir: modules_root.to_path_buf() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(modname_from_path("kernel/a/snd-hda-intel.ko.xz"), "snd_hda_intel");
+        assert_eq!(modname_from_path("x.ko"), "x");
+        assert_eq!(normalize_alias("pci:v*d-x[a-z]"), "pci:v*d_x[a-z]");
+    }
+
+    #[test]
+    fn versions() {
+        use std::cmp::Ordering::*;
+        assert_eq!(version_cmp("6.1.0-56-amd64", "6.1.0-9-amd64"), Greater);
+        assert_eq!(version_cmp("6.10.1", "6.9.12"), Greater);
+        assert_eq!(version_cmp("5.4", "5.4"), Equal);
+        assert_eq!(version_cmp("5.4", "5.4.1"), Less);
+    }
+}

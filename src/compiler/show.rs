@@ -1,0 +1,287 @@
+//! `parmod-plan show`: a plan (or a trace against its plan) for people, or as JSON.
+
+use std::format;
+use std::prelude::rust_2021::*;
+use std::string::ToString;
+
+use serde_json::{json, Value};
+
+use crate::plan::trace::{self, kind, result, NO_CAUSE, NO_WORKER};
+use crate::plan::{Module, Plan};
+
+fn s(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn name_of(plan: &Plan<'_>, i: u32) -> String {
+    plan.module(i).map(|m| s(m.name())).unwrap_or_else(|| format!("#{i}"))
+}
+
+fn names(plan: &Plan<'_>, it: impl Iterator<Item = crate::plan::Edge>, hard: Option<bool>) -> Vec<String> {
+    it.filter(|e| hard.is_none_or(|h| e.hard == h)).map(|e| name_of(plan, e.module)).collect()
+}
+
+fn flag_words(m: &Module<'_>) -> Vec<&'static str> {
+    use crate::plan::module_flags as f;
+    let mut w = Vec::new();
+    let fl = m.flags();
+    if fl & f::BUILTIN != 0 {
+        w.push("builtin");
+    }
+    if fl & f::REQUESTED != 0 {
+        w.push("requested");
+    }
+    if fl & f::SOFT_ONLY != 0 {
+        w.push("soft-only");
+    }
+    if fl & f::IGNORE_MODVERSIONS != 0 {
+        w.push("ignore-modversions");
+    }
+    if fl & f::IGNORE_VERMAGIC != 0 {
+        w.push("ignore-vermagic");
+    }
+    w
+}
+
+/// The plan for a person.
+pub fn text(plan: &Plan<'_>) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let builtin = plan.modules().filter(|m| m.is_builtin()).count();
+    let requested = plan.modules().filter(|m| m.flags() & crate::plan::module_flags::REQUESTED != 0).count();
+    let jobs = match plan.jobs() {
+        0 => "0 (runtime decides)".to_string(),
+        j => j.to_string(),
+    };
+    let _ = writeln!(o, "kernel:         {}", s(plan.kernel_release()));
+    let _ = writeln!(o, "jobs:           {jobs}");
+    let _ = writeln!(o, "module timeout: {} ms", plan.module_timeout_ms());
+    let _ = writeln!(o, "deadline:       {} ms", plan.deadline_ms());
+    let _ = writeln!(
+        o,
+        "modules:        {} ({} to load, {builtin} built-in, {requested} requested)",
+        plan.module_count(),
+        plan.module_count() as usize - builtin
+    );
+    let _ = writeln!(o, "edges:          {}", plan.edge_count());
+    let _ = writeln!(o, "waits:          {}", plan.wait_count());
+    let _ = writeln!(o, "aliases:        {}", plan.alias_count());
+    let _ = writeln!(o, "total weight:   {} us", plan.total_weight_us());
+    let _ = writeln!(o, "checksum:       {:#010x}", plan.checksum());
+    let _ = writeln!(o, "\nload order:");
+    for m in plan.modules() {
+        let flags = flag_words(&m);
+        let where_ = match m.path() {
+            Some(p) => format!("{} ({}, {} bytes)", s(p), m.compression().kernel_name(), m.file_size()),
+            None => "built-in".to_string(),
+        };
+        let _ = writeln!(
+            o,
+            "{:5} {}{}  priority {} us, weight {} us  {where_}",
+            m.index(),
+            s(m.name()),
+            if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) },
+            m.priority_us(),
+            m.weight_us(),
+        );
+        let hard = names(plan, m.waits_for(), Some(true));
+        if !hard.is_empty() {
+            let _ = writeln!(o, "        deps: {}", hard.join(" "));
+        }
+        let soft = names(plan, m.waits_for(), Some(false));
+        if !soft.is_empty() {
+            let _ = writeln!(o, "        after (soft): {}", soft.join(" "));
+        }
+        let pre = names(plan, m.soft_pre(), None);
+        if !pre.is_empty() {
+            let _ = writeln!(o, "        softdep pre: {}", pre.join(" "));
+        }
+        let post = names(plan, m.soft_post(), None);
+        if !post.is_empty() {
+            let _ = writeln!(o, "        softdep post: {}", post.join(" "));
+        }
+        if !m.params().is_empty() {
+            let _ = writeln!(o, "        options: {}", s(m.params()));
+        }
+        if m.timeout_ms() != 0 {
+            let _ = writeln!(o, "        timeout: {} ms", m.timeout_ms());
+        }
+        for w in m.dev_waits().filter_map(|w| plan.wait(w)) {
+            let _ = writeln!(o, "        then wait for: {} ({} ms)", s(w.path()), w.timeout_ms());
+        }
+    }
+    let final_waits: Vec<_> = plan.waits().filter(|w| w.module().is_none()).collect();
+    if !final_waits.is_empty() {
+        let _ = writeln!(o, "\nwaits before success:");
+        for w in final_waits {
+            let _ = writeln!(o, "      {} ({} ms)", s(w.path()), w.timeout_ms());
+        }
+    }
+    o
+}
+
+fn edge_list(plan: &Plan<'_>, it: impl Iterator<Item = crate::plan::Edge>) -> Vec<Value> {
+    it.map(|e| json!({"name": name_of(plan, e.module), "index": e.module, "hard": e.hard})).collect()
+}
+
+/// The plan as JSON (modules in plan order, a valid load order).
+pub fn json(plan: &Plan<'_>) -> Value {
+    let modules: Vec<Value> = plan
+        .modules()
+        .map(|m| {
+            json!({
+                "index": m.index(),
+                "name": s(m.name()),
+                "path": m.path().map(s),
+                "builtin": m.is_builtin(),
+                "compression": m.compression().kernel_name(),
+                "file_size": m.file_size(),
+                "requested": m.flags() & crate::plan::module_flags::REQUESTED != 0,
+                "soft_only": m.flags() & crate::plan::module_flags::SOFT_ONLY != 0,
+                "flags": flag_words(&m),
+                "params": s(m.params()),
+                "priority": m.priority_us(),
+                "weight": m.weight_us(),
+                "timeout_ms": m.timeout_ms(),
+                "deps": names(plan, m.waits_for(), Some(true)),
+                "softdeps_pre": names(plan, m.soft_pre(), None),
+                "softdeps_post": names(plan, m.soft_post(), None),
+                "waits_for": edge_list(plan, m.waits_for()),
+                "dependents": edge_list(plan, m.dependents()),
+                "waits": m.dev_waits().filter_map(|w| plan.wait(w)).map(|w| s(w.path())).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let waits: Vec<Value> = plan
+        .waits()
+        .map(|w| {
+            json!({
+                "path": s(w.path()),
+                "module": w.module().map(|i| name_of(plan, i)),
+                "timeout_ms": w.timeout_ms(),
+                "glob": w.is_glob(),
+            })
+        })
+        .collect();
+    let aliases: Vec<Value> =
+        plan.aliases().map(|a| json!({"pattern": s(a.pattern), "module": name_of(plan, a.module)})).collect();
+    json!({
+        "kernel": s(plan.kernel_release()),
+        "jobs": plan.jobs(),
+        "module_timeout_ms": plan.module_timeout_ms(),
+        "deadline_ms": plan.deadline_ms(),
+        "total_weight_us": plan.total_weight_us(),
+        "checksum": plan.checksum(),
+        "module_count": plan.module_count(),
+        "modules": modules,
+        "waits": waits,
+        "aliases": aliases,
+    })
+}
+
+/// One decoded trace line.
+struct TraceLine {
+    what: String,
+    result: String,
+    worker: Option<u16>,
+    start_ms: Option<f64>,
+    end_ms: Option<f64>,
+    errno: i32,
+    cause: Option<String>,
+}
+
+fn trace_lines(plan: &Plan<'_>, bytes: &[u8]) -> Result<(trace::TraceHeader, Vec<TraceLine>), String> {
+    let (h, recs) = trace::parse(bytes).map_err(|e| e.to_string())?;
+    let rel = |ns: u64| (ns != 0).then(|| (ns.saturating_sub(h.t0_ns)) as f64 / 1e6);
+    let mut out = Vec::new();
+    for r in recs {
+        let what = if r.kind == kind::WAIT {
+            match plan.wait(r.index) {
+                Some(w) => format!("wait:{}", s(w.path())),
+                None => format!("wait:#{}", r.index),
+            }
+        } else {
+            name_of(plan, r.index)
+        };
+        let mut res = result::name(r.result).to_string();
+        if r.result & result::STUCK_FLAG != 0 {
+            res.push_str("+stuck");
+        }
+        out.push(TraceLine {
+            what,
+            result: res,
+            worker: (r.worker != NO_WORKER).then_some(r.worker),
+            start_ms: rel(r.start_ns),
+            end_ms: rel(r.end_ns),
+            errno: r.errno,
+            cause: (r.cause != NO_CAUSE).then(|| name_of(plan, r.cause)),
+        });
+    }
+    Ok((h, out))
+}
+
+fn checksum_note(plan: &Plan<'_>, h: &trace::TraceHeader) -> Option<String> {
+    (h.plan_checksum != plan.checksum()).then(|| {
+        format!(
+            "trace was made with plan checksum {:#010x}, this plan is {:#010x}: names may be wrong",
+            h.plan_checksum,
+            plan.checksum()
+        )
+    })
+}
+
+/// A trace against its plan, one line per record.
+pub fn trace_text(plan: &Plan<'_>, bytes: &[u8]) -> Result<(String, Option<String>), String> {
+    use std::fmt::Write;
+    let (h, lines) = trace_lines(plan, bytes)?;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# trace: {} records, jobs {}{}",
+        h.record_count,
+        h.jobs,
+        if h.simulated { ", simulated" } else { "" }
+    );
+    let _ = writeln!(o, "# module result worker start_ms end_ms errno cause");
+    let ms = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+    for l in &lines {
+        let _ = writeln!(
+            o,
+            "{} {} {} {} {} {} {}",
+            l.what,
+            l.result,
+            l.worker.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+            ms(l.start_ms),
+            ms(l.end_ms),
+            l.errno,
+            l.cause.as_deref().unwrap_or("-")
+        );
+    }
+    Ok((o, checksum_note(plan, &h)))
+}
+
+pub fn trace_json(plan: &Plan<'_>, bytes: &[u8]) -> Result<(Value, Option<String>), String> {
+    let (h, lines) = trace_lines(plan, bytes)?;
+    let recs: Vec<Value> = lines
+        .iter()
+        .map(|l| {
+            json!({
+                "module": l.what,
+                "result": l.result,
+                "worker": l.worker,
+                "start_ms": l.start_ms,
+                "end_ms": l.end_ms,
+                "errno": l.errno,
+                "cause": l.cause,
+            })
+        })
+        .collect();
+    let v = json!({
+        "plan_checksum": h.plan_checksum,
+        "plan_matches": h.plan_checksum == plan.checksum(),
+        "jobs": h.jobs,
+        "simulated": h.simulated,
+        "records": recs,
+    });
+    Ok((v, checksum_note(plan, &h)))
+}
