@@ -25,7 +25,8 @@ use std::prelude::rust_2021::*;
 pub use error::{Error, Result};
 
 use crate::plan::{module_flags, ModuleSpec, PlanBuilder};
-use graph::{Graph, Request, Target};
+pub use graph::Request;
+use graph::{Graph, Target};
 
 /// Default per-module timeout stored in the plan header (ms).
 pub const DEFAULT_MODULE_TIMEOUT_MS: u32 = 10_000;
@@ -76,8 +77,18 @@ pub fn estimate_weight_us(size: u64) -> u32 {
     (200 + size / 8).min(u32::MAX as u64) as u32
 }
 
-/// Compile a plan. Warnings go to `warn` (one message each, no prefix).
-pub fn compile(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<PlanBuilder> {
+/// The kernel's index files and the modprobe.d configuration, loaded once.
+#[derive(Debug)]
+pub struct Inputs {
+    pub kver: String,
+    /// `ROOT/lib/modules/KVER`.
+    pub dir: PathBuf,
+    pub index: kmod::KmodIndex,
+    pub config: config::ModprobeConfig,
+}
+
+/// Find the kernel version and load its index files and the modprobe.d configuration.
+pub fn load_inputs(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Inputs> {
     let modules_root = opts.root.join("lib/modules");
     let kver = match &opts.kver {
         Some(v) => v.clone(),
@@ -94,16 +105,20 @@ pub fn compile(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<PlanBuild
             opts.root.display()
         )));
     }
-    let idx = kmod::KmodIndex::load(&dir)?;
-
+    let index = kmod::KmodIndex::load(&dir)?;
     let (config_paths, required) = if opts.configs.is_empty() {
         (MODPROBE_DIRS.iter().map(|d| opts.root.join(d)).collect::<Vec<_>>(), false)
     } else {
         (opts.configs.clone(), true)
     };
     let files = config::collect_files(&config_paths, required, ".conf", &[dir.join("modules.softdep")])?;
-    let cfg = config::parse_modprobe(&files, warn)?;
+    let config = config::parse_modprobe(&files, warn)?;
+    Ok(Inputs { kver, dir, index, config })
+}
 
+/// The names to load: modules-load.d entries (see [`Options::modules_load`]),
+/// then the names given.
+pub fn requests(opts: &Options) -> Result<Vec<Request>> {
     let mut requests: Vec<Request> = Vec::new();
     let load_paths: Vec<PathBuf> = if !opts.modules_load.is_empty() {
         opts.modules_load.clone()
@@ -121,11 +136,30 @@ pub fn compile(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<PlanBuild
     for n in &opts.names {
         requests.push(Request { name: n.clone(), source: None });
     }
+    Ok(requests)
+}
+
+/// Compile a plan. Warnings go to `warn` (one message each, no prefix).
+pub fn compile(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<PlanBuilder> {
+    let inputs = load_inputs(opts, warn)?;
+    let requests = requests(opts)?;
+    compile_requests(opts, &inputs, &requests, warn)
+}
+
+/// Compile a plan for `requests` from already loaded inputs (only the header
+/// fields of `opts` are used).
+pub fn compile_requests(
+    opts: &Options,
+    inputs: &Inputs,
+    requests: &[Request],
+    warn: &mut dyn FnMut(String),
+) -> Result<PlanBuilder> {
+    let (idx, cfg, dir, kver) = (&inputs.index, &inputs.config, &inputs.dir, &inputs.kver);
     if requests.is_empty() {
         warn("no modules requested (no names, nothing in modules-load.d): the plan is empty".into());
     }
 
-    let mut g = Graph::build(&idx, &cfg, &requests, warn)?;
+    let mut g = Graph::build(idx, cfg, requests, warn)?;
     g.check_hard_cycles()?;
     for node in &mut g.nodes {
         if let Target::Module(m) = node.target {
