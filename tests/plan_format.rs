@@ -857,8 +857,7 @@ fn large_random_plan_round_trips() {
     assert!(p.edge_count() > n);
 }
 
-/// Input the reader would refuse: the writer must refuse it too (today it
-/// does so only through its final self-check, see the ignored test below).
+/// Input the reader would refuse: the writer must refuse it too, naming the item.
 fn invalid_edits() -> Vec<Edit> {
     vec![
         ("soft_pre on itself", Box::new(|b| b.modules[3].soft_pre.push(3))),
@@ -893,7 +892,6 @@ fn writer_refuses_what_the_reader_would_refuse() {
 }
 
 #[test]
-#[ignore = "writer bug: these errors come from the final self-check as 'internal error ... module record 3', without the module name"]
 fn writer_errors_name_the_module() {
     for (what, edit) in invalid_edits() {
         let mut b = sample();
@@ -905,7 +903,6 @@ fn writer_errors_name_the_module() {
 }
 
 #[test]
-#[ignore = "writer bug: a NUL inside a string is written as-is and the reader silently truncates it there"]
 fn writer_refuses_nul_in_strings() {
     let edits: Vec<Edit> = vec![
         ("params", Box::new(|b| b.modules[3].params = "a=1\0b=2".into())),

@@ -1,6 +1,30 @@
+//! `parmod`: the target runtime. A static, heap-free binary that starts
+//! from musl's C start-up code and then makes raw system calls only.
 #![no_std]
 #![no_main]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+
+#[path = "../runtime/mod.rs"]
+mod runtime;
+
+use core::ffi::{c_char, c_int};
+
+// musl provides the start-up code (`_start` calls `main`) and memcpy & co.
+#[link(name = "c")]
+extern "C" {}
+
 #[no_mangle]
-pub extern "C" fn main() -> i32 { 0 }
+pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    // SAFETY: the C runtime passes argc strings that live as long as the process.
+    let args = unsafe { runtime::mapping::Args::new(argc, argv) };
+    runtime::run(args)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    use core::fmt::Write;
+    let mut o = runtime::out::Out::stderr();
+    let _ = writeln!(o, "parmod: internal error: {info}");
+    o.flush();
+    // Never unwind and never return: end the whole process with status 2.
+    runtime::arch::exit_process(2)
+}

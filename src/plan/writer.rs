@@ -99,6 +99,52 @@ impl PlanBuilder {
         prio
     }
 
+    /// Refuse what the format cannot hold, naming the item, before writing.
+    fn check_input(&self) -> Result<(), String> {
+        let n = self.modules.len();
+        let token = |s: &str| !s.is_empty() && s.bytes().all(|c| c > b' ' && c < 0x7f && c != b'/');
+        if !token(&self.kernel_release) {
+            return Err(std::format!("kernel release {:?} is empty or has spaces, '/' or control characters", self.kernel_release));
+        }
+        if self.jobs > 4096 {
+            return Err(std::format!("jobs {} is more than 4096", self.jobs));
+        }
+        for (i, m) in self.modules.iter().enumerate() {
+            if !token(&m.name) {
+                return Err(std::format!("module name {:?} is empty or has spaces, '/' or control characters", m.name));
+            }
+            if m.params.contains('\0') || m.path.as_deref().is_some_and(|p| p.contains('\0')) {
+                return Err(std::format!("module {}: a NUL byte in its path or parameters", m.name));
+            }
+            if m.flags & !module_flags::KNOWN != 0 {
+                return Err(std::format!("module {}: unknown flag bits {:#x}", m.name, m.flags & !module_flags::KNOWN));
+            }
+            for &s in m.soft_pre.iter().chain(&m.soft_post) {
+                if s as usize >= n || s as usize == i || s & EDGE_HARD != 0 {
+                    return Err(std::format!("module {}: soft dependency {s} is not another module of the plan", m.name));
+                }
+            }
+        }
+        for w in &self.waits {
+            if w.path.contains('\0') || !super::reader::is_wait_path(w.path.as_bytes()) {
+                let after = match w.module.and_then(|m| self.modules.get(m as usize)) {
+                    Some(m) => std::format!(" (after module {})", m.name),
+                    None => String::new(),
+                };
+                return Err(std::format!(
+                    "wait path {:?}{after} must be an absolute path under /dev or /sys without '.' or '..' components",
+                    w.path
+                ));
+            }
+        }
+        for (pattern, m) in &self.aliases {
+            if pattern.is_empty() || pattern.contains('\0') || *m as usize >= n {
+                return Err(std::format!("alias {pattern:?} is empty or names no module of the plan"));
+            }
+        }
+        Ok(())
+    }
+
     /// Serialise. Fails (naming the module) when the order is not a valid
     /// load order or a field cannot be represented.
     pub fn build(&self) -> Result<Vec<u8>, String> {
@@ -106,6 +152,7 @@ impl PlanBuilder {
         if n as u64 > MAX_MODULES as u64 {
             return Err(std::format!("{n} modules: a plan holds at most {MAX_MODULES}"));
         }
+        self.check_input()?;
         let mut strings = Strings::new();
         let kernel = strings.add(&self.kernel_release);
 

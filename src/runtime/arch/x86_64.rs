@@ -1,0 +1,101 @@
+//! x86_64 system-call entry points that rustix does not offer publicly:
+//! `clone` onto a fresh stack, the exit of one task, and `rt_sigprocmask`.
+//! This file and `super::super::mapping` are the only places with `unsafe`
+//! code of parmod's own.
+
+use core::arch::asm;
+
+const SYS_RT_SIGPROCMASK: usize = 14;
+const SYS_CLONE: usize = 56;
+const SYS_EXIT: usize = 60;
+const SYS_EXIT_GROUP: usize = 231;
+
+/// Start `entry(arg)` in a new task on the stack whose top is `stack_top`.
+///
+/// Returns the new task's id, or a negative errno.
+///
+/// # Safety
+/// * `stack_top` must be the 16-byte aligned top of a writable mapping that
+///   nothing else uses and that outlives the task.
+/// * `flags` must include `CLONE_VM`: the child runs `entry` in this address
+///   space and must not return (it ends with [`exit_task`]).
+/// * `tid` must point to a `u32` that outlives the task (the kernel writes the
+///   id there and clears it at exit for `CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID`).
+pub unsafe fn clone_task(
+    flags: usize,
+    stack_top: *mut u8,
+    tid: *mut u32,
+    entry: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> isize {
+    let ret: isize;
+    // SAFETY: the caller upholds the contract above. In the child every
+    // register but rax is a copy of the parent's, rsp is `stack_top`, and the
+    // child touches no memory of the parent's frame: it only moves `arg`
+    // (r13) into rdi and calls `entry` (r12), which never returns.
+    unsafe {
+        asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            // Child: clear the frame pointer so back-traces end here; rsp is
+            // 16-byte aligned, so after `call` pushes the return address the
+            // callee sees the alignment the ABI promises.
+            "xor ebp, ebp",
+            "mov rdi, r13",
+            "call r12",
+            "ud2",
+            "2:",
+            inlateout("rax") SYS_CLONE as isize => ret,
+            in("rdi") flags,
+            in("rsi") stack_top,
+            in("rdx") tid,
+            in("r10") tid,
+            in("r8") 0usize,
+            in("r12") entry,
+            in("r13") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// End the calling task (not the whole process): `exit(2)`, not `exit_group`.
+pub fn exit_task(code: i32) -> ! {
+    // SAFETY: SYS_exit takes one integer and never returns; it touches no
+    // memory of ours.
+    unsafe {
+        asm!("syscall", in("rax") SYS_EXIT, in("rdi") code as isize, options(noreturn, nostack));
+    }
+}
+
+/// End the whole thread group (our worker tasks are separate: they die
+/// through PR_SET_PDEATHSIG).
+pub fn exit_process(code: i32) -> ! {
+    // SAFETY: SYS_exit_group takes one integer and never returns.
+    unsafe {
+        asm!("syscall", in("rax") SYS_EXIT_GROUP, in("rdi") code as isize, options(noreturn, nostack));
+    }
+}
+
+/// `rt_sigprocmask(how, set, old, 8)`: returns 0 or a negative errno.
+pub fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
+    let ret: isize;
+    // SAFETY: `set` and `old` are valid 8-byte kernel sigsets for the call.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") SYS_RT_SIGPROCMASK as isize => ret,
+            in("rdi") how as usize,
+            in("rsi") set as *const u64,
+            in("rdx") old as *mut u64,
+            in("r10") 8usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}

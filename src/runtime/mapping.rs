@@ -1,0 +1,159 @@
+//! The memory parmod uses, all from `mmap`: the read-only plan view, the one
+//! anonymous mapping that holds every piece of run-time state (as atomics),
+//! worker stacks with guard pages, and the process arguments. The unsafe
+//! conversions from raw mappings to Rust references live here, each with the
+//! reason it is sound.
+
+use core::cell::UnsafeCell;
+use core::ffi::{c_char, CStr};
+use core::mem::MaybeUninit;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::io::Errno;
+use rustix::mm::{self, MapFlags, MprotectFlags, ProtFlags};
+
+/// Map `len` bytes of `fd` read-only and private for the rest of the process.
+pub fn map_file(fd: BorrowedFd<'_>, len: usize) -> Result<&'static [u8], Errno> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: a fresh private read-only mapping; it is never unmapped, so the
+    // slice is valid for 'static. Another process could truncate the file
+    // under us (SIGBUS); plans live in the initramfs or /etc, written before
+    // parmod starts, which is the same assumption every loader of mapped
+    // files makes.
+    unsafe {
+        let p = mm::mmap(ptr::null_mut(), len, ProtFlags::READ, MapFlags::PRIVATE, fd.as_fd(), 0)?;
+        Ok(core::slice::from_raw_parts(p as *const u8, len))
+    }
+}
+
+/// One anonymous mapping holding `n64` `AtomicU64` followed by `n32`
+/// `AtomicU32`, all zero. Never unmapped.
+pub fn map_state(n64: usize, n32: usize) -> Result<(&'static [AtomicU64], &'static [AtomicU32]), Errno> {
+    let len = n64
+        .checked_mul(8)
+        .and_then(|a| n32.checked_mul(4).and_then(|b| a.checked_add(b)))
+        .ok_or(Errno::NOMEM)?
+        .max(1);
+    // SAFETY: a fresh anonymous mapping is zero-filled and page aligned, and
+    // zero is a valid value of every atomic integer; the two slices do not
+    // overlap (u64 part first, so it is 8-byte aligned). Atomics may be
+    // shared by every task of the address space. Never unmapped.
+    unsafe {
+        let p = mm::mmap_anonymous(ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)?;
+        let a = core::slice::from_raw_parts(p as *const AtomicU64, n64);
+        let b = core::slice::from_raw_parts((p as *const u8).add(n64 * 8) as *const AtomicU32, n32);
+        Ok((a, b))
+    }
+}
+
+/// A worker stack: `size` usable bytes above one inaccessible guard page.
+/// Returns the 16-byte aligned top. Never unmapped (a stuck worker keeps
+/// using its stack after parmod has reported it).
+pub fn map_stack(size: usize) -> Result<*mut u8, Errno> {
+    const GUARD: usize = 4096;
+    let size = (size + 4095) & !4095;
+    // SAFETY: a fresh anonymous mapping; the lowest page is then made
+    // inaccessible so an overflow faults instead of corrupting memory.
+    unsafe {
+        let p = mm::mmap_anonymous(
+            ptr::null_mut(),
+            size + GUARD,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE | MapFlags::NORESERVE | MapFlags::STACK,
+        )?;
+        mm::mprotect(p, GUARD, MprotectFlags::empty())?;
+        Ok((p as *mut u8).add(size + GUARD))
+    }
+}
+
+/// The process arguments as C strings.
+#[derive(Clone, Copy)]
+pub struct Args {
+    argc: usize,
+    argv: *const *const c_char,
+}
+
+impl Args {
+    /// # Safety
+    /// `argv` must hold `argc` valid NUL-terminated strings that live as long
+    /// as the process (as the C runtime passes them to `main`).
+    pub unsafe fn new(argc: i32, argv: *const *const c_char) -> Self {
+        Args { argc: argc.max(0) as usize, argv }
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'static CStr> {
+        if i >= self.argc || self.argv.is_null() {
+            return None;
+        }
+        // SAFETY: by the contract of `new`, argv[0..argc] are valid strings
+        // for the life of the process.
+        unsafe {
+            let p = *self.argv.add(i);
+            (!p.is_null()).then(|| CStr::from_ptr(p))
+        }
+    }
+}
+
+/// A value set once by the main task before any worker exists, then only
+/// read. Workers find the run context here (a `static`, so it stays valid
+/// even while the main task exits and a stuck worker is still in the kernel).
+pub struct SetOnce<T> {
+    set: AtomicBool,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+// SAFETY: `value` is written exactly once, by `set`, before `set` is
+// published with Release; readers only read after observing it with Acquire.
+unsafe impl<T: Sync> Sync for SetOnce<T> {}
+
+impl<T> SetOnce<T> {
+    pub const fn new() -> Self {
+        SetOnce { set: AtomicBool::new(false), value: UnsafeCell::new(MaybeUninit::uninit()) }
+    }
+
+    /// Store `v`; only the first call has an effect (returns false after).
+    /// Call it from the main task before starting any worker.
+    pub fn set(&self, v: T) -> bool {
+        if self.set.load(Ordering::Acquire) {
+            return false;
+        }
+        // SAFETY: not yet published, and only the main task calls `set`
+        // (before any worker exists), so nobody else touches `value`.
+        unsafe { (*self.value.get()).write(v) };
+        self.set.store(true, Ordering::Release);
+        true
+    }
+
+    pub fn get(&self) -> Option<&T> {
+        if !self.set.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: published with Release after the write; never written again.
+        Some(unsafe { (*self.value.get()).assume_init_ref() })
+    }
+}
+
+/// fd 2 as a borrowed descriptor.
+pub fn stderr() -> BorrowedFd<'static> {
+    // SAFETY: main makes sure fds 0-2 are open (on /dev/null if need be)
+    // before anything else, so fd 2 is a valid descriptor for the whole run.
+    unsafe { BorrowedFd::borrow_raw(2) }
+}
+
+/// fd 1 as a borrowed descriptor (see [`stderr`]).
+pub fn stdout() -> BorrowedFd<'static> {
+    // SAFETY: as for `stderr`.
+    unsafe { BorrowedFd::borrow_raw(1) }
+}
+
+/// Whether descriptor `fd` is open.
+pub fn fd_is_open(fd: i32) -> bool {
+    // SAFETY: only used to ask the kernel about the descriptor number; an
+    // invalid number gives EBADF, nothing is read or closed.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_getfd(b).is_ok()
+}
