@@ -50,7 +50,10 @@ mod bench {
             l
         }
         fn next_u32(&mut self) -> u32 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (self.0 >> 32) as u32
         }
         fn below(&mut self, n: u32) -> u32 {
@@ -75,7 +78,11 @@ mod bench {
                 let mut waits = Vec::new();
                 if start > 0 {
                     for _ in 0..rng.range(2, 3) {
-                        let d = if rng.below(10) < 7 { rng.range(prev_start, start - 1) } else { rng.below(start) };
+                        let d = if rng.below(10) < 7 {
+                            rng.range(prev_start, start - 1)
+                        } else {
+                            rng.below(start)
+                        };
                         waits.push((d, rng.below(10) < 8));
                     }
                 }
@@ -90,7 +97,11 @@ mod bench {
             prev_start = start;
             start = end;
         }
-        PlanBuilder { kernel_release: "0.0.0-simbench".into(), modules, ..PlanBuilder::default() }
+        PlanBuilder {
+            kernel_release: "0.0.0-simbench".into(),
+            modules,
+            ..PlanBuilder::default()
+        }
     }
 
     /// Makespan of an ideal list schedule (zero overhead, `jobs` machines,
@@ -112,16 +123,22 @@ mod bench {
                 dependents[d].push(i);
             }
         }
-        let mut ready: BinaryHeap<(u64, Reverse<usize>)> =
-            (0..n).filter(|&i| pending[i] == 0).map(|i| (prio[i], Reverse(i))).collect();
+        let mut ready: BinaryHeap<(u64, Reverse<usize>)> = (0..n)
+            .filter(|&i| pending[i] == 0)
+            .map(|i| (prio[i], Reverse(i)))
+            .collect();
         let mut running: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
         let (mut now, mut end) = (0u64, 0u64);
         loop {
             while running.len() < jobs as usize {
-                let Some((_, Reverse(i))) = ready.pop() else { break };
+                let Some((_, Reverse(i))) = ready.pop() else {
+                    break;
+                };
                 running.push(Reverse((now + pb.modules[i].weight_us as u64, i)));
             }
-            let Some(Reverse((t, i))) = running.pop() else { break };
+            let Some(Reverse((t, i))) = running.pop() else {
+                break;
+            };
             now = t;
             end = end.max(t);
             for &d in &dependents[i] {
@@ -138,7 +155,12 @@ mod bench {
     fn critical_path_us(pb: &PlanBuilder) -> u64 {
         let mut finish = vec![0u64; pb.modules.len()];
         for (i, m) in pb.modules.iter().enumerate() {
-            let start = m.waits_for.iter().map(|&(d, _)| finish[d as usize]).max().unwrap_or(0);
+            let start = m
+                .waits_for
+                .iter()
+                .map(|&(d, _)| finish[d as usize])
+                .max()
+                .unwrap_or(0);
             finish[i] = start + m.weight_us as u64;
         }
         finish.into_iter().max().unwrap_or(0)
@@ -148,7 +170,8 @@ mod bench {
         if let Some(p) = std::env::var_os("PARMOD_BIN") {
             return PathBuf::from(p);
         }
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-musl/release/parmod")
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/x86_64-unknown-linux-musl/release/parmod")
     }
 
     struct RunResult {
@@ -158,7 +181,13 @@ mod bench {
         wall_ns: u64,
     }
 
-    fn run(bin: &Path, plan: &Path, trace_path: &Path, jobs: u32, n: usize) -> Result<RunResult, String> {
+    fn run(
+        bin: &Path,
+        plan: &Path,
+        trace_path: &Path,
+        jobs: u32,
+        n: usize,
+    ) -> Result<RunResult, String> {
         let _ = std::fs::remove_file(trace_path);
         let t0 = Instant::now();
         let out = Command::new(bin)
@@ -185,7 +214,11 @@ mod bench {
         let (mut lo, mut hi, mut count) = (u64::MAX, 0u64, 0usize);
         for r in recs {
             if r.result != result::LOADED {
-                return Err(format!("module {} ended as {}", r.index, result::name(r.result)));
+                return Err(format!(
+                    "module {} ended as {}",
+                    r.index,
+                    result::name(r.result)
+                ));
             }
             lo = lo.min(r.start_ns);
             hi = hi.max(r.end_ns);
@@ -194,7 +227,10 @@ mod bench {
         if count != n {
             return Err(format!("trace has {count} records for {n} modules"));
         }
-        Ok(RunResult { makespan_ns: hi.saturating_sub(lo), wall_ns })
+        Ok(RunResult {
+            makespan_ns: hi.saturating_sub(lo),
+            wall_ns,
+        })
     }
 
     fn median(mut v: Vec<u64>) -> u64 {
@@ -206,7 +242,11 @@ mod bench {
         match args.iter().position(|a| a == name) {
             Some(i) => args
                 .get(i + 1)
-                .map(|s| s.split(',').map(|x| x.trim().parse().expect("a number")).collect())
+                .map(|s| {
+                    s.split(',')
+                        .map(|x| x.trim().parse().expect("a number"))
+                        .collect()
+                })
                 .unwrap_or_else(|| panic!("{name} needs a value")),
             None => default.to_vec(),
         }
@@ -219,7 +259,10 @@ mod bench {
         let jobs_list = list_arg(&args, "--jobs", &[2, 4]);
         let bin = parmod_bin();
         if !bin.is_file() {
-            eprintln!("simbench: {} is missing: build it with `make` (or set PARMOD_BIN)", bin.display());
+            eprintln!(
+                "simbench: {} is missing: build it with `make` (or set PARMOD_BIN)",
+                bin.display()
+            );
             std::process::exit(2);
         }
         let dir = std::env::temp_dir().join(format!("parmod-simbench-{}", std::process::id()));

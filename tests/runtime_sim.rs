@@ -23,16 +23,27 @@ fn set(v: &[usize]) -> BTreeSet<usize> {
 
 /// The edge to the previous module (none for the first).
 fn prev(i: u32, hard: bool) -> Vec<(u32, bool)> {
-    if i == 0 { vec![] } else { vec![(i - 1, hard)] }
+    if i == 0 {
+        vec![]
+    } else {
+        vec![(i - 1, hard)]
+    }
 }
 
 /// A hard edge to module 0 (none for module 0 itself).
 fn first(i: u32) -> Vec<(u32, bool)> {
-    if i == 0 { vec![] } else { vec![(0, true)] }
+    if i == 0 {
+        vec![]
+    } else {
+        vec![(0, true)]
+    }
 }
 
 fn names(pb: &PlanBuilder, idx: &BTreeSet<usize>) -> String {
-    idx.iter().map(|&i| pb.modules[i].name.as_str()).collect::<Vec<_>>().join(",")
+    idx.iter()
+        .map(|&i| pb.modules[i].name.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 // ------------------------------------------------------------ graph shapes
@@ -47,11 +58,19 @@ fn chain_runs_strictly_in_order() {
     let run = simulate("chain", &pb, &["--jobs", "4"]);
     let recs = Check::new(&pb, &run, 4).run();
     for w in recs.windows(2) {
-        assert!(w[1].start_ns >= w[0].end_ns, "chain order broken: {:?} then {:?}", w[0], w[1]);
+        assert!(
+            w[1].start_ns >= w[0].end_ns,
+            "chain order broken: {:?} then {:?}",
+            w[0],
+            w[1]
+        );
     }
     // Each module sleeps its weight: the chain cannot finish faster than the sum.
     let span = recs.last().unwrap().end_ns - recs[0].start_ns;
-    assert!(span >= n as u64 * 500_000, "chain of {n} x 500 us took only {span} ns: the loads did not sleep their weight");
+    assert!(
+        span >= n as u64 * 500_000,
+        "chain of {n} x 500 us took only {span} ns: the loads did not sleep their weight"
+    );
 }
 
 #[test]
@@ -89,7 +108,11 @@ fn wide_fan_out_fan_in() {
     let width = 300u32;
     let mut mods = vec![module("root", 1000, &[])];
     for i in 0..width {
-        mods.push(module(&format!("leaf{i}"), 200 + (i * 37) % 800, &[(0, i % 3 != 0)]));
+        mods.push(module(
+            &format!("leaf{i}"),
+            200 + (i * 37) % 800,
+            &[(0, i % 3 != 0)],
+        ));
     }
     let all: Vec<(u32, bool)> = (1..=width).map(|i| (i, i % 2 == 0)).collect();
     mods.push(module("sink", 1000, &all));
@@ -99,13 +122,26 @@ fn wide_fan_out_fan_in() {
         let run = simulate("fan", &pb, &["--jobs", &j]);
         let recs = Check::new(&pb, &run, jobs).run();
         let workers: BTreeSet<u16> = recs.iter().map(|r| r.worker).collect();
-        assert_eq!(workers.len(), jobs, "with {jobs} jobs and {width} ready leaves every worker works\n{}", run.out.describe());
+        assert_eq!(
+            workers.len(),
+            jobs,
+            "with {jobs} jobs and {width} ready leaves every worker works\n{}",
+            run.out.describe()
+        );
     }
 }
 
 #[test]
 fn thousands_of_modules() {
-    let shape = DagShape { modules: 1500, max_deps: 4, window: 200, weight_lo: 0, weight_hi: 200, hard_pct: 70, builtin_pct: 5 };
+    let shape = DagShape {
+        modules: 1500,
+        max_deps: 4,
+        window: 200,
+        weight_lo: 0,
+        weight_hi: 200,
+        hard_pct: 70,
+        builtin_pct: 5,
+    };
     let pb = random_dag(1500, shape);
     let run = simulate("big", &pb, &["--jobs", "4"]);
     Check::new(&pb, &run, 4).run();
@@ -113,9 +149,24 @@ fn thousands_of_modules() {
 
 #[test]
 fn random_dags() {
-    let cases: [(u64, u32, usize); 6] = [(1, 60, 1), (2, 120, 2), (3, 200, 3), (4, 250, 4), (5, 300, 8), (6, 400, 5)];
+    let cases: [(u64, u32, usize); 6] = [
+        (1, 60, 1),
+        (2, 120, 2),
+        (3, 200, 3),
+        (4, 250, 4),
+        (5, 300, 8),
+        (6, 400, 5),
+    ];
     for (seed, n, jobs) in cases {
-        let shape = DagShape { modules: n, max_deps: 3, window: 30, weight_lo: 0, weight_hi: 2000, hard_pct: 60, builtin_pct: 8 };
+        let shape = DagShape {
+            modules: n,
+            max_deps: 3,
+            window: 30,
+            weight_lo: 0,
+            weight_hi: 2000,
+            hard_pct: 60,
+            builtin_pct: 8,
+        };
         let pb = random_dag(seed, shape);
         let j = jobs.to_string();
         let run = simulate(&format!("dag{seed}"), &pb, &["--jobs", &j]);
@@ -161,7 +212,11 @@ fn empty_plan_succeeds() {
 /// Like u-root's TestParallelLoad: independent loads really do overlap.
 #[test]
 fn independent_loads_overlap() {
-    let pb = plan_of((0..4).map(|i| module(&format!("par{i}"), 100_000, &[])).collect());
+    let pb = plan_of(
+        (0..4)
+            .map(|i| module(&format!("par{i}"), 100_000, &[]))
+            .collect(),
+    );
     let run = simulate("overlap", &pb, &["--jobs", "4"]);
     let r = Check::new(&pb, &run, 4).run();
     let latest_start = r.iter().map(|x| x.start_ns).max().unwrap();
@@ -178,7 +233,11 @@ fn independent_loads_overlap() {
 
 #[test]
 fn one_job_never_overlaps() {
-    let pb = plan_of((0..6).map(|i| module(&format!("seq{i}"), 5_000, &[])).collect());
+    let pb = plan_of(
+        (0..6)
+            .map(|i| module(&format!("seq{i}"), 5_000, &[]))
+            .collect(),
+    );
     let run = simulate("onejob", &pb, &["--jobs", "1"]);
     let r = Check::new(&pb, &run, 1).run();
     let iv: Vec<(u64, u64)> = r.iter().map(|x| (x.start_ns, x.end_ns)).collect();
@@ -187,7 +246,9 @@ fn one_job_never_overlaps() {
 
 #[test]
 fn jobs_default_from_plan_then_affinity() {
-    let mods: Vec<_> = (0..12).map(|i| module(&format!("j{i}"), 1000, &[])).collect();
+    let mods: Vec<_> = (0..12)
+        .map(|i| module(&format!("j{i}"), 1000, &[]))
+        .collect();
     let mut pb = plan_of(mods);
     pb.jobs = 3;
     let run = simulate("jobsplan", &pb, &[]);
@@ -225,7 +286,12 @@ fn failure_skips_exactly_the_hard_dependents() {
         assert_eq!(r[i].cause, 0, "skip cause is the root failure: {:?}", r[i]);
     }
     let want = expected(&pb, &fail);
-    assert_eq!(want.iter().filter(|w| matches!(w, Want::Skipped(_))).count(), 3);
+    assert_eq!(
+        want.iter()
+            .filter(|w| matches!(w, Want::Skipped(_)))
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -241,7 +307,10 @@ fn soft_dependency_failure_blocks_nothing() {
     assert_eq!(r[0].result, result::FAILED);
     for x in &r[1..] {
         assert_eq!(x.result, result::LOADED, "{x:?}");
-        assert!(x.start_ns >= r[0].end_ns, "soft dependent started before the failure ended: {x:?}");
+        assert!(
+            x.start_ns >= r[0].end_ns,
+            "soft dependent started before the failure ended: {x:?}"
+        );
     }
 }
 
@@ -259,10 +328,18 @@ fn fail_list_forms() {
     let run = simulate("failcomma", &pb, &["--jobs", "2", "--fail", "a,b"]);
     Check::new(&pb, &run, 2).failing(&fail).run();
     // Repeated option.
-    let run = simulate("failrepeat", &pb, &["--jobs", "2", "--fail", "a", "--fail", "b"]);
+    let run = simulate(
+        "failrepeat",
+        &pb,
+        &["--jobs", "2", "--fail", "a", "--fail", "b"],
+    );
     Check::new(&pb, &run, 2).failing(&fail).run();
     // --quiet: only failures and the summary.
-    let run = simulate("failquiet", &pb, &["--jobs", "2", "--quiet", "--fail", "a,b"]);
+    let run = simulate(
+        "failquiet",
+        &pb,
+        &["--jobs", "2", "--quiet", "--fail", "a,b"],
+    );
     let mut c = Check::new(&pb, &run, 2).failing(&fail);
     c.quiet = true;
     c.run();
@@ -271,7 +348,15 @@ fn fail_list_forms() {
 #[test]
 fn random_dag_failures_skip_transitive_hard_dependents() {
     for seed in [11u64, 12, 13, 14, 15] {
-        let shape = DagShape { modules: 150, max_deps: 3, window: 25, weight_lo: 0, weight_hi: 1500, hard_pct: 55, builtin_pct: 5 };
+        let shape = DagShape {
+            modules: 150,
+            max_deps: 3,
+            window: 25,
+            weight_lo: 0,
+            weight_hi: 1500,
+            hard_pct: 55,
+            builtin_pct: 5,
+        };
         let pb = random_dag(seed, shape);
         let mut rng = Lcg::new(seed * 7919);
         let mut fail = BTreeSet::new();
@@ -282,9 +367,16 @@ fn random_dag_failures_skip_transitive_hard_dependents() {
             }
         }
         let want = expected(&pb, &fail);
-        let skipped = want.iter().filter(|w| matches!(w, Want::Skipped(_))).count();
+        let skipped = want
+            .iter()
+            .filter(|w| matches!(w, Want::Skipped(_)))
+            .count();
         let list = names(&pb, &fail);
-        let run = simulate(&format!("dagfail{seed}"), &pb, &["--jobs", "3", "--fail", &list]);
+        let run = simulate(
+            &format!("dagfail{seed}"),
+            &pb,
+            &["--jobs", "3", "--fail", &list],
+        );
         Check::new(&pb, &run, 3).failing(&fail).run();
         eprintln!("seed {seed}: failing {list}: {skipped} skipped");
     }
@@ -306,11 +398,21 @@ fn stuck_plan() -> (PlanBuilder, BTreeSet<usize>) {
     for i in 0..40 {
         mods.push(module(&format!("ind{i}"), 20_000, &[]));
     }
-    mods.push(module("late", 1000, &[h(first), h(first + 5), s(first + 39)]));
+    mods.push(module(
+        "late",
+        1000,
+        &[h(first), h(first + 5), s(first + 39)],
+    ));
     (plan_of(mods), set(&[1, 2, 3]))
 }
 
-fn check_stuck(run: &SimRun, pb: &PlanBuilder, blocked: BTreeSet<usize>, jobs: usize, deadline_ms: u64) {
+fn check_stuck(
+    run: &SimRun,
+    pb: &PlanBuilder,
+    blocked: BTreeSet<usize>,
+    jobs: usize,
+    deadline_ms: u64,
+) {
     let out = &run.out;
     let mut c = Check::new(pb, run, jobs);
     c.stuck = set(&[0]);
@@ -329,7 +431,10 @@ fn check_stuck(run: &SimRun, pb: &PlanBuilder, blocked: BTreeSet<usize>, jobs: u
         out.describe()
     );
     let hung = &r[0];
-    let replacements: Vec<_> = r.iter().filter(|x| x.worker != NO_WORKER && x.worker as usize >= jobs).collect();
+    let replacements: Vec<_> = r
+        .iter()
+        .filter(|x| x.worker != NO_WORKER && x.worker as usize >= jobs)
+        .collect();
     assert!(
         !replacements.is_empty(),
         "no replacement worker (id >= {jobs}) did any work after 'hangs' got stuck\n{}",
@@ -342,7 +447,11 @@ fn check_stuck(run: &SimRun, pb: &PlanBuilder, blocked: BTreeSet<usize>, jobs: u
             "replacement worker started work {x:?} before the hung load ({hung:?}) reached its 200 ms timeout"
         );
     }
-    assert!(!out.lines("stuck").is_empty(), "no stuck line\n{}", out.describe());
+    assert!(
+        !out.lines("stuck").is_empty(),
+        "no stuck line\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -351,7 +460,16 @@ fn stuck_module_is_replaced_and_dependents_blocked() {
     let run = simulate(
         "stuck",
         &pb,
-        &["--jobs", "2", "--module-timeout", "200", "--deadline", "1500", "--hang", "hangs"],
+        &[
+            "--jobs",
+            "2",
+            "--module-timeout",
+            "200",
+            "--deadline",
+            "1500",
+            "--hang",
+            "hangs",
+        ],
     );
     check_stuck(&run, &pb, blocked, 2, 1500);
 }
@@ -370,7 +488,10 @@ fn stuck_with_plan_default_timeout_and_deadline() {
 fn slow_load_outliving_timeout_is_flagged_but_counts() {
     // 600 ms against a 150 ms timeout: reported stuck, then it ends, gets the
     // flag, and its dependent still loads after it.
-    let mut mods = vec![module("slow", 600_000, &[]), module("after_slow", 1000, &[h(0)])];
+    let mut mods = vec![
+        module("slow", 600_000, &[]),
+        module("after_slow", 1000, &[h(0)]),
+    ];
     for i in 0..10 {
         mods.push(module(&format!("w{i}"), 10_000, &[]));
     }
@@ -378,25 +499,56 @@ fn slow_load_outliving_timeout_is_flagged_but_counts() {
     let run = simulate("slowflag", &pb, &["--jobs", "2", "--module-timeout", "150"]);
     let out = &run.out;
     let (_, r) = out.trace();
-    assert_eq!(r[0].result, result::LOADED | result::STUCK_FLAG, "slow: {:?}\n{}", r[0], out.describe());
-    assert_eq!(r[1].result, result::LOADED, "after_slow: {:?}\n{}", r[1], out.describe());
+    assert_eq!(
+        r[0].result,
+        result::LOADED | result::STUCK_FLAG,
+        "slow: {:?}\n{}",
+        r[0],
+        out.describe()
+    );
+    assert_eq!(
+        r[1].result,
+        result::LOADED,
+        "after_slow: {:?}\n{}",
+        r[1],
+        out.describe()
+    );
     assert!(r[1].start_ns >= r[0].end_ns);
     for x in &r[2..] {
-        assert_eq!(x.result & !result::STUCK_FLAG, result::LOADED, "{x:?}\n{}", out.describe());
+        assert_eq!(
+            x.result & !result::STUCK_FLAG,
+            result::LOADED,
+            "{x:?}\n{}",
+            out.describe()
+        );
     }
     assert!(
-        out.lines("stuck").iter().any(|l| l.starts_with("parmod: stuck: slow: ")),
+        out.lines("stuck")
+            .iter()
+            .any(|l| l.starts_with("parmod: stuck: slow: ")),
         "no 'parmod: stuck: slow: ...' line\n{}",
         out.describe()
     );
-    assert!(matches!(out.code, Some(0) | Some(1)), "exit {:?}\n{}", out.code, out.describe());
-    eprintln!("slow load that outlived its timeout and then loaded: exit {:?}", out.code);
+    assert!(
+        matches!(out.code, Some(0) | Some(1)),
+        "exit {:?}\n{}",
+        out.code,
+        out.describe()
+    );
+    eprintln!(
+        "slow load that outlived its timeout and then loaded: exit {:?}",
+        out.code
+    );
 }
 
 // ------------------------------------------------------------ exit status 2
 
 fn small_plan() -> PlanBuilder {
-    plan_of((0..10).map(|i| module(&format!("p{i}"), 100, &first(i))).collect())
+    plan_of(
+        (0..10)
+            .map(|i| module(&format!("p{i}"), 100, &first(i)))
+            .collect(),
+    )
 }
 
 fn expect_plan_error(tag: &str, plan_bytes: Option<&[u8]>) {
@@ -406,17 +558,41 @@ fn expect_plan_error(tag: &str, plan_bytes: Option<&[u8]>) {
         fs::write(&plan_path, b).unwrap();
     }
     let trace_path = scratch.path("trace.bin");
-    let args: Vec<String> =
-        vec!["--simulate".into(), "--trace".into(), trace_path.display().to_string(), plan_path.display().to_string()];
-    let out = run_raw(&scratch, &parmod_bin(), &args, Duration::from_secs(20), Some(&trace_path));
+    let args: Vec<String> = vec![
+        "--simulate".into(),
+        "--trace".into(),
+        trace_path.display().to_string(),
+        plan_path.display().to_string(),
+    ];
+    let out = run_raw(
+        &scratch,
+        &parmod_bin(),
+        &args,
+        Duration::from_secs(20),
+        Some(&trace_path),
+    );
     out.assert_exit(2);
-    assert!(out.stderr.contains("parmod"), "no error message ({tag})\n{}", out.describe());
-    assert!(summary(&out.stderr).is_none(), "a load summary after a plan error ({tag})\n{}", out.describe());
+    assert!(
+        out.stderr.contains("parmod"),
+        "no error message ({tag})\n{}",
+        out.describe()
+    );
+    assert!(
+        summary(&out.stderr).is_none(),
+        "a load summary after a plan error ({tag})\n{}",
+        out.describe()
+    );
     if let Some(t) = &out.trace_bytes {
         // Allowed: an empty trace; never records of loads.
         if !t.is_empty() {
-            let (_, recs) = trace::parse(t).unwrap_or_else(|e| panic!("({tag}) bad trace: {e}\n{}", out.describe()));
-            assert_eq!(recs.count(), 0, "({tag}) trace has records after a plan error\n{}", out.describe());
+            let (_, recs) = trace::parse(t)
+                .unwrap_or_else(|e| panic!("({tag}) bad trace: {e}\n{}", out.describe()));
+            assert_eq!(
+                recs.count(),
+                0,
+                "({tag}) trace has records after a plan error\n{}",
+                out.describe()
+            );
         }
     }
 }
@@ -425,7 +601,15 @@ fn expect_plan_error(tag: &str, plan_bytes: Option<&[u8]>) {
 fn corrupt_plans_exit_2_and_load_nothing() {
     let good = small_plan().build().unwrap();
     // Flip one byte at a few places: header, checksum, module records, edges, strings, last byte.
-    for at in [9usize, 21, 128 + 5, 128 + 80 * 3 + 16, 128 + 80 * 10 + 2, good.len() - 2, good.len() - 1] {
+    for at in [
+        9usize,
+        21,
+        128 + 5,
+        128 + 80 * 3 + 16,
+        128 + 80 * 10 + 2,
+        good.len() - 2,
+        good.len() - 1,
+    ] {
         let mut b = good.clone();
         b[at] ^= 0x10;
         expect_plan_error(&format!("flip{at}"), Some(&b));
@@ -467,7 +651,11 @@ fn usage_errors_exit_2() {
         let out = run_raw(&scratch, &bin, &v, Duration::from_secs(20), None);
         assert!(!out.timed_out, "{}", out.describe());
         out.assert_exit(2);
-        assert!(!out.stderr.is_empty(), "usage error without a message\n{}", out.describe());
+        assert!(
+            !out.stderr.is_empty(),
+            "usage error without a message\n{}",
+            out.describe()
+        );
     }
 }
 
@@ -487,16 +675,40 @@ fn exit_status_0_and_1() {
 // ------------------------------------------------------------ no heap
 
 fn strace_counts(scratch: &Scratch, plan: &std::path::Path, extra: &[String]) -> Option<[u64; 3]> {
-    let report = scratch.path(&format!("strace.{}.txt", plan.file_name().unwrap().to_string_lossy()));
-    let mut args: Vec<String> = vec!["-f".into(), "-c".into(), "-e".into(), "trace=mmap,brk,munmap".into(), "-o".into()];
+    let report = scratch.path(&format!(
+        "strace.{}.txt",
+        plan.file_name().unwrap().to_string_lossy()
+    ));
+    let mut args: Vec<String> = vec![
+        "-f".into(),
+        "-c".into(),
+        "-e".into(),
+        "trace=mmap,brk,munmap".into(),
+        "-o".into(),
+    ];
     args.push(report.display().to_string());
     args.push(parmod_bin().display().to_string());
-    args.extend(["--simulate", "--quiet", "--jobs", "4"].iter().map(|s| s.to_string()));
+    args.extend(
+        ["--simulate", "--quiet", "--jobs", "4"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     args.extend(extra.iter().cloned());
     args.push(plan.display().to_string());
-    let out = run_raw(scratch, std::path::Path::new("/usr/bin/strace"), &args, Duration::from_secs(60), None);
+    let out = run_raw(
+        scratch,
+        std::path::Path::new("/usr/bin/strace"),
+        &args,
+        Duration::from_secs(60),
+        None,
+    );
     let text = fs::read_to_string(&report).ok()?;
-    assert_eq!(out.code, Some(0), "parmod under strace failed\n{}", out.describe());
+    assert_eq!(
+        out.code,
+        Some(0),
+        "parmod under strace failed\n{}",
+        out.describe()
+    );
     let mut counts = [0u64; 3];
     for line in text.lines() {
         let toks: Vec<&str> = line.split_whitespace().collect();
@@ -509,7 +721,9 @@ fn strace_counts(scratch: &Scratch, plan: &std::path::Path, extra: &[String]) ->
             "munmap" => 2,
             _ => continue,
         };
-        counts[slot] = toks[3].parse().unwrap_or_else(|_| panic!("strace line {line:?}"));
+        counts[slot] = toks[3]
+            .parse()
+            .unwrap_or_else(|_| panic!("strace line {line:?}"));
     }
     Some(counts)
 }
@@ -525,17 +739,36 @@ fn memory_use_does_not_grow_with_the_plan() {
         return;
     }
     let scratch = Scratch::new("noheap");
-    let shape = |n| DagShape { modules: n, max_deps: 3, window: 50, weight_lo: 0, weight_hi: 0, hard_pct: 60, builtin_pct: 3 };
+    let shape = |n| DagShape {
+        modules: n,
+        max_deps: 3,
+        window: 50,
+        weight_lo: 0,
+        weight_hi: 0,
+        hard_pct: 60,
+        builtin_pct: 3,
+    };
     let small = scratch.path("small.plan");
     let big = scratch.path("big.plan");
     fs::write(&small, random_dag(21, shape(10)).build().unwrap()).unwrap();
     fs::write(&big, random_dag(22, shape(5000)).build().unwrap()).unwrap();
     let trace_small = scratch.path("small.trace").display().to_string();
     let trace_big = scratch.path("big.trace").display().to_string();
-    for (extra_small, extra_big) in [(vec![], vec![]), (vec!["--trace".to_string(), trace_small], vec!["--trace".to_string(), trace_big])] {
-        let (Some(a), Some(b)) = (strace_counts(&scratch, &small, &extra_small), strace_counts(&scratch, &big, &extra_big)) else {
+    for (extra_small, extra_big) in [
+        (vec![], vec![]),
+        (
+            vec!["--trace".to_string(), trace_small],
+            vec!["--trace".to_string(), trace_big],
+        ),
+    ] {
+        let (Some(a), Some(b)) = (
+            strace_counts(&scratch, &small, &extra_small),
+            strace_counts(&scratch, &big, &extra_big),
+        ) else {
             if std::env::var("PARMOD_REQUIRE_STRACE").as_deref() == Ok("1") {
-                panic!("strace produced no report (ptrace not permitted?) and PARMOD_REQUIRE_STRACE=1");
+                panic!(
+                    "strace produced no report (ptrace not permitted?) and PARMOD_REQUIRE_STRACE=1"
+                );
             }
             eprintln!("skipped: strace produced no report");
             return;

@@ -22,7 +22,8 @@ pub fn parmod_bin() -> PathBuf {
         assert!(p.is_file(), "PARMOD_BIN={} does not exist", p.display());
         return p;
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-musl/release/parmod");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-musl/release/parmod");
     assert!(
         p.is_file(),
         "the parmod runtime binary {} is missing: build it with `make` \
@@ -85,11 +86,20 @@ pub fn module(name: &str, weight_us: u32, waits_for: &[(u32, bool)]) -> ModuleSp
 }
 
 pub fn builtin(name: &str, waits_for: &[(u32, bool)]) -> ModuleSpec {
-    ModuleSpec { name: name.into(), path: None, waits_for: waits_for.to_vec(), ..ModuleSpec::default() }
+    ModuleSpec {
+        name: name.into(),
+        path: None,
+        waits_for: waits_for.to_vec(),
+        ..ModuleSpec::default()
+    }
 }
 
 pub fn plan_of(modules: Vec<ModuleSpec>) -> PlanBuilder {
-    PlanBuilder { kernel_release: "0.0.0-parmod-test".into(), modules, ..PlanBuilder::default() }
+    PlanBuilder {
+        kernel_release: "0.0.0-parmod-test".into(),
+        modules,
+        ..PlanBuilder::default()
+    }
 }
 
 /// Hard edge / soft edge shorthands.
@@ -110,7 +120,10 @@ impl Lcg {
         l
     }
     pub fn next_u32(&mut self) -> u32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 32) as u32
     }
     /// Uniform in 0..n (n > 0).
@@ -158,7 +171,11 @@ pub fn random_dag(seed: u64, shape: DagShape) -> PlanBuilder {
                 deps.push((i - back, rng.chance(shape.hard_pct, 100)));
             }
         }
-        modules.push(module(&name, rng.range(shape.weight_lo, shape.weight_hi), &deps));
+        modules.push(module(
+            &name,
+            rng.range(shape.weight_lo, shape.weight_hi),
+            &deps,
+        ));
     }
     plan_of(modules)
 }
@@ -201,14 +218,23 @@ impl Outcome {
             "command: {}\nexit: {:?}{}\nwall: {:?}\nstderr:\n{}",
             self.cmd,
             self.code,
-            if self.timed_out { " (killed by the test: timed out)" } else { "" },
+            if self.timed_out {
+                " (killed by the test: timed out)"
+            } else {
+                ""
+            },
             self.wall,
             truncate(&self.stderr, 4000)
         )
     }
 
     pub fn assert_exit(&self, want: i32) {
-        assert_eq!(self.code, Some(want), "wrong exit status, expected {want}\n{}", self.describe());
+        assert_eq!(
+            self.code,
+            Some(want),
+            "wrong exit status, expected {want}\n{}",
+            self.describe()
+        );
     }
 
     /// The parsed trace; panics with context when missing or malformed.
@@ -217,8 +243,8 @@ impl Outcome {
             .trace_bytes
             .as_ref()
             .unwrap_or_else(|| panic!("no trace file was written\n{}", self.describe()));
-        let (hdr, recs) =
-            trace::parse(bytes).unwrap_or_else(|e| panic!("trace does not parse: {e}\n{}", self.describe()));
+        let (hdr, recs) = trace::parse(bytes)
+            .unwrap_or_else(|e| panic!("trace does not parse: {e}\n{}", self.describe()));
         (hdr, recs.collect())
     }
 
@@ -242,7 +268,13 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// Run `program args...`, stdout and stderr to files (so a leftover task
 /// holding them open can never stall us), killing it after `limit`.
-pub fn run_raw(scratch: &Scratch, program: &Path, args: &[String], limit: Duration, trace: Option<&Path>) -> Outcome {
+pub fn run_raw(
+    scratch: &Scratch,
+    program: &Path,
+    args: &[String],
+    limit: Duration,
+    trace: Option<&Path>,
+) -> Outcome {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let out_path = scratch.path(&format!("stdout.{n}"));
@@ -288,7 +320,9 @@ pub fn run_raw(scratch: &Scratch, program: &Path, args: &[String], limit: Durati
 
 /// Write `plan` into the scratch dir and return its path and bytes.
 pub fn write_plan(scratch: &Scratch, pb: &PlanBuilder) -> (PathBuf, Vec<u8>) {
-    let bytes = pb.build().unwrap_or_else(|e| panic!("test plan does not build: {e}"));
+    let bytes = pb
+        .build()
+        .unwrap_or_else(|e| panic!("test plan does not build: {e}"));
     let path = scratch.path("plan.bin");
     fs::write(&path, &bytes).expect("write plan");
     (path, bytes)
@@ -305,12 +339,30 @@ pub fn simulate(tag: &str, pb: &PlanBuilder, args: &[&str]) -> SimRun {
     let scratch = Scratch::new(tag);
     let (plan_path, plan_bytes) = write_plan(&scratch, pb);
     let trace_path = scratch.path("trace.bin");
-    let mut v: Vec<String> = vec!["--simulate".into(), "--trace".into(), trace_path.display().to_string()];
+    let mut v: Vec<String> = vec![
+        "--simulate".into(),
+        "--trace".into(),
+        trace_path.display().to_string(),
+    ];
     v.extend(args.iter().map(|s| s.to_string()));
     v.push(plan_path.display().to_string());
-    let out = run_raw(&scratch, &parmod_bin(), &v, Duration::from_secs(60), Some(&trace_path));
-    assert!(!out.timed_out, "parmod did not exit within 60 s\n{}", out.describe());
-    SimRun { scratch, plan_bytes, out }
+    let out = run_raw(
+        &scratch,
+        &parmod_bin(),
+        &v,
+        Duration::from_secs(60),
+        Some(&trace_path),
+    );
+    assert!(
+        !out.timed_out,
+        "parmod did not exit within 60 s\n{}",
+        out.describe()
+    );
+    SimRun {
+        scratch,
+        plan_bytes,
+        out,
+    }
 }
 
 // ---------------------------------------------------------------- expectations
@@ -361,7 +413,10 @@ pub fn expected(pb: &PlanBuilder, fail: &BTreeSet<usize>) -> Vec<Want> {
 /// The summary line's numbers, keyed by the word after each number
 /// (`loaded`, `already`, `built`, `failed`, `skipped`, `stuck`, `blocked`, `ms`).
 pub fn summary(stderr: &str) -> Option<HashMap<String, u64>> {
-    let line = stderr.lines().rev().find(|l| l.starts_with("parmod: ") && l.contains(" loaded ("))?;
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("parmod: ") && l.contains(" loaded ("))?;
     let toks: Vec<&str> = line
         .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
         .filter(|t| !t.is_empty())
@@ -402,7 +457,15 @@ pub struct Check<'a> {
 impl<'a> Check<'a> {
     pub fn new(pb: &'a PlanBuilder, run: &'a SimRun, jobs: usize) -> Self {
         let want = expected(pb, &BTreeSet::new());
-        Check { pb, run, jobs, want, stuck: BTreeSet::new(), blocked: BTreeSet::new(), quiet: false }
+        Check {
+            pb,
+            run,
+            jobs,
+            want,
+            stuck: BTreeSet::new(),
+            blocked: BTreeSet::new(),
+            quiet: false,
+        }
     }
 
     pub fn failing(mut self, fail: &BTreeSet<usize>) -> Self {
@@ -419,57 +482,150 @@ impl<'a> Check<'a> {
         let n = self.pb.modules.len();
         let name = |i: usize| self.pb.modules[i].name.as_str();
 
-        assert_eq!(hdr.plan_checksum, plan.checksum(), "trace header: plan checksum\n{}", ctx());
-        assert!(hdr.simulated, "trace header: simulated bit not set\n{}", ctx());
-        assert_eq!(hdr.jobs as usize, self.jobs, "trace header: jobs\n{}", ctx());
-        assert_eq!(recs.len(), n, "one trace record per module (no waits in this plan)\n{}", ctx());
+        assert_eq!(
+            hdr.plan_checksum,
+            plan.checksum(),
+            "trace header: plan checksum\n{}",
+            ctx()
+        );
+        assert!(
+            hdr.simulated,
+            "trace header: simulated bit not set\n{}",
+            ctx()
+        );
+        assert_eq!(
+            hdr.jobs as usize,
+            self.jobs,
+            "trace header: jobs\n{}",
+            ctx()
+        );
+        assert_eq!(
+            recs.len(),
+            n,
+            "one trace record per module (no waits in this plan)\n{}",
+            ctx()
+        );
         assert!(hdr.t0_ns > 0, "trace header: t0_ns is 0\n{}", ctx());
 
         let mut counts: HashMap<&str, u64> = HashMap::new();
         for (i, r) in recs.iter().enumerate() {
             let what = || format!("module {i} ({}): record {r:?}\n{}", name(i), ctx());
-            assert_eq!(r.index as usize, i, "record order: record {i} names module {}\n{}", r.index, what());
+            assert_eq!(
+                r.index as usize,
+                i,
+                "record order: record {i} names module {}\n{}",
+                r.index,
+                what()
+            );
             assert_eq!(r.kind, kind::MODULE, "record kind\n{}", what());
             let base = r.result & !result::STUCK_FLAG;
             if self.stuck.contains(&i) {
-                assert_eq!(base, result::STUCK, "expected stuck, got {}\n{}", rname(r.result), what());
+                assert_eq!(
+                    base,
+                    result::STUCK,
+                    "expected stuck, got {}\n{}",
+                    rname(r.result),
+                    what()
+                );
                 assert!(r.start_ns > 0, "a stuck module has started\n{}", what());
-                assert!((r.worker as usize) < self.jobs, "the hung load ran on an original worker\n{}", what());
+                assert!(
+                    (r.worker as usize) < self.jobs,
+                    "the hung load ran on an original worker\n{}",
+                    what()
+                );
                 *counts.entry("stuck").or_default() += 1;
                 continue;
             }
             if self.blocked.contains(&i) {
-                assert_eq!(r.result, result::BLOCKED, "expected blocked, got {}\n{}", rname(r.result), what());
-                assert_eq!((r.start_ns, r.end_ns), (0, 0), "a blocked module never started\n{}", what());
-                assert_eq!(r.worker, NO_WORKER, "a blocked module has no worker\n{}", what());
+                assert_eq!(
+                    r.result,
+                    result::BLOCKED,
+                    "expected blocked, got {}\n{}",
+                    rname(r.result),
+                    what()
+                );
+                assert_eq!(
+                    (r.start_ns, r.end_ns),
+                    (0, 0),
+                    "a blocked module never started\n{}",
+                    what()
+                );
+                assert_eq!(
+                    r.worker,
+                    NO_WORKER,
+                    "a blocked module has no worker\n{}",
+                    what()
+                );
                 *counts.entry("blocked").or_default() += 1;
                 continue;
             }
             match &self.want[i] {
                 Want::Loaded => {
-                    assert_eq!(r.result, result::LOADED, "expected loaded, got {}\n{}", rname(r.result), what());
-                    assert!(r.start_ns > 0 && r.end_ns >= r.start_ns, "loaded: bad times\n{}", what());
+                    assert_eq!(
+                        r.result,
+                        result::LOADED,
+                        "expected loaded, got {}\n{}",
+                        rname(r.result),
+                        what()
+                    );
+                    assert!(
+                        r.start_ns > 0 && r.end_ns >= r.start_ns,
+                        "loaded: bad times\n{}",
+                        what()
+                    );
                     assert_ne!(r.worker, NO_WORKER, "loaded without a worker\n{}", what());
                     assert_eq!(r.errno, 0, "loaded with an errno\n{}", what());
                     *counts.entry("loaded").or_default() += 1;
                 }
                 Want::Builtin => {
-                    assert_eq!(r.result, result::BUILTIN, "expected builtin, got {}\n{}", rname(r.result), what());
+                    assert_eq!(
+                        r.result,
+                        result::BUILTIN,
+                        "expected builtin, got {}\n{}",
+                        rname(r.result),
+                        what()
+                    );
                     assert!(r.end_ns >= r.start_ns, "builtin: bad times\n{}", what());
                     *counts.entry("loaded").or_default() += 1;
                     *counts.entry("builtin").or_default() += 1;
                 }
                 Want::Failed => {
-                    assert_eq!(r.result, result::FAILED, "expected failed, got {}\n{}", rname(r.result), what());
+                    assert_eq!(
+                        r.result,
+                        result::FAILED,
+                        "expected failed, got {}\n{}",
+                        rname(r.result),
+                        what()
+                    );
                     assert_eq!(r.errno, ENODEV, "simulated failure errno\n{}", what());
-                    assert!(r.start_ns > 0 && r.end_ns >= r.start_ns, "failed: bad times\n{}", what());
+                    assert!(
+                        r.start_ns > 0 && r.end_ns >= r.start_ns,
+                        "failed: bad times\n{}",
+                        what()
+                    );
                     assert_ne!(r.worker, NO_WORKER, "failed without a worker\n{}", what());
                     *counts.entry("failed").or_default() += 1;
                 }
                 Want::Skipped(roots) => {
-                    assert_eq!(r.result, result::SKIPPED, "expected skipped, got {}\n{}", rname(r.result), what());
-                    assert_eq!((r.start_ns, r.end_ns), (0, 0), "a skipped module never started\n{}", what());
-                    assert_eq!(r.worker, NO_WORKER, "a skipped module has no worker\n{}", what());
+                    assert_eq!(
+                        r.result,
+                        result::SKIPPED,
+                        "expected skipped, got {}\n{}",
+                        rname(r.result),
+                        what()
+                    );
+                    assert_eq!(
+                        (r.start_ns, r.end_ns),
+                        (0, 0),
+                        "a skipped module never started\n{}",
+                        what()
+                    );
+                    assert_eq!(
+                        r.worker,
+                        NO_WORKER,
+                        "a skipped module has no worker\n{}",
+                        what()
+                    );
                     assert!(
                         roots.contains(&(r.cause as usize)),
                         "skip cause {} is not a root failure among {roots:?}\n{}",
@@ -517,8 +673,15 @@ impl<'a> Check<'a> {
             .collect();
         let mut by_worker: HashMap<u16, Vec<(u64, u64, usize)>> = HashMap::new();
         for &(i, r) in &runs {
-            let end = if self.stuck.contains(&i) { u64::MAX } else { r.end_ns };
-            by_worker.entry(r.worker).or_default().push((r.start_ns, end, i));
+            let end = if self.stuck.contains(&i) {
+                u64::MAX
+            } else {
+                r.end_ns
+            };
+            by_worker
+                .entry(r.worker)
+                .or_default()
+                .push((r.start_ns, end, i));
         }
         for (w, list) in by_worker.iter_mut() {
             list.sort();
@@ -540,7 +703,12 @@ impl<'a> Check<'a> {
         }
         if self.stuck.is_empty() {
             for &w in by_worker.keys() {
-                assert!((w as usize) < self.jobs, "worker id {w} with --jobs {} and nothing stuck\n{}", self.jobs, ctx());
+                assert!(
+                    (w as usize) < self.jobs,
+                    "worker id {w} with --jobs {} and nothing stuck\n{}",
+                    self.jobs,
+                    ctx()
+                );
             }
         }
         let live: Vec<(u64, u64)> = runs
@@ -549,17 +717,35 @@ impl<'a> Check<'a> {
             .map(|(_, r)| (r.start_ns, r.end_ns))
             .collect();
         let max = max_concurrency(&live);
-        assert!(max <= self.jobs, "{max} loads ran at once with {} jobs\n{}", self.jobs, ctx());
+        assert!(
+            max <= self.jobs,
+            "{max} loads ran at once with {} jobs\n{}",
+            self.jobs,
+            ctx()
+        );
 
         // stderr lines and the summary.
         let failed = out.lines("failed");
         let skipped = out.lines("skipped");
         for (i, r) in recs.iter().enumerate() {
-            let head_ok = |lines: &[&str]| lines.iter().any(|l| l.starts_with(&format!("parmod: {}: {}: ", kind_word(r.result), name(i))));
+            let head_ok = |lines: &[&str]| {
+                lines.iter().any(|l| {
+                    l.starts_with(&format!("parmod: {}: {}: ", kind_word(r.result), name(i)))
+                })
+            };
             match r.result & !result::STUCK_FLAG {
-                result::FAILED => assert!(head_ok(&failed), "no 'parmod: failed: {}: ...' line\n{}", name(i), ctx()),
+                result::FAILED => assert!(
+                    head_ok(&failed),
+                    "no 'parmod: failed: {}: ...' line\n{}",
+                    name(i),
+                    ctx()
+                ),
                 result::SKIPPED if !self.quiet => {
-                    let line = format!("parmod: skipped: {}: dependency {} failed", name(i), name(r.cause as usize));
+                    let line = format!(
+                        "parmod: skipped: {}: dependency {} failed",
+                        name(i),
+                        name(r.cause as usize)
+                    );
                     assert!(
                         skipped.iter().any(|l| l.starts_with(&line)),
                         "no '{line}' line\n{}",
@@ -567,13 +753,17 @@ impl<'a> Check<'a> {
                     );
                 }
                 result::STUCK => assert!(
-                    out.lines("stuck").iter().any(|l| l.starts_with(&format!("parmod: stuck: {}: ", name(i)))),
+                    out.lines("stuck")
+                        .iter()
+                        .any(|l| l.starts_with(&format!("parmod: stuck: {}: ", name(i)))),
                     "no 'parmod: stuck: {}: ...' line\n{}",
                     name(i),
                     ctx()
                 ),
                 result::BLOCKED if !self.quiet => assert!(
-                    out.lines("blocked").iter().any(|l| l.starts_with(&format!("parmod: blocked: {}: ", name(i)))),
+                    out.lines("blocked")
+                        .iter()
+                        .any(|l| l.starts_with(&format!("parmod: blocked: {}: ", name(i)))),
                     "no 'parmod: blocked: {}: ...' line\n{}",
                     name(i),
                     ctx()
@@ -582,7 +772,12 @@ impl<'a> Check<'a> {
             }
         }
         let c = |k: &str| counts.get(k).copied().unwrap_or(0);
-        assert_eq!(failed.len() as u64, c("failed"), "number of 'failed' lines\n{}", ctx());
+        assert_eq!(
+            failed.len() as u64,
+            c("failed"),
+            "number of 'failed' lines\n{}",
+            ctx()
+        );
         if self.quiet {
             assert!(skipped.is_empty(), "--quiet printed skip lines\n{}", ctx());
             for l in out.stderr.lines() {
@@ -593,18 +788,42 @@ impl<'a> Check<'a> {
                 );
             }
         } else {
-            assert_eq!(skipped.len() as u64, c("skipped"), "number of 'skipped' lines\n{}", ctx());
+            assert_eq!(
+                skipped.len() as u64,
+                c("skipped"),
+                "number of 'skipped' lines\n{}",
+                ctx()
+            );
         }
         let sum = summary(&out.stderr).unwrap_or_else(|| panic!("no summary line\n{}", ctx()));
         let g = |k: &str| sum.get(k).copied().unwrap_or(0);
-        let got = (g("loaded"), g("built"), g("failed"), g("skipped"), g("stuck"), g("blocked"));
-        let want = (c("loaded"), c("builtin"), c("failed"), c("skipped"), c("stuck"), c("blocked"));
+        let got = (
+            g("loaded"),
+            g("built"),
+            g("failed"),
+            g("skipped"),
+            g("stuck"),
+            g("blocked"),
+        );
+        let want = (
+            c("loaded"),
+            c("builtin"),
+            c("failed"),
+            c("skipped"),
+            c("stuck"),
+            c("blocked"),
+        );
         assert_eq!(
             got, want,
             "summary (loaded, built in, failed, skipped, stuck, blocked) does not match the trace\n{}",
             ctx()
         );
-        assert_eq!(g("already"), 0, "simulated modules are never 'already present'\n{}", ctx());
+        assert_eq!(
+            g("already"),
+            0,
+            "simulated modules are never 'already present'\n{}",
+            ctx()
+        );
 
         let ok = c("failed") + c("skipped") + c("stuck") + c("blocked") == 0;
         out.assert_exit(if ok { 0 } else { 1 });
