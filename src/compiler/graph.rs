@@ -2,14 +2,14 @@
 //! the load order.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::format;
 use std::prelude::rust_2021::*;
 use std::vec;
 
 use super::config::{ModprobeConfig, Source};
 use super::error::{Error, Result};
-use super::kmod::{normalize_alias, KmodIndex};
+use super::kmod::{normalize_alias, FastMap, KmodIndex};
 use crate::plan::glob_match;
 
 /// What a name resolves to.
@@ -99,7 +99,7 @@ pub struct Node {
 #[derive(Debug, Default)]
 pub struct Graph {
     pub nodes: Vec<Node>,
-    pub index: HashMap<Target, usize>,
+    pub index: FastMap<Target, usize>,
 }
 
 /// A name to load and where it was asked for (None: the command line).

@@ -3,12 +3,48 @@
 //! indexes hold the same data).
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::prelude::rust_2021::*;
 use std::vec;
 
 use super::error::{read, Error, Result};
 use crate::plan::{glob_match, is_safe_relative_path};
+
+/// A small multiplicative hasher (FxHash-like) for the compiler's string
+/// maps: inputs are trusted local files, and SipHash dominated profiles.
+#[derive(Clone, Copy, Default)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// A module of modules.dep.
 #[derive(Clone, Debug)]
@@ -33,15 +69,15 @@ pub struct KmodIndex {
     /// `lib/modules/$KVER`.
     pub dir: PathBuf,
     pub modules: Vec<ModuleEntry>,
-    pub by_name: HashMap<String, u32>,
+    pub by_name: FastMap<String, u32>,
     /// Every modules.alias line whose module is in modules.dep, in file order.
     pub aliases: Vec<AliasEntry>,
     /// Patterns without glob characters: pattern -> entries in `aliases`.
-    alias_exact: HashMap<String, Vec<u32>>,
+    alias_exact: FastMap<String, Vec<u32>>,
     /// Patterns with glob characters: (index in `aliases`, literal prefix length).
     alias_globs: Vec<(u32, usize)>,
     /// Canonical names of built-in modules.
-    pub builtin: HashSet<String>,
+    pub builtin: FastSet<String>,
     /// Aliases of built-in modules (modules.builtin.modinfo): (pattern, name).
     pub builtin_aliases: Vec<(String, String)>,
 }
@@ -64,6 +100,9 @@ pub fn canonical(name: &str) -> String {
 
 /// kmod's alias_normalize/underscores: `-` becomes `_` except inside `[...]`.
 pub fn normalize_alias(s: &str) -> String {
+    if !s.contains('-') {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let mut in_class = false;
     for c in s.chars() {
@@ -94,11 +133,14 @@ impl KmodIndex {
     /// required; the others are optional, as they are for kmod.
     pub fn load(dir: &Path) -> Result<Self> {
         let mut idx = KmodIndex { dir: dir.to_path_buf(), ..Default::default() };
-        idx.load_dep(&dir.join("modules.dep"))?;
         let alias_path = dir.join("modules.alias");
-        if alias_path.exists() {
-            idx.load_alias(&alias_path)?;
-        }
+        // modules.alias is the biggest file: parse it in a second thread.
+        let raw_aliases = std::thread::scope(|s| -> Result<Vec<(String, String)>> {
+            let h = s.spawn(|| parse_alias_file(&alias_path));
+            idx.load_dep(&dir.join("modules.dep"))?;
+            h.join().unwrap_or_else(|_| Err(Error::Other("modules.alias parser panicked".into())))
+        })?;
+        idx.add_aliases(raw_aliases);
         let builtin_path = dir.join("modules.builtin");
         if builtin_path.exists() {
             let text = read(&builtin_path)?;
@@ -158,11 +200,20 @@ impl KmodIndex {
             let i = self.intern(module);
             lines.push((n + 1, i, deps));
         }
+        let mut by_path: FastMap<&str, u32> = FastMap::default();
+        by_path.reserve(self.modules.len());
         for (n, i, deps) in lines {
             let mut list = Vec::new();
             for d in deps.split_ascii_whitespace() {
-                self.check_path(path, n, d)?;
-                let di = self.intern(d);
+                let di = match by_path.get(d) {
+                    Some(&di) => di,
+                    None => {
+                        self.check_path(path, n, d)?;
+                        let di = self.intern(d);
+                        by_path.insert(d, di);
+                        di
+                    }
+                };
                 if di != i && !list.contains(&di) {
                     list.push(di);
                 }
@@ -180,18 +231,11 @@ impl KmodIndex {
         }
     }
 
-    fn load_alias(&mut self, path: &Path) -> Result<()> {
-        let text = read(path)?;
-        let text = String::from_utf8_lossy(&text);
-        for line in text.lines() {
-            let mut it = line.split_ascii_whitespace();
-            if it.next() != Some("alias") {
-                continue;
-            }
-            let (Some(pattern), Some(module)) = (it.next(), it.next()) else { continue };
+    fn add_aliases(&mut self, raw: Vec<(String, String)>) {
+        self.aliases.reserve(raw.len());
+        for (pattern, module) in raw {
             // Aliases of modules that modules.dep does not know cannot be loaded.
-            let Some(&m) = self.by_name.get(&canonical(module)) else { continue };
-            let pattern = normalize_alias(pattern);
+            let Some(&m) = self.by_name.get(&module) else { continue };
             let e = self.aliases.len() as u32;
             if is_glob(&pattern) {
                 self.alias_globs.push((e, literal_prefix(&pattern)));
@@ -200,7 +244,6 @@ impl KmodIndex {
             }
             self.aliases.push(AliasEntry { pattern, module: m });
         }
-        Ok(())
     }
 
     /// Modules whose modules.alias pattern matches `name` (already
@@ -239,6 +282,26 @@ impl KmodIndex {
         }
         out
     }
+}
+
+/// (normalised pattern, canonical module) of every `alias` line; a missing
+/// file has none.
+fn parse_alias_file(path: &Path) -> Result<Vec<(String, String)>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = read(path)?;
+    let text = String::from_utf8_lossy(&text);
+    let mut out = Vec::with_capacity(text.len() / 48);
+    for line in text.lines() {
+        let mut it = line.split_ascii_whitespace();
+        if it.next() != Some("alias") {
+            continue;
+        }
+        let (Some(pattern), Some(module)) = (it.next(), it.next()) else { continue };
+        out.push((normalize_alias(pattern), canonical(module)));
+    }
+    Ok(out)
 }
 
 /// Compare kernel versions the way `sort -V` does for them: runs of digits

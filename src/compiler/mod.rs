@@ -161,17 +161,28 @@ pub fn compile_requests(
 
     let mut g = Graph::build(idx, cfg, requests, warn)?;
     g.check_hard_cycles()?;
-    for node in &mut g.nodes {
-        if let Target::Module(m) = node.target {
-            let rel = &idx.modules[m as usize].path;
-            let full = dir.join(rel);
-            let meta = std::fs::metadata(&full)
-                .map_err(|_| Error::MissingFile { module: node.name.clone(), path: full.clone() })?;
-            if !meta.is_file() {
-                return Err(Error::MissingFile { module: node.name.clone(), path: full });
+    // stat every module file (in parallel: on big plans this is most of the
+    // system time) for its size and to catch a stale modules.dep.
+    let files: Vec<(usize, PathBuf)> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(n, node)| match node.target {
+            Target::Module(m) => Some((n, dir.join(&idx.modules[m as usize].path))),
+            Target::Builtin(_) => None,
+        })
+        .collect();
+    for (n, size) in stat_all(&files) {
+        let node = &mut g.nodes[n];
+        match size {
+            Some(len) => {
+                node.file_size = len.min(u32::MAX as u64) as u32;
+                node.weight_us = estimate_weight_us(len);
             }
-            node.file_size = meta.len().min(u32::MAX as u64) as u32;
-            node.weight_us = estimate_weight_us(meta.len());
+            None => {
+                let path = files.iter().find(|f| f.0 == n).map(|f| f.1.clone()).unwrap_or_default();
+                return Err(Error::MissingFile { module: node.name.clone(), path });
+            }
         }
     }
     g.add_soft_edges(warn);
@@ -234,6 +245,23 @@ pub fn compile_requests(
         }
     }
     Ok(b)
+}
+
+/// Sizes of regular files (None: missing or not a regular file), in input order.
+fn stat_all(files: &[(usize, PathBuf)]) -> Vec<(usize, Option<u64>)> {
+    let one = |(n, p): &(usize, PathBuf)| {
+        (*n, std::fs::metadata(p).ok().filter(|m| m.is_file()).map(|m| m.len()))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if files.len() < 256 || threads < 2 {
+        return files.iter().map(one).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            files.chunks(chunk).map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
 }
 
 fn vec_usize(n: usize) -> Vec<u32> {
