@@ -1,0 +1,490 @@
+//! The plan compiler against the checked-in fixture trees in tests/fixtures,
+//! through the real `parmod-plan` binary and the library API.
+#![cfg(feature = "host")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use parmod::plan::{module_flags, trace, Compression, Plan};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_parmod-plan");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn basic() -> String {
+    fixture("basic").display().to_string()
+}
+
+/// A fresh, empty scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("parmod-compiler-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    let out = Command::new(BIN).args(args).output().expect("run parmod-plan");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Compile with `--root basic` and `args`; returns (plan json, stderr).
+fn compile_ok(test: &str, args: &[&str]) -> (Value, String, PathBuf) {
+    let dir = scratch(test);
+    let plan = dir.join("out.plan");
+    let root = basic();
+    let mut a = vec!["compile", "--root", &root, "-o", plan.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let r = run(&a);
+    assert_eq!(r.code, 0, "compile {args:?} failed: {}", r.stderr);
+    let bytes = std::fs::read(&plan).unwrap();
+    Plan::parse(&bytes).expect("the plan parses");
+    let s = run(&["show", "--json", plan.to_str().unwrap()]);
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    (serde_json::from_str(&s.stdout).expect("show --json is JSON"), r.stderr, plan)
+}
+
+fn names(plan: &Value) -> Vec<String> {
+    plan["modules"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_string()).collect()
+}
+
+fn module<'a>(plan: &'a Value, name: &str) -> &'a Value {
+    plan["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in plan {:?}", names(plan)))
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// A failing compile: exit status 1, nothing written.
+fn compile_err(test: &str, root: &str, args: &[&str]) -> String {
+    let dir = scratch(test);
+    let plan = dir.join("out.plan");
+    let mut a = vec!["compile", "--root", root, "-o", plan.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let r = run(&a);
+    assert_eq!(r.code, 1, "expected failure for {args:?}; stderr: {}", r.stderr);
+    assert!(!plan.exists(), "a failed compile wrote a plan");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "a failed compile left files behind");
+    assert!(r.stderr.starts_with("parmod-plan: "), "{}", r.stderr);
+    r.stderr
+}
+
+#[test]
+fn closure_order_weights_and_priorities() {
+    let (p, _, _) = compile_ok("closure", &["c_top"]);
+    assert_eq!(names(&p), ["a_core", "b_mid", "c_top"]);
+    assert_eq!(p["kernel"], "5.10.0-test");
+    let c = module(&p, "c_top");
+    assert_eq!(c["path"], "kernel/drv/c_top.ko");
+    assert_eq!(sorted(strs(&c["deps"])), ["a_core", "b_mid"]);
+    assert_eq!(c["requested"], true);
+    assert_eq!(module(&p, "a_core")["requested"], false);
+    // Weights: 200 + size / 8.
+    assert_eq!(module(&p, "a_core")["weight"], 300);
+    assert_eq!(module(&p, "b_mid")["weight"], 400);
+    assert_eq!(c["weight"], 1200);
+    assert_eq!(c["file_size"], 8000);
+    // Priority = the longest path to the end: a_core -> b_mid -> c_top.
+    assert_eq!(module(&p, "a_core")["priority"], 1900);
+    assert_eq!(module(&p, "b_mid")["priority"], 1600);
+    assert_eq!(c["priority"], 1200);
+    // Every hard edge is marked hard, and dependents mirror waits_for.
+    for w in c["waits_for"].as_array().unwrap() {
+        assert_eq!(w["hard"], true);
+    }
+    assert_eq!(strs(&module(&p, "b_mid")["dependents"].as_array().unwrap().iter().map(|d| d["name"].clone()).collect()), ["c_top"]);
+}
+
+#[test]
+fn dash_and_underscore_are_the_same_and_options_accumulate() {
+    let (p, _, _) = compile_ok("dash", &["c-top", "b-mid"]);
+    assert_eq!(names(&p), ["a_core", "b_mid", "c_top"]);
+    // a.conf then b.conf (a continued line); lib/modprobe.d/a.conf is hidden.
+    assert_eq!(module(&p, "c_top")["params"], "x=1 y=\"a b\" z=3");
+    assert_eq!(module(&p, "b_mid")["requested"], true);
+}
+
+#[test]
+fn modprobe_d_alias_beats_modules_alias() {
+    let (p, _, _) = compile_ok("alias-precedence", &["myalias"]);
+    assert_eq!(names(&p), ["f_drv"]);
+    let aliases = p["aliases"].as_array().unwrap();
+    assert!(aliases.iter().any(|a| a["pattern"] == "myalias" && a["module"] == "f_drv"));
+    // e_drv is not in the plan, so its modules.alias entry is not stored.
+    assert!(!aliases.iter().any(|a| a["module"] == "e_drv"));
+}
+
+#[test]
+fn alias_matching_several_modules_loads_all() {
+    let (p, _, _) = compile_ok("alias-many", &["crypto_crcx"]);
+    assert_eq!(sorted(names(&p)), ["crc_x", "crc_y"]);
+    for m in ["crc_x", "crc_y"] {
+        assert_eq!(module(&p, m)["requested"], true);
+    }
+    let aliases = p["aliases"].as_array().unwrap();
+    assert_eq!(aliases.iter().filter(|a| a["pattern"] == "crypto_crcx").count(), 2);
+    // modprobe.d glob alias
+    let (p, _, _) = compile_ok("alias-glob-conf", &["shadow-thing"]);
+    assert_eq!(names(&p), ["crc_x"]);
+}
+
+#[test]
+fn blacklist_applies_to_aliases_only() {
+    // The glob alias matches bl_mod and ok_mod; bl_mod is blacklisted.
+    let (p, err, _) = compile_ok("bl-alias", &["pci:v0000ABCDd00000012sv00sd00bc02sc00i00"]);
+    assert_eq!(names(&p), ["ok_mod"]);
+    assert!(err.contains("blacklisted module 'bl_mod'"), "{err}");
+    // Named explicitly: loaded.
+    let (p, _, _) = compile_ok("bl-explicit", &["bl_mod"]);
+    assert_eq!(names(&p), ["bl_mod"]);
+    // As a dependency: loaded, with a hard edge.
+    let (p, _, _) = compile_ok("bl-dep", &["i_needs_bl"]);
+    assert!(names(&p).contains(&"bl_mod".to_string()));
+    assert_eq!(strs(&module(&p, "i_needs_bl")["deps"]), ["bl_mod"]);
+    // Every module of an alias blacklisted: a warning, an empty plan, no error.
+    let (p, err, _) = compile_ok("bl-all", &["pci:v0000ABCDd00000099sv00sd00bc02sc00i00"]);
+    assert!(names(&p).is_empty());
+    assert!(err.contains("nothing loaded"), "{err}");
+}
+
+#[test]
+fn soft_dependencies() {
+    let (p, err, _) = compile_ok("softdeps", &["j_soft"]);
+    // Only the first matching softdep line counts (kmod): f_drv is not pulled in.
+    assert_eq!(sorted(names(&p)), ["crc_x", "crc_y", "e_drv", "j_soft"]);
+    let j = module(&p, "j_soft");
+    assert_eq!(sorted(strs(&j["softdeps_pre"])), ["crc_x", "crc_y"]);
+    assert_eq!(strs(&j["softdeps_post"]), ["e_drv"]);
+    assert!(strs(&j["deps"]).is_empty());
+    let soft_waits: Vec<_> = j["waits_for"].as_array().unwrap().iter().map(|w| (w["name"].clone(), w["hard"].clone())).collect();
+    assert_eq!(soft_waits.len(), 2);
+    assert!(soft_waits.iter().all(|(_, h)| h == false));
+    // post: e_drv waits for j_soft (soft).
+    let e = module(&p, "e_drv");
+    assert_eq!(e["waits_for"][0]["name"], "j_soft");
+    assert_eq!(e["waits_for"][0]["hard"], false);
+    assert_eq!(e["soft_only"], true);
+    assert_eq!(j["soft_only"], false);
+    // The unresolvable one is a warning naming file and line.
+    assert!(err.contains("modules.softdep:2: soft dependency 'platform:missing-thing' of 'j_soft'"), "{err}");
+    // Order: pre before, post after.
+    let order = names(&p);
+    let at = |n: &str| order.iter().position(|x| x == n).unwrap();
+    assert!(at("crc_x") < at("j_soft") && at("crc_y") < at("j_soft") && at("j_soft") < at("e_drv"));
+}
+
+#[test]
+fn softdep_tokens_before_pre_are_ignored() {
+    let (p, _, _) = compile_ok("soft-token", &["k_soft"]);
+    assert_eq!(names(&p), ["f_drv", "k_soft"]);
+    assert_eq!(strs(&module(&p, "k_soft")["softdeps_pre"]), ["f_drv"]);
+}
+
+#[test]
+fn post_softdep_on_a_module_that_depends_back() {
+    let (p, err, _) = compile_ok("soft-post", &["platform:g-net"]);
+    assert_eq!(names(&p), ["g_net", "h_post"]);
+    assert_eq!(strs(&module(&p, "g_net")["softdeps_post"]), ["h_post"]);
+    let h = module(&p, "h_post");
+    // The hard edge from modules.dep wins over the soft one to the same module.
+    assert_eq!(h["waits_for"].as_array().unwrap().len(), 1);
+    assert_eq!(h["waits_for"][0]["hard"], true);
+    assert!(!err.contains("cycle"), "{err}");
+}
+
+#[test]
+fn builtins_are_satisfied_not_loaded() {
+    let (p, _, _) = compile_ok("builtin", &["builtin-lib", "crypto-bcrc", "i_needs_bl"]);
+    let b = module(&p, "builtin_lib");
+    assert_eq!(b["builtin"], true);
+    assert!(b["path"].is_null());
+    assert_eq!(b["weight"], 0);
+    // Found through a modules.builtin.modinfo alias, and a softdep of i_needs_bl.
+    let c = module(&p, "builtin_crc");
+    assert_eq!(c["builtin"], true);
+    assert_eq!(c["requested"], true);
+    assert_eq!(strs(&module(&p, "i_needs_bl")["softdeps_pre"]), ["builtin_crc"]);
+}
+
+#[test]
+fn compressed_modules_and_sizes() {
+    let (p, _, plan) = compile_ok("compressed", &["d_drv", "e_drv", "f_drv"]);
+    for (name, comp, path, size) in [
+        ("d_drv", "xz", "kernel/drv/d_drv.ko.xz", 2400),
+        ("e_drv", "zstd", "kernel/drv/e_drv.ko.zst", 400),
+        ("f_drv", "gzip", "kernel/drv/f_drv.ko.gz", 160),
+    ] {
+        let m = module(&p, name);
+        assert_eq!(m["compression"], comp);
+        assert_eq!(m["path"], path);
+        assert_eq!(m["file_size"], size);
+        assert_eq!(m["weight"], 200 + size / 8);
+    }
+    // lib/modprobe.d/c.conf is read (no etc/modprobe.d/c.conf hides it).
+    assert_eq!(module(&p, "d_drv")["params"], "from_lib=1");
+    // Checked through the reader too.
+    let bytes = std::fs::read(plan).unwrap();
+    let plan = Plan::parse(&bytes).unwrap();
+    let d = plan.find_module(b"d-drv").unwrap();
+    assert_eq!(d.compression(), Compression::Xz);
+    assert!(!Path::new(std::str::from_utf8(d.path().unwrap()).unwrap()).is_absolute());
+}
+
+#[test]
+fn install_and_remove_warn_with_file_and_line() {
+    let cmds = fixture("basic/extra/cmds.conf");
+    let (p, err, _) = compile_ok("install", &["--config", cmds.to_str().unwrap(), "e_drv"]);
+    assert_eq!(names(&p), ["e_drv"]);
+    let f = cmds.display();
+    assert!(err.contains(&format!("parmod-plan: warning: {f}:3: 'install' commands cannot run in parmod; ignored")), "{err}");
+    assert!(err.contains(&format!("parmod-plan: warning: {f}:4: 'remove' commands cannot run in parmod; ignored")), "{err}");
+    assert!(err.contains(&format!("{f}:5: 'include' is deprecated")), "{err}");
+    assert!(!err.contains("weakdep"), "{err}");
+    // --config replaces the default directories: c_top has no options now.
+    let (p, _, _) = compile_ok("config-replaces", &["--config", cmds.to_str().unwrap(), "c_top"]);
+    assert_eq!(module(&p, "c_top")["params"], "");
+}
+
+#[test]
+fn soft_edge_closing_a_cycle_is_dropped() {
+    let conf = fixture("basic/extra/soft-cycle.conf");
+    let (p, err, _) = compile_ok("soft-cycle", &["--config", conf.to_str().unwrap(), "a_core"]);
+    assert!(err.contains("soft dependency 'a_core' pre: 'c_top' would close a dependency cycle; dropped"), "{err}");
+    assert_eq!(names(&p), ["a_core", "b_mid", "c_top"]);
+    assert!(strs(&module(&p, "a_core")["softdeps_pre"]).is_empty());
+}
+
+#[test]
+fn hard_cycle_is_an_error_naming_it() {
+    let err = compile_err("hard-cycle", fixture("cycle").to_str().unwrap(), &["ca"]);
+    assert!(err.contains("dependency cycle in modules.dep: ca -> cb -> cc -> ca"), "{err}");
+}
+
+#[test]
+fn unknown_module_is_an_error() {
+    let root = basic();
+    let err = compile_err("unknown", &root, &["e_drv", "nosuch"]);
+    assert!(err.contains("unknown module or alias 'nosuch'"), "{err}");
+    assert!(err.contains("5.10.0-test/modules.dep, modules.alias, modules.builtin or modprobe.d aliases"), "{err}");
+    assert!(err.contains("check the name or the --kver"), "{err}");
+    // A modules.alias entry whose module is not in modules.dep resolves to nothing.
+    let err = compile_err("unknown-orphan", &root, &["orphan-alias"]);
+    assert!(err.contains("'orphan-alias'"), "{err}");
+    // From modules-load.d: the file and line are named.
+    let f = fixture("basic/extra/load-unknown.conf");
+    let err = compile_err("unknown-load", &root, &["--modules-load", f.to_str().unwrap()]);
+    assert!(err.contains(&format!("{}:2: unknown module or alias 'nosuch_module'", f.display())), "{err}");
+}
+
+#[test]
+fn missing_module_file_is_an_error() {
+    let err = compile_err("missing", &basic(), &["ghost"]);
+    assert!(err.contains("kernel/misc/ghost.ko does not exist"), "{err}");
+    assert!(err.contains("depmod"), "{err}");
+}
+
+#[test]
+fn config_errors() {
+    let root = basic();
+    let err = compile_err("no-config", &root, &["--config", "/nonexistent/parmod.conf", "e_drv"]);
+    assert!(err.contains("cannot read /nonexistent/parmod.conf"), "{err}");
+    let f = fixture("basic/extra/bad-keyword.conf");
+    let err = compile_err("bad-keyword", &root, &["--config", f.to_str().unwrap(), "e_drv"]);
+    assert!(err.contains(&format!("{}:3: unknown keyword 'frobnicate'", f.display())), "{err}");
+    let f = fixture("basic/extra/bad-syntax.conf");
+    let err = compile_err("bad-syntax", &root, &["--config", f.to_str().unwrap(), "e_drv"]);
+    assert!(err.contains(&format!("{}:1: 'alias' needs", f.display())), "{err}");
+    let err = compile_err("no-modules-load", &root, &["--modules-load", "/nonexistent/m.conf"]);
+    assert!(err.contains("cannot read /nonexistent/m.conf"), "{err}");
+}
+
+#[test]
+fn unsafe_module_paths_are_refused() {
+    let err = compile_err("unsafe", fixture("unsafe").to_str().unwrap(), &["fine"]);
+    assert!(err.contains("modules.dep:2: module path '../../../etc/evil.ko' is absolute or leaves the module directory"), "{err}");
+    let err = compile_err("absolute", fixture("absolute").to_str().unwrap(), &["fine"]);
+    assert!(err.contains("modules.dep:1: module path '/lib/evil.ko' is absolute"), "{err}");
+}
+
+#[test]
+fn kernel_version_selection() {
+    let err = compile_err("nokernel", fixture("nokernel").to_str().unwrap(), &["x"]);
+    assert!(err.contains("no kernel version found under"), "{err}");
+    // 5.10.0-test is newer than 5.9.9-old (version order, not byte order);
+    // 9.9.9-nodep has no modules.dep.
+    let (p, _, _) = compile_ok("kver-default", &["e_drv"]);
+    assert_eq!(p["kernel"], "5.10.0-test");
+    let (p, _, _) = compile_ok("kver-given", &["--kver", "5.9.9-old", "old_only"]);
+    assert_eq!(p["kernel"], "5.9.9-old");
+    assert_eq!(names(&p), ["old_only"]);
+    let err = compile_err("kver-missing", &basic(), &["--kver", "9.9.9-nodep", "e_drv"]);
+    assert!(err.contains("modules.dep not found"), "{err}");
+}
+
+#[test]
+fn modules_load_d_defaults_and_overrides() {
+    // No names, no --modules-load: the root's modules-load.d directories.
+    // etc/.../boot.conf hides lib/.../boot.conf (which names ghost).
+    let (p, _, _) = compile_ok("mload-default", &[]);
+    assert_eq!(sorted(names(&p)), ["crc_x", "e_drv", "f_drv"]);
+    assert!(p["modules"].as_array().unwrap().iter().all(|m| m["requested"] == true));
+    // Names given: modules-load.d is not read.
+    let (p, _, _) = compile_ok("mload-names", &["k_soft"]);
+    assert_eq!(names(&p), ["f_drv", "k_soft"]);
+    // --modules-load DIR plus a name.
+    let d = fixture("basic/extra/load");
+    let (p, _, _) = compile_ok("mload-dir", &["--modules-load", d.to_str().unwrap(), "c_top"]);
+    assert_eq!(sorted(names(&p)), ["a_core", "b_mid", "c_top", "f_drv", "g_net", "h_post", "k_soft"]);
+}
+
+#[test]
+fn header_fields() {
+    let (p, _, _) = compile_ok("header-default", &["e_drv"]);
+    assert_eq!(p["jobs"], 0);
+    assert_eq!(p["module_timeout_ms"], 10000);
+    assert_eq!(p["deadline_ms"], 60000);
+    let (p, _, plan) = compile_ok("header-set", &["--jobs", "3", "--module-timeout=500", "--deadline", "9000", "c_top"]);
+    assert_eq!(p["jobs"], 3);
+    assert_eq!(p["module_timeout_ms"], 500);
+    assert_eq!(p["deadline_ms"], 9000);
+    assert_eq!(p["total_weight_us"], 1900);
+    let s = run(&["show", plan.to_str().unwrap()]);
+    assert_eq!(s.code, 0);
+    for want in ["kernel:         5.10.0-test", "jobs:           3", "module timeout: 500 ms", "deadline:       9000 ms", "total weight:   1900 us", "deps: a_core b_mid", "options: x=1 y=\"a b\" z=3"] {
+        assert!(s.stdout.contains(want), "missing {want:?} in\n{}", s.stdout);
+    }
+    let a = s.stdout.find("a_core").unwrap();
+    let c = s.stdout.find("c_top [requested]").unwrap();
+    assert!(a < c);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["compile", "e_drv"],
+        vec!["compile", "--frob", "-o", "/tmp/x"],
+        vec!["compile", "--jobs", "many", "-o", "/tmp/x"],
+        vec!["compile", "-o"],
+        vec!["show"],
+        vec!["frobnicate"],
+        vec![],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("parmod-plan --help"), "{}", r.stderr);
+    }
+    let r = run(&["--help"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("parmod-plan compile"));
+}
+
+#[test]
+fn failed_compile_keeps_the_old_plan() {
+    let dir = scratch("keep-old");
+    let plan = dir.join("out.plan");
+    std::fs::write(&plan, b"old").unwrap();
+    let r = run(&["compile", "--root", &basic(), "-o", plan.to_str().unwrap(), "nosuch"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(std::fs::read(&plan).unwrap(), b"old");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+}
+
+#[test]
+fn library_api_whole_tree_is_a_valid_order() {
+    let opts = parmod::compiler::Options {
+        root: fixture("basic"),
+        names: ["a_core", "b-mid", "c_top", "d_drv", "e_drv", "f_drv", "crc_x", "crc_y", "g_net", "h_post", "bl_mod", "ok_mod", "i_needs_bl", "j_soft", "k_soft"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ..Default::default()
+    };
+    let mut warnings = Vec::new();
+    let b = parmod::compiler::compile(&opts, &mut |w| warnings.push(w)).unwrap();
+    let bytes = b.build().unwrap();
+    let plan = Plan::parse(&bytes).unwrap();
+    assert_eq!(plan.module_count(), 16); // 15 modules + builtin_crc
+    for m in plan.modules() {
+        for e in m.waits_for() {
+            assert!(e.module < m.index());
+        }
+        let want = if m.is_builtin() { 0 } else { 200 + m.file_size() / 8 };
+        assert_eq!(m.weight_us(), want);
+    }
+    // Among ready modules, higher priority first: the first module has the
+    // highest priority of all modules that wait for nothing.
+    let first = plan.module(0).unwrap();
+    let roots_max = plan.modules().filter(|m| m.waits_for().len() == 0).map(|m| m.priority_us()).max().unwrap();
+    assert_eq!(first.priority_us(), roots_max);
+    assert!(plan.find_module(b"h_post").unwrap().flags() & module_flags::REQUESTED != 0);
+    assert!(warnings.iter().any(|w| w.contains("platform:missing-thing")));
+}
+
+#[test]
+fn show_trace() {
+    let (_, _, plan_path) = compile_ok("trace", &["c_top"]);
+    let bytes = std::fs::read(&plan_path).unwrap();
+    let plan = Plan::parse(&bytes).unwrap();
+    let h = trace::TraceHeader { plan_checksum: plan.checksum(), record_count: 3, t0_ns: 1_000_000_000, jobs: 2, simulated: false };
+    let recs = [
+        trace::TraceRecord { start_ns: 1_001_000_000, end_ns: 1_003_500_000, index: 0, errno: 0, cause: trace::NO_CAUSE, worker: 0, kind: trace::kind::MODULE, result: trace::result::LOADED },
+        trace::TraceRecord { start_ns: 1_004_000_000, end_ns: 1_005_000_000, index: 1, errno: 22, cause: trace::NO_CAUSE, worker: 1, kind: trace::kind::MODULE, result: trace::result::FAILED },
+        trace::TraceRecord { start_ns: 0, end_ns: 0, index: 2, errno: 0, cause: 1, worker: trace::NO_WORKER, kind: trace::kind::MODULE, result: trace::result::SKIPPED },
+    ];
+    let mut t = h.encode().to_vec();
+    for r in &recs {
+        t.extend_from_slice(&r.encode());
+    }
+    let tp = plan_path.with_extension("trace");
+    std::fs::write(&tp, &t).unwrap();
+    let r = run(&["show", "--trace", tp.to_str().unwrap(), plan_path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("a_core loaded 0 1.000 3.500 0 -"), "{}", r.stdout);
+    assert!(r.stdout.contains("b_mid failed 1 4.000 5.000 22 -"), "{}", r.stdout);
+    assert!(r.stdout.contains("c_top skipped - - - 0 b_mid"), "{}", r.stdout);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    let r = run(&["show", "--json", "--trace", tp.to_str().unwrap(), plan_path.to_str().unwrap()]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["plan_matches"], true);
+    assert_eq!(v["records"][1]["module"], "b_mid");
+    assert_eq!(v["records"][1]["errno"], 22);
+    assert_eq!(v["records"][2]["cause"], "b_mid");
+    // A trace from another plan: a warning.
+    let mut other = h;
+    other.plan_checksum ^= 1;
+    let mut t2 = other.encode().to_vec();
+    t2.extend_from_slice(&recs[0].encode());
+    t2[20..24].copy_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&tp, &t2).unwrap();
+    let r = run(&["show", "--trace", tp.to_str().unwrap(), plan_path.to_str().unwrap()]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("warning: trace was made with plan checksum"), "{}", r.stderr);
+    // Not a trace at all.
+    std::fs::write(&tp, b"garbage").unwrap();
+    let r = run(&["show", "--trace", tp.to_str().unwrap(), plan_path.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+}
