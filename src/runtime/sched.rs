@@ -350,8 +350,10 @@ impl Ctx {
                     g = lock(&st.ctl[LOCK]);
                 } else {
                     let idle = st.ctl[IDLE_COUNT].load(Relaxed);
-                    // This worker takes one of the new modules itself.
-                    let wake = newly.saturating_sub(1).min(idle);
+                    // This worker takes one of the new modules itself, unless
+                    // it was retired (replaced while its load was stuck).
+                    let retired = st.slot_flags[id].load(Relaxed) & SLOT_RETIRED != 0;
+                    let wake = if retired { newly } else { newly.saturating_sub(1) }.min(idle);
                     if wake > 0 {
                         st.ctl[READY_SEQ].fetch_add(1, Relaxed);
                         drop(g);

@@ -1,0 +1,66 @@
+# parmod: build, test, benchmark.
+#
+#   make              both binaries, static, for $(TARGET)
+#   make test         every test (installs what it needs on Debian 12)
+#   make bench-plan   time parmod-plan compiling a plan of every Debian module
+#   make bench        the simulated scheduler benchmark
+#   make demo         QEMU boot of the Debian kernel: parmod beside modprobe -a
+
+SHELL := /bin/bash
+ARCH ?= x86_64
+ifeq ($(ARCH),x86_64)
+TARGET ?= x86_64-unknown-linux-musl
+endif
+CARGO ?= cargo
+OUT := target/$(TARGET)
+PARMOD := $(OUT)/release/parmod
+PARMOD_PLAN := $(OUT)/host/parmod-plan
+# The stripped runtime must stay within this many bytes.
+SIZE_BUDGET := 65536
+
+.PHONY: all build deps rust-target test unit-test size-check bench bench-plan demo qemu-test clean
+
+all: build
+
+build: rust-target
+	$(CARGO) build --release --target $(TARGET) --no-default-features --features runtime --bin parmod
+	$(CARGO) build --profile host --target $(TARGET) --features host --bin parmod-plan
+	@ls -l $(PARMOD) $(PARMOD_PLAN)
+
+rust-target:
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
+	@rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || rustup target add $(TARGET)
+
+# Debian packages the tests use: the real kernel tree for the compiler tests,
+# kmod for modprobe --show-depends, strace for the no-heap proof.
+deps:
+	@missing=""; \
+	for p in kmod strace linux-image-amd64 python3; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+size-check: build
+	@size=$$(stat -c %s $(PARMOD)); \
+	echo "parmod: $$size bytes stripped (budget $(SIZE_BUDGET))"; \
+	file $(PARMOD) 2>/dev/null | grep -q 'statically linked\|static-pie linked' || { echo "parmod is not static" >&2; exit 1; }; \
+	[ $$size -le $(SIZE_BUDGET) ] || { echo "parmod is over its size budget" >&2; exit 1; }
+
+unit-test: deps build
+	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 \
+	  $(CARGO) test --features host
+
+test: deps size-check unit-test
+
+bench-plan: deps
+	bench/bench-plan.sh
+
+bench: build
+	PARMOD_BIN=$(CURDIR)/$(PARMOD) $(CARGO) run --quiet --profile host --features host --example simbench
+
+clean:
+	$(CARGO) clean
+	rm -rf build
