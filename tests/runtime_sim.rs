@@ -86,9 +86,11 @@ fn soft_chain_orders_too() {
 #[test]
 fn diamond() {
     let pb = plan_of(vec![
-        module("top", 1000, &[]),
-        module("left", 2000, &[h(0)]),
-        module("right", 500, &[h(0)]),
+        // Long enough that a worker task still starting up (a vCPU can
+        // take milliseconds to wake) has joined before top ends.
+        module("top", 20_000, &[]),
+        module("left", 60_000, &[h(0)]),
+        module("right", 30_000, &[h(0)]),
         module("bottom", 1000, &[h(1), h(2)]),
     ]);
     let run = simulate("diamond", &pb, &["--jobs", "2"]);
@@ -105,12 +107,13 @@ fn diamond() {
 
 #[test]
 fn wide_fan_out_fan_in() {
-    let width = 300u32;
-    let mut mods = vec![module("root", 1000, &[])];
+    // 200 leaves of 1-3 ms: every worker finds work even if it started late.
+    let width = 200u32;
+    let mut mods = vec![module("root", 5000, &[])];
     for i in 0..width {
         mods.push(module(
             &format!("leaf{i}"),
-            200 + (i * 37) % 800,
+            1000 + (i * 37) % 2000,
             &[(0, i % 3 != 0)],
         ));
     }
