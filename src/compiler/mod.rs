@@ -6,6 +6,22 @@
 //! * [`graph`]: name resolution, closure, cycles, priorities, load order;
 //! * [`show`]: printing plans and traces; [`cli`]: the `parmod-plan` tool.
 //!
+//! kmod behaviour followed (read in kmod's libkmod/libkmod-module.c,
+//! libkmod/libkmod-config.c and tools/modprobe.c, and checked against
+//! kmod 30's `modprobe --show-depends` on Debian 12):
+//! * lookup order (kmod_module_new_from_lookup): modprobe.d aliases, module
+//!   names in modules.dep, modules.alias, then built-ins; all modules an alias
+//!   matches are loaded;
+//! * blacklist: modprobe always passes KMOD_PROBE_APPLY_BLACKLIST_ALIAS_ONLY,
+//!   and kmod_module_probe_insert_module checks it only for the module asked
+//!   for when that module was found through an alias (`mod->alias != NULL`);
+//!   its dependencies and soft dependencies are never filtered (that needs
+//!   `modprobe -b`). So: a blacklisted module is skipped when a requested name
+//!   reaches it through an alias, and loaded when named or depended on. (Note
+//!   that systemd-modules-load passes KMOD_PROBE_APPLY_BLACKLIST, which also
+//!   skips blacklisted modules named in modules-load.d; parmod follows modprobe.)
+//! * softdep parsing and matching: see [`config`].
+//!
 //! Weights: without a measurement a module is expected to take
 //! `200 + file_size / 8` µs to load: a first guess calibrated on a TCG
 //! (QEMU without KVM) boot of the Debian 6.1 kernel, where load time grows
@@ -163,16 +179,16 @@ pub fn compile_requests(
     g.check_hard_cycles()?;
     // stat every module file (in parallel: on big plans this is most of the
     // system time) for its size and to catch a stale modules.dep.
-    let files: Vec<(usize, PathBuf)> = g
+    let files: Vec<(usize, String)> = g
         .nodes
         .iter()
         .enumerate()
         .filter_map(|(n, node)| match node.target {
-            Target::Module(m) => Some((n, dir.join(&idx.modules[m as usize].path))),
+            Target::Module(m) => Some((n, idx.modules[m as usize].path.clone())),
             Target::Builtin(_) => None,
         })
         .collect();
-    for (n, size) in stat_all(&files) {
+    for (n, size) in stat_all(dir, &files) {
         let node = &mut g.nodes[n];
         match size {
             Some(len) => {
@@ -180,7 +196,7 @@ pub fn compile_requests(
                 node.weight_us = estimate_weight_us(len);
             }
             None => {
-                let path = files.iter().find(|f| f.0 == n).map(|f| f.1.clone()).unwrap_or_default();
+                let path = files.iter().find(|f| f.0 == n).map(|f| dir.join(&f.1)).unwrap_or_default();
                 return Err(Error::MissingFile { module: node.name.clone(), path });
             }
         }
@@ -247,10 +263,20 @@ pub fn compile_requests(
     Ok(b)
 }
 
-/// Sizes of regular files (None: missing or not a regular file), in input order.
-fn stat_all(files: &[(usize, PathBuf)]) -> Vec<(usize, Option<u64>)> {
-    let one = |(n, p): &(usize, PathBuf)| {
-        (*n, std::fs::metadata(p).ok().filter(|m| m.is_file()).map(|m| m.len()))
+/// Sizes of regular files (None: missing or not a regular file), in input
+/// order. Paths are relative to `dir` and looked up from a directory fd
+/// (shorter path walks), in a few threads: on big plans this is most of the
+/// system time.
+fn stat_all(dir: &Path, files: &[(usize, String)]) -> Vec<(usize, Option<u64>)> {
+    use rustix::fs::{open, statat, AtFlags, FileType, Mode, OFlags};
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(dfd) = open(dir.as_os_str().as_bytes(), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+        return files.iter().map(|(n, _)| (*n, None)).collect();
+    };
+    let dfd = &dfd;
+    let one = move |(n, p): &(usize, String)| {
+        let st = statat(dfd, p.as_str(), AtFlags::empty()).ok();
+        (*n, st.filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).map(|st| st.st_size as u64))
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if files.len() < 256 || threads < 2 {
