@@ -1,0 +1,377 @@
+#!/bin/bash
+# The QEMU boot suite for parmod (run as root on Debian 12; see README.md).
+#
+#   qemu-test/run.sh [--only NAME[,NAME]...] [--mode auto|script|init] [--list]
+#
+# Builds the fixture modules, a staging module tree (Debian's modules plus the
+# fixtures in extra/parmod), plans, images; boots each scenario under TCG and
+# checks the serial console. Prints one "PASS name" / "FAIL name: reason" line
+# per scenario (and the console log on failure), then "N passed, M failed".
+#
+# --mode: "init" boots parmod as /init (parmod.next=/sbin/check); "script"
+# boots a busybox /init script that runs parmod as a command; "auto" (default)
+# takes init when `parmod --help` mentions --init.
+#
+# Environment: PARMOD, PARMOD_PLAN (binaries; default: built with make into
+# target/x86_64-unknown-linux-musl), KVER, QEMU_TIMEOUT (per boot, default 120).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+W=$repo/build/qemu
+ONLY="" MODE=auto
+ALL="fixture-graph failure stuck real-devices busybox-next"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --only) ONLY=${2//,/ }; shift 2 ;;
+        --mode) MODE=$2; shift 2 ;;
+        --list) echo "$ALL"; exit 0 ;;
+        *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    esac
+done
+[ -n "$ONLY" ] || ONLY=$ALL
+TMO=${QEMU_TIMEOUT:-120}
+
+log() { echo "run: $*" >&2; }
+t_start=$(date +%s)
+
+# --- set-up ---------------------------------------------------------------
+KVER=${KVER:-$("$here/setup.sh" --quiet | sed -n 's/^KVER=//p')}
+[ -n "$KVER" ] || { echo "run: no kernel" >&2; exit 1; }
+log "kernel $KVER"
+
+if [ -z "${PARMOD:-}" ] || [ -z "${PARMOD_PLAN:-}" ]; then
+    log "building parmod (make build)"
+    make -C "$repo" --no-print-directory build >"$W.build.log" 2>&1 || {
+        cat "$W.build.log" >&2
+        echo "run: make build failed" >&2
+        exit 1
+    }
+    PARMOD=${PARMOD:-$repo/target/x86_64-unknown-linux-musl/release/parmod}
+    PARMOD_PLAN=${PARMOD_PLAN:-$repo/target/x86_64-unknown-linux-musl/host/parmod-plan}
+fi
+[ -x "$PARMOD" ] && [ -x "$PARMOD_PLAN" ] || { echo "run: no parmod binaries" >&2; exit 1; }
+if [ "$MODE" = auto ]; then
+    if "$PARMOD" --help 2>&1 | grep -q -- '--init'; then MODE=init; else MODE=script; fi
+fi
+log "mode $MODE (parmod as /init: $([ "$MODE" = init ] && echo yes || echo no, a busybox script runs it))"
+
+mkdir -p "$W/logs" "$W/img" "$W/conf"
+log "building fixtures"
+make -C "$here/fixtures" --no-print-directory KVER="$KVER" OUTDIR="$W/fixtures" >"$W/logs/fixtures.log" 2>&1 || {
+    cat "$W/logs/fixtures.log" >&2
+    echo "run: fixture build failed" >&2
+    exit 1
+}
+
+cat > "$W/conf/pm-fixtures.conf" <<'EOF'
+options pm_params level=7 tag=hello
+EOF
+ROOT=$W/root
+MODDIR=$ROOT/lib/modules/$KVER
+log "staging module tree $ROOT"
+"$repo/initramfs/stage-modules.sh" --kver "$KVER" -o "$ROOT" \
+    --extra-dir "parmod:$W/fixtures" --modprobe-conf "$W/conf/pm-fixtures.conf" 2>"$W/logs/stage.log" || {
+    cat "$W/logs/stage.log" >&2
+    exit 1
+}
+if ! grep -q 'softdep pm_soft_main pre: pm_soft_pre' "$MODDIR/modules.softdep"; then
+    # Older depmod: give the softdep through modprobe.d instead.
+    echo "softdep pm_soft_main pre: pm_soft_pre" >> "$ROOT/etc/modprobe.d/pm-fixtures.conf"
+fi
+
+# Scenarios collect failures themselves: no errexit from here on.
+set +e
+
+# --- helpers --------------------------------------------------------------
+PASSED=0 FAILED=0
+REASONS=""
+LOG=""
+SUMMARY=""
+
+fail() { REASONS="${REASONS:+$REASONS; }$*"; }
+
+# plan NAME [compile options and module names...]
+plan() {
+    local name=$1
+    shift
+    "$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" -o "$W/img/$name.plan" "$@" \
+        >"$W/logs/$name.plan.log" 2>&1 || { cat "$W/logs/$name.plan.log" >&2; return 1; }
+}
+
+# image NAME [--extra SRC:DST]... : the image for plan NAME in the current mode.
+image() {
+    local name=$1
+    shift
+    local args=(--kver "$KVER" --modules-dir "$MODDIR" --plan "$W/img/$name.plan"
+        --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" --busybox
+        --extra "$here/guest/check.sh:/sbin/check" "$@" -o "$W/img/$name.img")
+    if [ "$MODE" = script ]; then
+        args+=(--init-script "$here/guest/init.sh")
+    fi
+    "$repo/initramfs/mkinitramfs.sh" "${args[@]}" 2>"$W/logs/$name.img.log" || {
+        cat "$W/logs/$name.img.log" >&2
+        return 1
+    }
+}
+
+# boot NAME APPEND [qemu args...]: boots, leaves the console in $LOG (CR stripped).
+boot() {
+    local name=$1 append=$2
+    shift 2
+    local raw=$W/logs/$name.console.log
+    local t0 t1 rc=0
+    t0=$(date +%s.%N)
+    "$here/boot.sh" --kver "$KVER" --initrd "$W/img/$name.img" --timeout "$TMO" \
+        --log "$raw" --quiet --append "$append" -- "$@" 2>"$W/logs/$name.boot.log" || rc=$?
+    t1=$(date +%s.%N)
+    LOG=$W/logs/$name.log
+    tr -d '\r' < "$raw" > "$LOG"
+    BOOT_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
+    if [ "$rc" = 124 ]; then
+        fail "QEMU timed out after ${TMO} s"
+    fi
+    grep -q '^T: check-done' "$LOG" || fail "the next stage did not finish (no check-done)"
+    if grep -q 'Kernel panic' "$LOG"; then
+        fail "kernel panic: $(grep -m1 'Kernel panic' "$LOG")"
+    fi
+}
+
+# t KEY: value of the first "T: KEY ..." line.
+t() { sed -n "s/^T: $1 //p" "$LOG" | head -n1; }
+has_module() { t modules | tr ' ' '\n' | grep -qx "$1"; }
+# parmod's summary line ("parmod: N loaded (...) ... in T ms").
+summary() { grep -m1 -o 'parmod: [0-9]* loaded.*in [0-9]* ms' "$LOG" || true; }
+summary_field() { summary | grep -o "[0-9]* $1" | head -n1 | cut -d' ' -f1; }
+summary_ms() { summary | sed -n 's/.* in \([0-9]*\) ms$/\1/p'; }
+# ktime_ns of "pm_fixture: NAME init start|end NS" (empty when absent).
+kt() { sed -n "s/.*pm_fixture: $1 init $2 \([0-9]*\).*/\1/p" "$LOG" | head -n1; }
+
+# Append "mode" facts: in script mode the exit status must be $1.
+check_exit() {
+    if [ "$MODE" = script ]; then
+        local e
+        e=$(t parmod-exit)
+        [ "$e" = "$1" ] || fail "parmod exit status ${e:-none}, want $1"
+    fi
+}
+
+# Every fixture module that started must start after all its dependencies
+# ended (modules.dep of the staging tree, plus the softdep pre).
+check_order() {
+    local line m deps d ms me de
+    while IFS= read -r line; do
+        m=$(basename "${line%%:*}" .ko)
+        deps=${line#*:}
+        ms=$(kt "$m" start)
+        [ -n "$ms" ] || continue
+        for d in $deps; do
+            d=$(basename "$d" .ko)
+            de=$(kt "$d" end)
+            if [ -z "$de" ]; then
+                fail "$m started but its dependency $d never finished"
+            elif [ "$ms" -lt "$de" ]; then
+                fail "$m started at $ms before $d ended at $de"
+            fi
+        done
+    done < <(grep '^extra/parmod/' "$MODDIR/modules.dep")
+    ms=$(kt pm_soft_main start)
+    me=$(kt pm_soft_pre end)
+    if [ -n "$ms" ]; then
+        [ -n "$me" ] && [ "$ms" -ge "$me" ] || fail "pm_soft_main started ($ms) before pm_soft_pre ended (${me:-never})"
+    fi
+}
+
+finish() {
+    local name=$1 info=$2
+    if [ -z "$REASONS" ]; then
+        echo "PASS $name"
+        PASSED=$((PASSED + 1))
+    else
+        echo "FAIL $name: $REASONS"
+        FAILED=$((FAILED + 1))
+        if [ -n "$LOG" ] && [ -f "$LOG" ]; then
+            echo "----- console log of $name ($LOG) -----"
+            cat "$LOG"
+            echo "----- end of $name -----"
+        fi
+    fi
+    echo "  $name: $info" >&2
+    SUMMARY="$SUMMARY  $name: ${REASONS:-ok}; $info
+"
+    REASONS="" LOG=""
+}
+
+FIXTURES_ALL="pm_chain_a pm_chain_b pm_chain_c pm_diamond_bottom pm_diamond_left pm_diamond_right pm_diamond_top pm_soft_pre pm_soft_main pm_params pm_request pm_requested pm_late_misc pm_late_attr"
+
+# --- (a) the fixture graph --------------------------------------------------
+scenario_fixture-graph() {
+    local name=fixture-graph append="quiet"
+    plan "$name" --config "$ROOT/etc/modprobe.d" \
+        pm_chain_c pm_diamond_top pm_soft_main pm_params pm_request pm_requested \
+        pm_late_misc pm_late_attr || { fail "plan compile failed"; return; }
+    printf '/dev/pm_late 3000\n/sys/kernel/pm_late/ready 3000\n' > "$W/conf/$name.wait"
+    image "$name" --extra "$W/conf/$name.wait:/etc/check-wait" || { fail "image build failed"; return; }
+    if [ "$MODE" = init ]; then
+        # The command line overrides modprobe.d (level), which still gives tag.
+        append="$append parmod.next=/sbin/check pm_params.level=9"
+    fi
+    boot "$name" "$append"
+    local m
+    for m in $FIXTURES_ALL; do
+        has_module "$m" || fail "$m not loaded"
+    done
+    check_order
+    check_exit 0
+    [ "$(summary_field failed)" = 0 ] || fail "summary: $(summary)"
+    # The diamond's two sides must overlap in time: they load in parallel.
+    local ls le rs re
+    ls=$(kt pm_diamond_left start) le=$(kt pm_diamond_left end)
+    rs=$(kt pm_diamond_right start) re=$(kt pm_diamond_right end)
+    if [ -n "$ls" ] && [ -n "$rs" ]; then
+        [ "$ls" -lt "$re" ] && [ "$rs" -lt "$le" ] || fail "pm_diamond_left and _right did not overlap (not parallel)"
+    fi
+    local want_level=7
+    [ "$MODE" = init ] && want_level=9
+    grep -q "^T: param level=$want_level$" "$LOG" || fail "pm_params level is '$(sed -n 's/^T: param level=//p' "$LOG")', want $want_level"
+    grep -q '^T: param tag=hello$' "$LOG" || fail "pm_params tag is '$(sed -n 's/^T: param tag=//p' "$LOG")', want hello"
+    local req
+    req=$(sed -n 's/.*request_module(pm_requested) = \(.*\)$/\1/p' "$LOG" | head -n1)
+    if [ "$MODE" = init ]; then
+        # /sbin/modprobe is parmod's modprobe personality.
+        [ "$req" = "0, present" ] || fail "request_module(pm_requested) gave '${req:-nothing}', want '0, present'"
+    fi
+    # Late device node and late attribute: reported, not judged.
+    local lm la
+    lm=$(grep -m1 '^T: .* /dev/pm_late ' "$LOG" | sed 's/^T: //')
+    la=$(grep -m1 '^T: .* /sys/kernel/pm_late/ready ' "$LOG" | sed 's/^T: //')
+    finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //'); request_module: ${req:-?}; $lm; $la"
+}
+
+# --- (b) a failing module ---------------------------------------------------
+scenario_failure() {
+    local name=failure append="quiet"
+    plan "$name" --config "$ROOT/etc/modprobe.d" pm_after_fail pm_chain_c pm_params pm_soft_main \
+        || { fail "plan compile failed"; return; }
+    image "$name" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
+    boot "$name" "$append"
+    grep -q 'pm_fixture: pm_fail failing with -ENODEV' "$LOG" || fail "pm_fail did not run its init"
+    has_module pm_fail && fail "pm_fail is loaded"
+    has_module pm_after_fail && fail "pm_after_fail is loaded"
+    [ -z "$(kt pm_after_fail start)" ] || fail "pm_after_fail's init ran"
+    grep -q 'parmod: failed: pm_fail' "$LOG" || fail "no 'parmod: failed: pm_fail' line"
+    grep -q 'parmod: skipped: pm_after_fail' "$LOG" || fail "no 'parmod: skipped: pm_after_fail' line"
+    local m
+    for m in pm_chain_a pm_chain_b pm_chain_c pm_params pm_soft_pre pm_soft_main; do
+        has_module "$m" || fail "$m not loaded"
+    done
+    [ "$(summary_field failed)" = 1 ] && [ "$(summary_field skipped)" = 1 ] \
+        && [ "$(summary_field loaded)" = 6 ] || fail "summary '$(summary)', want 6 loaded, 1 failed, 1 skipped"
+    check_exit 1
+    check_order
+    finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //')"
+}
+
+# --- (c) a stuck module -----------------------------------------------------
+scenario_stuck() {
+    local name=stuck append="quiet"
+    plan "$name" --module-timeout 2000 pm_after_hang pm_chain_c pm_diamond_top \
+        || { fail "plan compile failed"; return; }
+    echo "--deadline 5000 --module-timeout 2000" > "$W/conf/$name.args"
+    image "$name" --extra "$W/conf/$name.args:/etc/parmod-args" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check parmod.deadline=5000"
+    boot "$name" "$append"
+    grep -q 'parmod: stuck: pm_hang' "$LOG" || fail "no 'parmod: stuck: pm_hang' line"
+    has_module pm_after_hang && fail "pm_after_hang is loaded"
+    [ -z "$(kt pm_after_hang start)" ] || fail "pm_after_hang's init ran"
+    [ -n "$(kt pm_hang start)" ] || fail "pm_hang's init never started"
+    local m
+    for m in pm_chain_a pm_chain_b pm_chain_c pm_diamond_top; do
+        has_module "$m" || fail "$m not loaded"
+    done
+    [ "$(summary_field stuck)" = 1 ] || fail "summary '$(summary)', want 1 stuck"
+    local ms
+    ms=$(summary_ms)
+    if [ -n "$ms" ]; then
+        [ "$ms" -le 6500 ] || fail "parmod took $ms ms, deadline 5000"
+    fi
+    check_exit 1
+    # The next stage must start soon after the deadline, not when pm_hang returns.
+    local ns
+    ns=$(t next-start | cut -d' ' -f1)
+    if [ -n "$ns" ]; then
+        awk -v n="$ns" 'BEGIN{exit !(n < 30)}' || fail "next stage started at ${ns} s uptime"
+    fi
+    finish "$name" "boot ${BOOT_SECS} s, next stage at ${ns:-?} s uptime, $(summary | sed 's/^parmod: //')"
+}
+
+# --- (d) real Debian modules with real QEMU devices -------------------------
+scenario_real-devices() {
+    local name=real-devices append="quiet"
+    plan "$name" virtio_pci virtio_blk e1000 snd_hda_intel snd_hda_codec_generic \
+        xhci_pci usb_storage sd_mod bochs || { fail "plan compile failed"; return; }
+    cat > "$W/conf/$name.wait" <<'EOF'
+/dev/vda 10000
+/sys/class/net/eth0 10000
+/dev/snd/controlC0 10000
+/dev/sda 15000
+/dev/dri/card0 10000
+EOF
+    image "$name" --extra "$W/conf/$name.wait:/etc/check-wait" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
+    truncate -s 16M "$W/img/vd.img" "$W/img/usb.img"
+    boot "$name" "$append" \
+        -drive if=none,id=vd,file="$W/img/vd.img",format=raw -device virtio-blk-pci,drive=vd \
+        -device e1000 \
+        -device intel-hda -device hda-duplex \
+        -device qemu-xhci,id=xhci \
+        -drive if=none,id=ud,file="$W/img/usb.img",format=raw -device usb-storage,bus=xhci.0,drive=ud \
+        -vga std
+    local m
+    for m in virtio_pci virtio_blk e1000 snd_hda_intel snd_hda_codec_generic xhci_pci xhci_hcd \
+        usb_storage sd_mod bochs; do
+        has_module "$m" || fail "$m not loaded"
+    done
+    local p
+    for p in /dev/vda /sys/class/net/eth0 /dev/snd/controlC0 /dev/sda /dev/dri/card0; do
+        grep -q "^T: appeared $p " "$LOG" || fail "$p did not appear"
+    done
+    check_exit 0
+    [ "$(summary_field failed)" = 0 ] || fail "summary: $(summary)"
+    local seen
+    seen=$(sed -n 's/^T: appeared \(.*\) after \(.*\)$/\1 +\2/p' "$LOG" | tr '\n' ',' | sed 's/,$//; s/,/, /g')
+    finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //'); nodes after parmod: ${seen:-none}"
+}
+
+# --- (e) busybox init as the next stage -------------------------------------
+scenario_busybox-next() {
+    local name=busybox-next append="quiet"
+    plan "$name" --config "$ROOT/etc/modprobe.d" pm_chain_c pm_params || { fail "plan compile failed"; return; }
+    echo /sbin/init > "$W/conf/$name.next"
+    image "$name" --extra "$here/guest/inittab:/etc/inittab" \
+        --extra "$W/conf/$name.next:/etc/next" \
+        --extra "$W/img/busybox-init-link:/sbin/init" || { fail "image build failed"; return; }
+    # Default parmod.next is /sbin/init: nothing to add in init mode.
+    boot "$name" "$append"
+    grep -q '^T: busybox-init pid1=init' "$LOG" || fail "busybox init did not run as PID 1"
+    local m
+    for m in pm_chain_a pm_chain_b pm_chain_c pm_params; do
+        has_module "$m" || fail "$m not loaded"
+    done
+    check_exit 0
+    finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //'), $(t next-start)"
+}
+ln -sfn /bin/busybox "$W/img/busybox-init-link"
+
+# --- run --------------------------------------------------------------------
+for s in $ONLY; do
+    case " $ALL " in *" $s "*) ;; *) echo "run: unknown scenario $s" >&2; exit 2 ;; esac
+    log "scenario $s"
+    "scenario_$s"
+done
+
+log "mode $MODE, $(( $(date +%s) - t_start )) s in all"
+printf '%s' "$SUMMARY" >&2
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
