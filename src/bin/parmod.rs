@@ -13,10 +13,10 @@ use core::ffi::{c_char, c_int};
 extern "C" {}
 
 #[no_mangle]
-pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+pub extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const u8) -> c_int {
     // SAFETY: the C runtime passes argc strings that live as long as the process.
     let args = unsafe { runtime::mapping::Args::new(argc, argv) };
-    runtime::run(args)
+    runtime::run(args, envp)
 }
 
 #[panic_handler]
@@ -25,6 +25,10 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     let mut o = runtime::out::Out::stderr();
     let _ = writeln!(o, "parmod: internal error: {info}");
     o.flush();
-    // Never unwind and never return: end the whole process with status 2.
+    // Never unwind and never return. PID 1 must not exit (the kernel would
+    // panic): it stops here with the message above.
+    if rustix::process::getpid().is_init() {
+        runtime::init::sleep_forever();
+    }
     runtime::arch::exit_process(2)
 }

@@ -28,6 +28,8 @@ pub const USAGE: &str = "\
 usage: parmod [--jobs N] [--trace PATH] [--module-timeout MS] [--deadline MS]
               [--simulate [--fail NAME[,NAME]...] [--hang NAME[,NAME]...]]
               [--force] [--module-dir DIR] [--quiet] PLAN
+       parmod --init [options] [PLAN]   (what it does as PID 1)
+       modprobe [-q] [--] NAME...       (when started by that name)
 
 Loads every module of a plan compiled by parmod-plan, in parallel, each as
 soon as its dependencies are done, longest remaining chain first.
@@ -46,6 +48,12 @@ soon as its dependencies are done, longest remaining chain first.
   --module-dir DIR       module files are under DIR (default
                          /lib/modules/RELEASE of the plan)
   -q, --quiet            print only failures and the summary
+  --init                 act as the initramfs /init (also when PID 1): mount
+                         /proc /sys /dev, read parmod.plan= parmod.next=
+                         parmod.jobs= parmod.deadline= parmod.timeout=
+                         parmod.trace= parmod.rescue= modprobe.blacklist=
+                         and MODULE.PARAM=VALUE from the kernel command
+                         line, load, then exec the next stage (/sbin/init)
 
 exit status: 0 all loaded, 1 a module failed, was skipped, stuck or blocked,
 2 usage error or unusable plan (nothing loaded)
@@ -139,6 +147,7 @@ pub fn parse(args: &Args, first: usize) -> Result<Options, ArgError> {
                 o.deadline_ms = Some(number("--deadline", v)?);
             }
             b"--simulate" => o.simulate = true,
+            b"--init" => {} // seen by `run` before parsing
             b"--force" => o.force = true,
             b"-q" | b"--quiet" => o.quiet = true,
             b"--module-dir" => o.module_dir = Some(value("--module-dir")?),
@@ -158,9 +167,6 @@ pub fn parse(args: &Args, first: usize) -> Result<Options, ArgError> {
                 o.plan = Some(a);
             }
         }
-    }
-    if o.plan.is_none() && !o.help {
-        return Err(ArgError::NoPlan);
     }
     Ok(o)
 }

@@ -58,7 +58,35 @@ pub fn load(ctx: &Ctx, m: u32, start_ns: u64) -> Outcome {
     let Ok(path) = core::ffi::CStr::from_bytes_with_nul(&path[..len]) else {
         return Outcome::Failed(Errno::INVAL.raw_os_error());
     };
-    let params = core::ffi::CStr::from_bytes_with_nul(module.params_with_nul()).unwrap_or(c"");
+    // The plan's options, then any `module.param=value` of the kernel
+    // command line (/init mode), as modprobe does.
+    let mut merged = [0u8; 2048];
+    let mut params = core::ffi::CStr::from_bytes_with_nul(module.params_with_nul()).unwrap_or(c"");
+    if ctx.cmdline.module_params(module.name()).next().is_some() {
+        let mut len = 0;
+        let mut add = |part: &[u8]| {
+            if len > 0 && len < merged.len() {
+                merged[len] = b' ';
+                len += 1;
+            }
+            let end = (len + part.len()).min(merged.len());
+            merged[len..end].copy_from_slice(&part[..end - len]);
+            len = end;
+        };
+        if !module.params().is_empty() {
+            add(module.params());
+        }
+        for p in ctx.cmdline.module_params(module.name()) {
+            add(p);
+        }
+        if len >= merged.len() {
+            return Outcome::Failed(Errno::TOOBIG.raw_os_error());
+        }
+        match core::ffi::CStr::from_bytes_with_nul(&merged[..=len]) {
+            Ok(c) => params = c,
+            Err(_) => return Outcome::Failed(Errno::INVAL.raw_os_error()),
+        }
+    }
     let fd = match rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
         Ok(fd) => fd,
         Err(e) => return Outcome::Failed(e.raw_os_error()),

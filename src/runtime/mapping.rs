@@ -137,17 +137,21 @@ impl<T> SetOnce<T> {
     }
 }
 
-/// fd 2 as a borrowed descriptor.
-pub fn stderr() -> BorrowedFd<'static> {
-    // SAFETY: main makes sure fds 0-2 are open (on /dev/null if need be)
-    // before anything else, so fd 2 is a valid descriptor for the whole run.
-    unsafe { BorrowedFd::borrow_raw(2) }
+/// A descriptor that stays open for the whole run: 0-2 (main makes sure
+/// they are open before anything else) and /dev/kmsg (opened once, never
+/// closed).
+pub fn static_fd(fd: i32) -> BorrowedFd<'static> {
+    // SAFETY: only called with the descriptors named above, which are open
+    // and never closed while parmod runs.
+    unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
-/// fd 1 as a borrowed descriptor (see [`stderr`]).
+pub fn stderr() -> BorrowedFd<'static> {
+    static_fd(2)
+}
+
 pub fn stdout() -> BorrowedFd<'static> {
-    // SAFETY: as for `stderr`.
-    unsafe { BorrowedFd::borrow_raw(1) }
+    static_fd(1)
 }
 
 /// Whether descriptor `fd` is open.

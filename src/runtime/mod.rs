@@ -6,9 +6,11 @@
 //! * `thread` and `arch`: raw clone tasks (the only assembly).
 //! * `kernel`: the seam where a module is loaded (or its load simulated).
 //! * `report`: failure lines, the summary, the trace.
+//! * `init`: PID 1 duties (mounts, kernel command line, exec of the next stage).
 
 pub mod arch;
 pub mod args;
+pub mod init;
 pub mod kernel;
 pub mod mapping;
 pub mod out;
@@ -25,6 +27,7 @@ use rustix::fs::{Mode, OFlags};
 use args::ArgError;
 use mapping::Args;
 use out::{errno_text, Out, Show};
+use init::Cmdline;
 use sched::{now_ns, Ctx, State, CTX, MAX_JOBS, SIM_FAIL, SIM_HANG};
 
 /// Exit status for a usage error or a plan that cannot be used.
@@ -74,27 +77,23 @@ fn cpus() -> u32 {
     rustix::thread::sched_getaffinity(None).map_or(1, |s| s.count().max(1))
 }
 
-/// `parmod [options] PLAN`: returns the exit status.
-pub fn run(argv: Args) -> i32 {
-    ensure_std_fds();
-    let t0 = now_ns();
-    let opts = match args::parse(&argv, 1) {
-        Ok(o) => o,
-        Err(e) => return usage_error(e),
-    };
-    if opts.help {
-        Out::stdout().bytes(args::USAGE.as_bytes());
-        return 0;
-    }
-    if !opts.simulate && !(opts.fail.is_empty() && opts.hang.is_empty()) {
-        let _ = writeln!(Out::stderr(), "parmod: --fail and --hang only work with --simulate");
-        return EXIT_USAGE;
-    }
-    let Some(plan_path) = opts.plan else { return usage_error(ArgError::NoPlan) };
-    let shown = Show(plan_path.to_bytes());
+/// What a run needs besides the plan.
+struct Setup<'a> {
+    plan_path: &'a core::ffi::CStr,
+    simulate: bool,
+    force: bool,
+    module_dir: Option<&'a [u8]>,
+    fail: &'a [&'static [u8]],
+    hang: &'a [&'static [u8]],
+    module_timeout_ms: Option<u32>,
+    cmdline: Cmdline,
+}
 
-    // The plan: mapped, then validated in full before anything happens.
-    let fd = match rustix::fs::open(plan_path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+/// Map and validate the plan, check the kernel, build the state. Prints
+/// what went wrong and returns Err (nothing has been loaded then).
+fn prepare(s: Setup<'_>) -> Result<&'static Ctx, ()> {
+    let shown = Show(s.plan_path.to_bytes());
+    let fd = match rustix::fs::open(s.plan_path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
         Ok(fd) => fd,
         Err(e) => {
             let _ = writeln!(
@@ -103,99 +102,107 @@ pub fn run(argv: Args) -> i32 {
                 errno_text(e.raw_os_error()),
                 e.raw_os_error()
             );
-            return EXIT_USAGE;
+            return Err(());
         }
     };
-    let size = match rustix::fs::fstat(&fd) {
-        Ok(s) => s.st_size as usize,
-        Err(e) => {
-            let _ = writeln!(Out::stderr(), "parmod: cannot stat plan {shown}: errno {}", e.raw_os_error());
-            return EXIT_USAGE;
-        }
-    };
-    let bytes = match mapping::map_file(rustix::fd::AsFd::as_fd(&fd), size) {
+    let bytes = rustix::fs::fstat(&fd).and_then(|st| mapping::map_file(rustix::fd::AsFd::as_fd(&fd), st.st_size as usize));
+    drop(fd);
+    let bytes = match bytes {
         Ok(b) => b,
         Err(e) => {
             let _ = writeln!(Out::stderr(), "parmod: cannot map plan {shown}: errno {}", e.raw_os_error());
-            return EXIT_USAGE;
+            return Err(());
         }
     };
-    drop(fd);
     let plan = match Plan::parse(bytes) {
         Ok(p) => p,
         Err(e) => {
             let _ = writeln!(Out::stderr(), "parmod: plan {shown}: {e}; nothing loaded");
-            return EXIT_USAGE;
+            return Err(());
         }
     };
-
     let uts = rustix::system::uname();
     let release = uts.release().to_bytes();
-    if !opts.simulate && !opts.force && release != plan.kernel_release() {
+    if !s.simulate && !s.force && release != plan.kernel_release() {
         let _ = writeln!(
             Out::stderr(),
             "parmod: plan {shown} was built for kernel {} but this is {}: rebuild the plan (or pass --force); nothing loaded",
             Show(plan.kernel_release()),
             Show(release)
         );
-        return EXIT_USAGE;
+        return Err(());
     }
-
     let n = plan.module_count();
-    let jobs = opts.jobs.filter(|&j| j > 0).unwrap_or(if plan.jobs() > 0 { plan.jobs() } else { cpus() });
-    let jobs = jobs.clamp(1, MAX_JOBS);
-
     let st = match State::new(n as usize) {
-        Ok(s) => s,
+        Ok(st) => st,
         Err(e) => {
             let _ = writeln!(Out::stderr(), "parmod: cannot map state for {n} modules: errno {}", e.raw_os_error());
-            return EXIT_USAGE;
+            return Err(());
         }
     };
-    for (list, flag, opt) in [(&opts.fail, SIM_FAIL, "--fail"), (&opts.hang, SIM_HANG, "--hang")] {
-        for &want in list.iter() {
+    for (list, flag, opt) in [(s.fail, SIM_FAIL, "--fail"), (s.hang, SIM_HANG, "--hang")] {
+        for &want in list {
             match plan.modules().find(|m| same_name(m.name(), want)) {
                 Some(m) => {
                     st.sim[m.index() as usize].fetch_or(flag, Relaxed);
                 }
                 None => {
                     let _ = writeln!(Out::stderr(), "parmod: {opt} {}: no such module in plan {shown}", Show(want));
-                    return EXIT_USAGE;
+                    return Err(());
                 }
             }
         }
     }
-
     let mut module_dir = heapless::Vec::<u8, 512>::new();
-    let dir_ok = match opts.module_dir {
+    let dir_ok = match s.module_dir {
         Some(d) => module_dir.extend_from_slice(d.strip_suffix(b"/").unwrap_or(d)).is_ok(),
         None => module_dir.extend_from_slice(b"/lib/modules/").is_ok()
             && module_dir.extend_from_slice(plan.kernel_release()).is_ok(),
     };
     if !dir_ok {
         let _ = writeln!(Out::stderr(), "parmod: module directory name too long");
-        return EXIT_USAGE;
+        return Err(());
     }
     let compressed = plan.modules().any(|m| m.compression() != Compression::None);
     let ctx = Ctx {
         plan,
         st,
-        simulate: opts.simulate,
+        simulate: s.simulate,
         module_dir,
-        kernel_decompress: if compressed && !opts.simulate { kernel_decompression() } else { None },
-        module_timeout_ms: opts.module_timeout_ms.unwrap_or(plan.module_timeout_ms()),
-        timeout_forced: opts.module_timeout_ms.is_some(),
+        kernel_decompress: if compressed && !s.simulate { kernel_decompression() } else { None },
+        module_timeout_ms: s.module_timeout_ms.unwrap_or(plan.module_timeout_ms()),
+        timeout_forced: s.module_timeout_ms.is_some(),
+        cmdline: s.cmdline,
     };
     if !CTX.set(ctx) {
-        return EXIT_USAGE;
+        return Err(());
     }
-    let Some(ctx) = CTX.get() else { return EXIT_USAGE };
-    let deadline_ms = opts.deadline_ms.unwrap_or(plan.deadline_ms());
+    CTX.get().ok_or(())
+}
+
+/// How to run a prepared plan.
+struct Run<'a> {
+    wanted: &'a [u32],
+    jobs: Option<u32>,
+    deadline_ms: Option<u32>,
+    quiet: bool,
+    /// Print the summary even when everything loaded.
+    summary: bool,
+    trace: Option<&'a core::ffi::CStr>,
+}
+
+/// Load the plan on the worker pool, supervise, report. Returns the exit status.
+fn execute(ctx: &'static Ctx, t0: u64, r: Run<'_>) -> i32 {
+    let plan = ctx.plan;
+    let n = plan.module_count();
+    let jobs = r.jobs.filter(|&j| j > 0).unwrap_or(if plan.jobs() > 0 { plan.jobs() } else { cpus() });
+    let jobs = jobs.clamp(1, MAX_JOBS);
+    let deadline_ms = r.deadline_ms.unwrap_or(plan.deadline_ms());
     let deadline = (deadline_ms > 0).then(|| t0 + deadline_ms as u64 * 1_000_000);
 
-    ctx.seed();
+    let taking_part = ctx.seed(r.wanted);
     let mut started = 0;
-    for _ in 0..jobs.min(n.max(1)) {
+    for _ in 0..jobs.min(taking_part) {
         let Some(id) = ctx.new_slot() else { break };
         match thread::spawn(id) {
             Ok(()) => started += 1,
@@ -205,7 +212,7 @@ pub fn run(argv: Args) -> i32 {
             }
         }
     }
-    if started == 0 && n > 0 {
+    if started == 0 && ctx.st.done() < n {
         let _ = writeln!(Out::stderr(), "parmod: no worker could start; nothing loaded");
         return EXIT_USAGE;
     }
@@ -227,7 +234,7 @@ pub fn run(argv: Args) -> i32 {
         let mut stuck = heapless::Vec::<(usize, u32), { sched::MAX_WORKERS }>::new();
         let next = ctx.check_stuck(now, &mut stuck);
         for &(worker, m) in stuck.iter() {
-            let name = Show(ctx.plan.module(m).map_or(b"?", |x| x.name()));
+            let name = Show(plan.module(m).map_or(b"?", |x| x.name()));
             let mut o = Out::stderr();
             let _ = write!(o, "parmod: stuck: {name}: still loading after {} ms (worker {worker}); ", ctx.timeout_ms(m));
             match ctx.new_slot().map(|id| (id, thread::spawn(id))) {
@@ -261,8 +268,8 @@ pub fn run(argv: Args) -> i32 {
             ctx.join(id, 1000);
         }
     }
-    let status = report::report(ctx, now, (now - t0) / 1_000_000, opts.quiet);
-    if let Some(path) = opts.trace {
+    let status = report::report(ctx, now, (now - t0) / 1_000_000, r.quiet, r.summary);
+    if let Some(path) = r.trace {
         if let Err(e) = report::write_trace(ctx, path, t0, jobs) {
             let _ = writeln!(
                 Out::stderr(),
@@ -275,4 +282,199 @@ pub fn run(argv: Args) -> i32 {
         }
     }
     status
+}
+
+fn basename(p: &[u8]) -> &[u8] {
+    p.rsplit(|&c| c == b'/').next().unwrap_or(p)
+}
+
+/// The program: `parmod [options] PLAN`, /init mode, or the modprobe
+/// personality, by how it was started. Returns the exit status (never in
+/// /init mode).
+pub fn run(argv: Args, envp: *const *const u8) -> i32 {
+    let t0 = now_ns();
+    let arg0 = argv.get(0).map_or(&b""[..], |a| a.to_bytes());
+    if basename(arg0) == b"modprobe" {
+        ensure_std_fds();
+        return modprobe(argv, t0);
+    }
+    let init_mode = rustix::process::getpid().is_init()
+        || (1..8).any(|i| argv.get(i).is_some_and(|a| a.to_bytes() == b"--init"));
+    if init_mode {
+        init::setup();
+    }
+    ensure_std_fds();
+    let opts = match args::parse(&argv, 1) {
+        Ok(o) => o,
+        Err(e) => {
+            if init_mode {
+                let _ = usage_error(e);
+                init::give_up(None, envp);
+            }
+            return usage_error(e);
+        }
+    };
+    if opts.help {
+        Out::stdout().bytes(args::USAGE.as_bytes());
+        return 0;
+    }
+    if !opts.simulate && !(opts.fail.is_empty() && opts.hang.is_empty()) {
+        let _ = writeln!(Out::stderr(), "parmod: --fail and --hang only work with --simulate");
+        return EXIT_USAGE;
+    }
+    if init_mode {
+        init_main(opts, t0, envp);
+    }
+    let Some(plan_path) = opts.plan else { return usage_error(ArgError::NoPlan) };
+    let setup = Setup {
+        plan_path,
+        simulate: opts.simulate,
+        force: opts.force,
+        module_dir: opts.module_dir,
+        fail: &opts.fail,
+        hang: &opts.hang,
+        module_timeout_ms: opts.module_timeout_ms,
+        cmdline: Cmdline::empty(),
+    };
+    let Ok(ctx) = prepare(setup) else { return EXIT_USAGE };
+    let run = Run {
+        wanted: &[],
+        jobs: opts.jobs,
+        deadline_ms: opts.deadline_ms,
+        quiet: opts.quiet,
+        summary: true,
+        trace: opts.trace,
+    };
+    execute(ctx, t0, run)
+}
+
+/// PID 1: load the plan named on the kernel command line (or the default),
+/// then become the next stage. Never returns.
+fn init_main(opts: args::Options, t0: u64, envp: *const *const u8) -> ! {
+    let cmdline = Cmdline::read();
+    let mut plan_buf = [0u8; 256];
+    let mut next_buf = [0u8; 256];
+    let mut rescue_buf = [0u8; 256];
+    let mut trace_buf = [0u8; 256];
+    let plan_path = match cmdline.get(b"parmod.plan") {
+        Some(p) => init::c_path(p, &mut plan_buf),
+        None => Some(opts.plan.unwrap_or(c"/etc/parmod.plan")),
+    };
+    let next = cmdline.get(b"parmod.next").map_or(Some(c"/sbin/init"), |p| init::c_path(p, &mut next_buf));
+    let rescue = cmdline.get(b"parmod.rescue").and_then(|p| init::c_path(p, &mut rescue_buf));
+    let trace = match cmdline.get(b"parmod.trace") {
+        Some(p) => init::c_path(p, &mut trace_buf),
+        None => opts.trace,
+    };
+    let jobs = cmdline.number(b"parmod.jobs").or(opts.jobs);
+    let deadline_ms = cmdline.number(b"parmod.deadline").or(opts.deadline_ms);
+    let timeout = cmdline.number(b"parmod.timeout").or(opts.module_timeout_ms);
+    let Some(next) = next else {
+        let _ = writeln!(Out::stderr(), "parmod: parmod.next= is too long");
+        init::give_up(rescue, envp)
+    };
+    let Some(plan_path) = plan_path else {
+        let _ = writeln!(Out::stderr(), "parmod: parmod.plan= is too long");
+        init::give_up(rescue, envp)
+    };
+    let setup = Setup {
+        plan_path,
+        simulate: opts.simulate,
+        force: opts.force,
+        module_dir: opts.module_dir,
+        fail: &opts.fail,
+        hang: &opts.hang,
+        module_timeout_ms: timeout,
+        cmdline,
+    };
+    let Ok(ctx) = prepare(setup) else {
+        init::give_up(rescue, envp)
+    };
+    let run = Run { wanted: &[], jobs, deadline_ms, quiet: opts.quiet, summary: true, trace };
+    let _ = execute(ctx, t0, run);
+    init::hand_over(next, rescue, envp)
+}
+
+/// The modprobe personality: `modprobe [-q] [--] NAME...`, as the kernel
+/// runs it for request_module(). Loads each NAME (a module or an alias in
+/// the plan) with what it depends on.
+fn modprobe(argv: Args, t0: u64) -> i32 {
+    let mut quiet = false;
+    let mut plan_path: &core::ffi::CStr = c"/etc/parmod.plan";
+    let mut names = heapless::Vec::<&'static [u8], 16>::new();
+    let mut i = 1;
+    let mut flags_done = false;
+    while let Some(a) = argv.get(i) {
+        i += 1;
+        let b = a.to_bytes();
+        if !flags_done && b.starts_with(b"-") {
+            match b {
+                b"--" => flags_done = true,
+                b"-q" | b"--quiet" => quiet = true,
+                // Accepted for compatibility: parmod has no syslog, verbose
+                // output or use of the blacklist for explicit names.
+                b"-b" | b"--use-blacklist" | b"-s" | b"--syslog" | b"-v" | b"--verbose" | b"-a" | b"--all" => {}
+                b"--plan" => match argv.get(i) {
+                    Some(p) => {
+                        plan_path = p;
+                        i += 1;
+                    }
+                    None => return usage_error(ArgError::Missing("--plan")),
+                },
+                _ => {
+                    let _ = writeln!(Out::stderr(), "modprobe (parmod): unsupported option '{}'", Show(b));
+                    return 1;
+                }
+            }
+            continue;
+        }
+        if names.push(b).is_err() {
+            let _ = writeln!(Out::stderr(), "modprobe (parmod): too many names");
+            return 1;
+        }
+    }
+    if names.is_empty() {
+        let _ = writeln!(Out::stderr(), "modprobe (parmod): usage: modprobe [-q] [--plan PLAN] [--] NAME...");
+        return 1;
+    }
+    let setup = Setup {
+        plan_path,
+        simulate: false,
+        force: false,
+        module_dir: None,
+        fail: &[],
+        hang: &[],
+        module_timeout_ms: None,
+        cmdline: Cmdline::read(),
+    };
+    let Ok(ctx) = prepare(setup) else { return 1 };
+    let mut wanted = heapless::Vec::<u32, 64>::new();
+    for &name in names.iter() {
+        let before = wanted.len();
+        if let Some(m) = ctx.plan.find_module(name) {
+            let _ = wanted.push(m.index());
+        } else {
+            for a in ctx.plan.aliases() {
+                if parmod::plan::glob_match(a.pattern, name) && !wanted.contains(&a.module) {
+                    let _ = wanted.push(a.module);
+                }
+            }
+        }
+        if wanted.len() == before {
+            if !quiet {
+                let _ = writeln!(
+                    Out::stderr(),
+                    "modprobe: FATAL: Module {} not found in plan {}",
+                    Show(name),
+                    Show(plan_path.to_bytes())
+                );
+            }
+            return 1;
+        }
+    }
+    let run = Run { wanted: &wanted, jobs: None, deadline_ms: None, quiet, summary: !quiet, trace: None };
+    match execute(ctx, t0, run) {
+        0 => 0,
+        _ => 1,
+    }
 }

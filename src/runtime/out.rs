@@ -10,15 +10,19 @@ pub struct Out {
     fd: BorrowedFd<'static>,
     buf: [u8; 512],
     len: usize,
+    /// Copy each flush to /dev/kmsg too (messages on stderr in /init mode).
+    kmsg: bool,
 }
 
 impl Out {
     pub fn new(fd: BorrowedFd<'static>) -> Self {
-        Out { fd, buf: [0; 512], len: 0 }
+        Out { fd, buf: [0; 512], len: 0, kmsg: false }
     }
 
     pub fn stderr() -> Self {
-        Out::new(super::mapping::stderr())
+        let mut o = Out::new(super::mapping::stderr());
+        o.kmsg = true;
+        o
     }
 
     pub fn stdout() -> Self {
@@ -36,6 +40,17 @@ impl Out {
     }
 
     pub fn flush(&mut self) {
+        if self.kmsg && self.len > 0 {
+            let k = super::init::KMSG.load(core::sync::atomic::Ordering::Relaxed);
+            if k >= 0 {
+                let kfd = super::mapping::static_fd(k);
+                // One record per write; "<5>" is KERN_NOTICE.
+                let mut rec = [0u8; 516];
+                rec[..3].copy_from_slice(b"<5>");
+                rec[3..3 + self.len].copy_from_slice(&self.buf[..self.len]);
+                let _ = rustix::io::write(kfd, &rec[..3 + self.len]);
+            }
+        }
         let mut rest = &self.buf[..self.len];
         while !rest.is_empty() {
             match rustix::io::write(self.fd, rest) {

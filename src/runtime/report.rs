@@ -9,7 +9,7 @@ use parmod::plan::Compression;
 use rustix::fs::{Mode, OFlags};
 
 use super::out::{errno_text, Out, Show};
-use super::sched::{Ctx, READY, RUNNING, STUCK, WAITING};
+use super::sched::{Ctx, NOT_WANTED, READY, RUNNING, STUCK, WAITING};
 
 #[derive(Default)]
 pub struct Counts {
@@ -37,10 +37,13 @@ pub fn outcome(ctx: &Ctx, m: u32) -> u8 {
 }
 
 /// Print the per-module lines and the summary; return the exit status.
-pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool) -> i32 {
+pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool, summary: bool) -> i32 {
     let st = &ctx.st;
     let mut c = Counts::default();
     for m in 0..ctx.plan.module_count() {
+        if st.status[m as usize].load(Relaxed) == NOT_WANTED {
+            continue;
+        }
         let r = outcome(ctx, m);
         let mut o = Out::stderr();
         match r & !result::STUCK_FLAG {
@@ -67,7 +70,11 @@ pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool) -> i32 {
                 c.skipped += 1;
                 if !quiet {
                     let cause = st.cause[m as usize].load(Relaxed);
-                    let _ = writeln!(o, "parmod: skipped: {}: dependency {} failed", name(ctx, m), name(ctx, cause));
+                    if cause == m {
+                        let _ = writeln!(o, "parmod: skipped: {}: blacklisted on the kernel command line", name(ctx, m));
+                    } else {
+                        let _ = writeln!(o, "parmod: skipped: {}: dependency {} failed", name(ctx, m), name(ctx, cause));
+                    }
                 }
             }
             result::STUCK => {
@@ -102,6 +109,10 @@ pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool) -> i32 {
             let _ = writeln!(o, "parmod: slow: {}: took {} ms, over its {} ms timeout", name(ctx, m), ms, ctx.timeout_ms(m));
         }
     }
+    let bad = c.failed + c.skipped + c.stuck + c.blocked;
+    if !summary && bad == 0 {
+        return 0;
+    }
     let mut o = Out::stderr();
     let _ = write!(
         o,
@@ -117,7 +128,7 @@ pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool) -> i32 {
         let _ = write!(o, ", {} blocked", c.blocked);
     }
     let _ = writeln!(o, " in {} ms", elapsed_ms);
-    if c.failed + c.skipped + c.stuck + c.blocked > 0 {
+    if bad > 0 {
         1
     } else {
         0

@@ -29,6 +29,9 @@ pub const WAITING: u32 = 0;
 pub const READY: u32 = 0x40;
 pub const RUNNING: u32 = 0x41;
 pub const STUCK: u32 = result::STUCK_FLAG as u32;
+/// Not part of this run (the modprobe personality loads a subset).
+pub const NOT_WANTED: u32 = 0x42;
+const WANTED: u32 = 0x43;
 
 /// Worker slot flags.
 pub const SLOT_RETIRED: u32 = 1;
@@ -122,6 +125,8 @@ pub struct Ctx {
     pub module_timeout_ms: u32,
     /// The command line's --module-timeout overrides per-module values.
     pub timeout_forced: bool,
+    /// The kernel command line in /init mode (module parameters, blacklist).
+    pub cmdline: super::init::Cmdline,
 }
 
 pub static CTX: mapping::SetOnce<Ctx> = mapping::SetOnce::new();
@@ -166,19 +171,52 @@ impl Ctx {
         (self.plan.module(m).map_or(0, |x| x.priority_us()), u32::MAX - m)
     }
 
-    /// Put every module whose dependencies are all done in the ready queue.
-    /// Called once, before the workers start.
-    pub fn seed(&self) {
+    /// Prepare the run and put every module whose dependencies are all done
+    /// in the ready queue. `wanted` limits the run to those modules and what
+    /// they wait for (empty: the whole plan). Modules the kernel command line
+    /// blacklists are skipped, with everything that needs them. Called once,
+    /// before the workers start. Returns how many modules take part.
+    pub fn seed(&self, wanted: &[u32]) -> u32 {
         let st = &self.st;
+        let n = self.plan.module_count();
         let _g = lock(&st.ctl[LOCK]);
+        if !wanted.is_empty() {
+            for &w in wanted {
+                st.status[w as usize].store(WANTED, Relaxed);
+            }
+            // Dependencies come before their dependents: one backward pass.
+            for i in (0..n).rev() {
+                if st.status[i as usize].load(Relaxed) != WANTED {
+                    st.status[i as usize].store(NOT_WANTED, Relaxed);
+                    st.ctl[DONE].fetch_add(1, Relaxed);
+                    continue;
+                }
+                st.status[i as usize].store(WAITING, Relaxed);
+                for e in self.plan.module(i).into_iter().flat_map(|m| m.waits_for()) {
+                    st.status[e.module as usize].store(WANTED, Relaxed);
+                }
+            }
+        }
+        for m in self.plan.modules() {
+            st.pending[m.index() as usize].store(m.waits_for().len() as u32, Relaxed);
+        }
+        if !self.cmdline.is_empty() {
+            let mut newly = 0;
+            for m in self.plan.modules() {
+                if self.cmdline.blacklists(m.name()) {
+                    // Skipped with itself as the cause: "blacklisted".
+                    self.skip_from(m.index(), m.index(), &mut newly);
+                }
+            }
+        }
         for m in self.plan.modules() {
             let i = m.index() as usize;
-            st.pending[i].store(m.waits_for().len() as u32, Relaxed);
-            if m.waits_for().len() == 0 {
+            if st.pending[i].load(Relaxed) == 0 && st.status[i].load(Relaxed) == WAITING {
                 st.status[i].store(READY, Relaxed);
                 self.push(m.index());
             }
         }
+        n - st.ctl[DONE].load(Relaxed)
     }
 
     // ---- the ready queue: a binary max-heap of module indices (under the lock) ----

@@ -9,6 +9,7 @@ const SYS_RT_SIGPROCMASK: usize = 14;
 const SYS_CLONE: usize = 56;
 const SYS_EXIT: usize = 60;
 const SYS_EXIT_GROUP: usize = 231;
+const SYS_EXECVE: usize = 59;
 
 /// Start `entry(arg)` in a new task on the stack whose top is `stack_top`.
 ///
@@ -92,6 +93,26 @@ pub fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
             in("rsi") set as *const u64,
             in("rdx") old as *mut u64,
             in("r10") 8usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// `execve(path, argv, envp)`: returns only on failure, with a negative errno.
+pub fn execve(path: &core::ffi::CStr, argv: *const *const u8, envp: *const *const u8) -> isize {
+    let ret: isize;
+    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are NULL-terminated
+    // arrays of C strings (built by the caller, or from the C runtime).
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") SYS_EXECVE as isize => ret,
+            in("rdi") path.as_ptr(),
+            in("rsi") argv,
+            in("rdx") envp,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),

@@ -1,0 +1,191 @@
+//! /init mode: what parmod does when the kernel starts it as PID 1 of an
+//! initramfs. Mount the kernel file systems, read the kernel command line,
+//! and after loading exec the next stage. PID 1 must never exit: every
+//! failure here ends in the rescue program or in a clear message and an
+//! endless sleep, never in a return.
+
+use core::ffi::CStr;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
+
+use parmod::plan::same_name;
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::{mount, MountFlags};
+
+use super::arch;
+use super::out::{Out, Show};
+
+/// Descriptor of /dev/kmsg once opened (-1 before): messages on stderr are
+/// copied there in /init mode so they land in the kernel log.
+pub static KMSG: AtomicI32 = AtomicI32::new(-1);
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// Mount /proc, /sys and /dev unless they already are, and make sure fds
+/// 0-2 are the console.
+pub fn setup() {
+    let is = |path: &CStr, magic: i64| rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == magic);
+    let _ = rustix::fs::mkdir(c"/proc", Mode::from_raw_mode(0o555));
+    let _ = rustix::fs::mkdir(c"/sys", Mode::from_raw_mode(0o555));
+    let _ = rustix::fs::mkdir(c"/dev", Mode::from_raw_mode(0o755));
+    let nodev = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
+    if !is(c"/proc", PROC_SUPER_MAGIC) {
+        let _ = mount(c"proc", c"/proc", c"proc", nodev, None);
+    }
+    if !is(c"/sys", SYSFS_MAGIC) {
+        let _ = mount(c"sysfs", c"/sys", c"sysfs", nodev, None);
+    }
+    // devtmpfs is one kernel-wide instance: mounting it again where it is
+    // already mounted is harmless (EBUSY when /dev is that very mount).
+    if rustix::fs::access(c"/dev/kmsg", rustix::fs::Access::EXISTS).is_err() {
+        let _ = mount(c"devtmpfs", c"/dev", c"devtmpfs", MountFlags::NOSUID, Some(c"mode=0755"));
+    }
+    for fd in 0..3 {
+        if !super::mapping::fd_is_open(fd) {
+            let f = rustix::fs::open(c"/dev/console", OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
+                .or_else(|_| rustix::fs::open(c"/dev/null", OFlags::RDWR, Mode::empty()));
+            if let Ok(f) = f {
+                // It took the lowest free descriptor, `fd`: keep it open.
+                core::mem::forget(f);
+            }
+        }
+    }
+    if let Ok(k) = rustix::fs::open(c"/dev/kmsg", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
+        use rustix::fd::IntoRawFd;
+        KMSG.store(k.into_raw_fd(), Relaxed);
+    }
+}
+
+/// The kernel command line.
+pub struct Cmdline {
+    buf: heapless::Vec<u8, 4096>,
+}
+
+impl Cmdline {
+    pub const fn empty() -> Self {
+        Cmdline { buf: heapless::Vec::new() }
+    }
+
+    pub fn read() -> Self {
+        let mut c = Cmdline::empty();
+        if let Ok(fd) = rustix::fs::open(c"/proc/cmdline", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+            let mut tmp = [0u8; 4096];
+            if let Ok(n) = rustix::io::read(&fd, &mut tmp) {
+                let _ = c.buf.extend_from_slice(&tmp[..n]);
+            }
+        }
+        c
+    }
+
+    /// Tokens separated by blanks; double quotes group (`tag="a b"`) and are removed later.
+    pub fn tokens(&self) -> impl Iterator<Item = &[u8]> {
+        let b = &self.buf[..];
+        let mut i = 0;
+        core::iter::from_fn(move || {
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i >= b.len() {
+                return None;
+            }
+            let start = i;
+            let mut quoted = false;
+            while i < b.len() && (quoted || !b[i].is_ascii_whitespace()) {
+                if b[i] == b'"' {
+                    quoted = !quoted;
+                }
+                i += 1;
+            }
+            Some(&b[start..i])
+        })
+    }
+
+    /// The value of the last `key=value`.
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.tokens()
+            .filter_map(|t| t.strip_prefix(key).and_then(|r| r.strip_prefix(b"=")))
+            .last()
+    }
+
+    pub fn number(&self, key: &[u8]) -> Option<u32> {
+        let v = self.get(key)?;
+        if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(v.iter().fold(0u32, |n, &c| n * 10 + (c - b'0') as u32))
+    }
+
+    /// `modprobe.blacklist=a,b` (any number of times) names `module`.
+    pub fn blacklists(&self, module: &[u8]) -> bool {
+        self.tokens()
+            .filter_map(|t| t.strip_prefix(b"modprobe.blacklist="))
+            .any(|list| list.split(|&c| c == b',').any(|n| same_name(n, module)))
+    }
+
+    /// Each `param=value` given as `module.param=value`, in order.
+    pub fn module_params<'a>(&'a self, module: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.tokens().filter_map(move |t| {
+            let dot = t.iter().position(|&c| c == b'.')?;
+            let eq = t.iter().position(|&c| c == b'=');
+            if eq.is_some_and(|e| e < dot) || !same_name(&t[..dot], module) {
+                return None;
+            }
+            Some(&t[dot + 1..])
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// Copy `value` into `buf` with a NUL; None when it does not fit.
+pub fn c_path<'b>(value: &[u8], buf: &'b mut [u8; 256]) -> Option<&'b CStr> {
+    if value.len() >= buf.len() || value.contains(&0) {
+        return None;
+    }
+    buf[..value.len()].copy_from_slice(value);
+    buf[value.len()] = 0;
+    CStr::from_bytes_with_nul(&buf[..=value.len()]).ok()
+}
+
+/// Replace PID 1 with `path` (argv = [path]). Returns only on failure, with the errno.
+pub fn exec(path: &CStr, envp: *const *const u8) -> i32 {
+    let argv: [*const u8; 2] = [path.as_ptr() as *const u8, core::ptr::null()];
+    -(arch::execve(path, argv.as_ptr(), envp) as i32)
+}
+
+/// Hand over to the next stage, or to the rescue program, or stop here with
+/// a message. Never returns.
+pub fn hand_over(next: &CStr, rescue: Option<&CStr>, envp: *const *const u8) -> ! {
+    let e = exec(next, envp);
+    let _ = writeln!(
+        Out::stderr(),
+        "parmod: cannot run the next stage {}: errno {e}; set parmod.next= on the kernel command line",
+        Show(next.to_bytes())
+    );
+    give_up(rescue, envp)
+}
+
+/// The fallback of /init mode: exec the rescue program if any, else sleep
+/// for ever (PID 1 must not exit; the kernel would panic).
+pub fn give_up(rescue: Option<&CStr>, envp: *const *const u8) -> ! {
+    if let Some(r) = rescue {
+        let _ = writeln!(Out::stderr(), "parmod: starting rescue program {}", Show(r.to_bytes()));
+        let e = exec(r, envp);
+        let _ = writeln!(Out::stderr(), "parmod: cannot run rescue program {}: errno {e}", Show(r.to_bytes()));
+    }
+    let _ = writeln!(
+        Out::stderr(),
+        "parmod: PID 1 has nothing to run; waiting for ever (fix the image or set parmod.rescue=/bin/sh)"
+    );
+    sleep_forever()
+}
+
+pub fn sleep_forever() -> ! {
+    let day = rustix::time::Timespec { tv_sec: 86_400, tv_nsec: 0 };
+    loop {
+        let _ = rustix::thread::nanosleep(&day);
+    }
+}
