@@ -12,6 +12,7 @@
 #[cfg(any(feature = "host", test))]
 extern crate std;
 
+pub mod cmdline;
 pub mod plan;
 
 #[cfg(feature = "host")]

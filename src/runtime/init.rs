@@ -8,7 +8,7 @@ use core::ffi::CStr;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
-use parmod::plan::same_name;
+use parmod::cmdline::Cmdline;
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount, MountFlags};
 
@@ -57,18 +57,18 @@ pub fn setup() {
     }
 }
 
-/// The kernel command line.
-pub struct Cmdline {
+/// The kernel command line, read once (kept in the run context).
+pub struct CmdlineBuf {
     buf: heapless::Vec<u8, 4096>,
 }
 
-impl Cmdline {
+impl CmdlineBuf {
     pub const fn empty() -> Self {
-        Cmdline { buf: heapless::Vec::new() }
+        CmdlineBuf { buf: heapless::Vec::new() }
     }
 
     pub fn read() -> Self {
-        let mut c = Cmdline::empty();
+        let mut c = CmdlineBuf::empty();
         if let Ok(fd) = rustix::fs::open(c"/proc/cmdline", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
             let mut tmp = [0u8; 4096];
             if let Ok(n) = rustix::io::read(&fd, &mut tmp) {
@@ -78,61 +78,8 @@ impl Cmdline {
         c
     }
 
-    /// Tokens separated by blanks; double quotes group (`tag="a b"`) and are removed later.
-    pub fn tokens(&self) -> impl Iterator<Item = &[u8]> {
-        let b = &self.buf[..];
-        let mut i = 0;
-        core::iter::from_fn(move || {
-            while i < b.len() && b[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            if i >= b.len() {
-                return None;
-            }
-            let start = i;
-            let mut quoted = false;
-            while i < b.len() && (quoted || !b[i].is_ascii_whitespace()) {
-                if b[i] == b'"' {
-                    quoted = !quoted;
-                }
-                i += 1;
-            }
-            Some(&b[start..i])
-        })
-    }
-
-    /// The value of the last `key=value`.
-    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.tokens()
-            .filter_map(|t| t.strip_prefix(key).and_then(|r| r.strip_prefix(b"=")))
-            .last()
-    }
-
-    pub fn number(&self, key: &[u8]) -> Option<u32> {
-        let v = self.get(key)?;
-        if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(v.iter().fold(0u32, |n, &c| n * 10 + (c - b'0') as u32))
-    }
-
-    /// `modprobe.blacklist=a,b` (any number of times) names `module`.
-    pub fn blacklists(&self, module: &[u8]) -> bool {
-        self.tokens()
-            .filter_map(|t| t.strip_prefix(b"modprobe.blacklist="))
-            .any(|list| list.split(|&c| c == b',').any(|n| same_name(n, module)))
-    }
-
-    /// Each `param=value` given as `module.param=value`, in order.
-    pub fn module_params<'a>(&'a self, module: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.tokens().filter_map(move |t| {
-            let dot = t.iter().position(|&c| c == b'.')?;
-            let eq = t.iter().position(|&c| c == b'=');
-            if eq.is_some_and(|e| e < dot) || !same_name(&t[..dot], module) {
-                return None;
-            }
-            Some(&t[dot + 1..])
-        })
+    pub fn view(&self) -> Cmdline<'_> {
+        Cmdline(&self.buf)
     }
 
     pub fn is_empty(&self) -> bool {

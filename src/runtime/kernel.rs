@@ -62,7 +62,7 @@ pub fn load(ctx: &Ctx, m: u32, start_ns: u64) -> Outcome {
     // command line (/init mode), as modprobe does.
     let mut merged = [0u8; 2048];
     let mut params = core::ffi::CStr::from_bytes_with_nul(module.params_with_nul()).unwrap_or(c"");
-    if ctx.cmdline.module_params(module.name()).next().is_some() {
+    if ctx.cmdline.view().module_params(module.name()).next().is_some() {
         let mut len = 0;
         let mut add = |part: &[u8]| {
             if len > 0 && len < merged.len() {
@@ -76,7 +76,7 @@ pub fn load(ctx: &Ctx, m: u32, start_ns: u64) -> Outcome {
         if !module.params().is_empty() {
             add(module.params());
         }
-        for p in ctx.cmdline.module_params(module.name()) {
+        for p in ctx.cmdline.view().module_params(module.name()) {
             add(p);
         }
         if len >= merged.len() {

@@ -27,7 +27,7 @@ use rustix::fs::{Mode, OFlags};
 use args::ArgError;
 use mapping::Args;
 use out::{errno_text, Out, Show};
-use init::Cmdline;
+use init::CmdlineBuf;
 use sched::{now_ns, Ctx, State, CTX, MAX_JOBS, SIM_FAIL, SIM_HANG};
 
 /// Exit status for a usage error or a plan that cannot be used.
@@ -86,7 +86,7 @@ struct Setup<'a> {
     fail: &'a [&'static [u8]],
     hang: &'a [&'static [u8]],
     module_timeout_ms: Option<u32>,
-    cmdline: Cmdline,
+    cmdline: CmdlineBuf,
 }
 
 /// Map and validate the plan, check the kernel, build the state. Prints
@@ -334,7 +334,7 @@ pub fn run(argv: Args, envp: *const *const u8) -> i32 {
         fail: &opts.fail,
         hang: &opts.hang,
         module_timeout_ms: opts.module_timeout_ms,
-        cmdline: Cmdline::empty(),
+        cmdline: CmdlineBuf::empty(),
     };
     let Ok(ctx) = prepare(setup) else { return EXIT_USAGE };
     let run = Run {
@@ -351,24 +351,25 @@ pub fn run(argv: Args, envp: *const *const u8) -> i32 {
 /// PID 1: load the plan named on the kernel command line (or the default),
 /// then become the next stage. Never returns.
 fn init_main(opts: args::Options, t0: u64, envp: *const *const u8) -> ! {
-    let cmdline = Cmdline::read();
+    let cmdline = CmdlineBuf::read();
+    let cl = cmdline.view();
     let mut plan_buf = [0u8; 256];
     let mut next_buf = [0u8; 256];
     let mut rescue_buf = [0u8; 256];
     let mut trace_buf = [0u8; 256];
-    let plan_path = match cmdline.get(b"parmod.plan") {
+    let plan_path = match cl.get(b"parmod.plan") {
         Some(p) => init::c_path(p, &mut plan_buf),
         None => Some(opts.plan.unwrap_or(c"/etc/parmod.plan")),
     };
-    let next = cmdline.get(b"parmod.next").map_or(Some(c"/sbin/init"), |p| init::c_path(p, &mut next_buf));
-    let rescue = cmdline.get(b"parmod.rescue").and_then(|p| init::c_path(p, &mut rescue_buf));
-    let trace = match cmdline.get(b"parmod.trace") {
+    let next = cl.get(b"parmod.next").map_or(Some(c"/sbin/init"), |p| init::c_path(p, &mut next_buf));
+    let rescue = cl.get(b"parmod.rescue").and_then(|p| init::c_path(p, &mut rescue_buf));
+    let trace = match cl.get(b"parmod.trace") {
         Some(p) => init::c_path(p, &mut trace_buf),
         None => opts.trace,
     };
-    let jobs = cmdline.number(b"parmod.jobs").or(opts.jobs);
-    let deadline_ms = cmdline.number(b"parmod.deadline").or(opts.deadline_ms);
-    let timeout = cmdline.number(b"parmod.timeout").or(opts.module_timeout_ms);
+    let jobs = cl.number(b"parmod.jobs").or(opts.jobs);
+    let deadline_ms = cl.number(b"parmod.deadline").or(opts.deadline_ms);
+    let timeout = cl.number(b"parmod.timeout").or(opts.module_timeout_ms);
     let Some(next) = next else {
         let _ = writeln!(Out::stderr(), "parmod: parmod.next= is too long");
         init::give_up(rescue, envp)
@@ -445,7 +446,7 @@ fn modprobe(argv: Args, t0: u64) -> i32 {
         fail: &[],
         hang: &[],
         module_timeout_ms: None,
-        cmdline: Cmdline::read(),
+        cmdline: CmdlineBuf::read(),
     };
     let Ok(ctx) = prepare(setup) else { return 1 };
     let mut wanted = heapless::Vec::<u32, 64>::new();

@@ -126,7 +126,7 @@ pub struct Ctx {
     /// The command line's --module-timeout overrides per-module values.
     pub timeout_forced: bool,
     /// The kernel command line in /init mode (module parameters, blacklist).
-    pub cmdline: super::init::Cmdline,
+    pub cmdline: super::init::CmdlineBuf,
 }
 
 pub static CTX: mapping::SetOnce<Ctx> = mapping::SetOnce::new();
@@ -203,7 +203,7 @@ impl Ctx {
         if !self.cmdline.is_empty() {
             let mut newly = 0;
             for m in self.plan.modules() {
-                if self.cmdline.blacklists(m.name()) {
+                if self.cmdline.view().blacklists(m.name()) {
                     // Skipped with itself as the cause: "blacklisted".
                     self.skip_from(m.index(), m.index(), &mut newly);
                 }
