@@ -179,6 +179,12 @@ mod bench {
         makespan_ns: u64,
         /// Process wall time, ns.
         wall_ns: u64,
+        /// Median of (end − start − weight) over the loads, ns: how late the
+        /// simulated load's sleep woke up (the machine's timer latency).
+        overshoot_ns: u64,
+        /// Mean time a worker spent between the end of one load and the
+        /// start of its next, ns (dispatch cost plus waiting for ready work).
+        gap_ns: u64,
     }
 
     fn run(
@@ -186,8 +192,9 @@ mod bench {
         plan: &Path,
         trace_path: &Path,
         jobs: u32,
-        n: usize,
+        weights: &[u32],
     ) -> Result<RunResult, String> {
+        let n = weights.len();
         let _ = std::fs::remove_file(trace_path);
         let t0 = Instant::now();
         let out = Command::new(bin)
@@ -212,6 +219,8 @@ mod bench {
         let bytes = std::fs::read(trace_path).map_err(|e| format!("no trace: {e}"))?;
         let (_, recs) = trace::parse(&bytes).map_err(|e| format!("bad trace: {e}"))?;
         let (mut lo, mut hi, mut count) = (u64::MAX, 0u64, 0usize);
+        let mut overshoot = Vec::with_capacity(n);
+        let mut by_worker: std::collections::HashMap<u16, Vec<(u64, u64)>> = Default::default();
         for r in recs {
             if r.result != result::LOADED {
                 return Err(format!(
@@ -223,6 +232,20 @@ mod bench {
             lo = lo.min(r.start_ns);
             hi = hi.max(r.end_ns);
             count += 1;
+            let w = weights.get(r.index as usize).copied().unwrap_or(0) as u64 * 1000;
+            overshoot.push((r.end_ns - r.start_ns).saturating_sub(w));
+            by_worker
+                .entry(r.worker)
+                .or_default()
+                .push((r.start_ns, r.end_ns));
+        }
+        let (mut gap_sum, mut gaps) = (0u64, 0u64);
+        for list in by_worker.values_mut() {
+            list.sort_unstable();
+            for p in list.windows(2) {
+                gap_sum += p[1].0.saturating_sub(p[0].1);
+                gaps += 1;
+            }
         }
         if count != n {
             return Err(format!("trace has {count} records for {n} modules"));
@@ -230,6 +253,12 @@ mod bench {
         Ok(RunResult {
             makespan_ns: hi.saturating_sub(lo),
             wall_ns,
+            overshoot_ns: if overshoot.is_empty() {
+                0
+            } else {
+                median(overshoot)
+            },
+            gap_ns: gap_sum / gaps.max(1),
         })
     }
 
@@ -272,9 +301,9 @@ mod bench {
         println!("parmod --simulate scheduling benchmark ({runs} runs per row, medians)\n");
         println!(
             "| modules | edges | jobs | critical path ms | work/jobs ms | bound ms | ideal list ms | makespan ms | ratio | goal ≤ {RATIO_GOAL} \
-             | overhead µs/module | wall ms (w=0) | goal ≤ {OVERHEAD_GOAL_US} µs |"
+             | timer overshoot µs | dispatch gap µs | overhead µs/module | wall ms (w=0) | goal ≤ {OVERHEAD_GOAL_US} µs |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|:---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|:---:|");
         let mut misses = 0;
         let mut errors = 0;
         for (k, &n) in sizes.iter().enumerate() {
@@ -291,20 +320,28 @@ mod bench {
             std::fs::write(&zero_path, zero.build().expect("plan builds")).expect("write plan");
             let cp = critical_path_us(&pb);
             let total: u64 = pb.modules.iter().map(|m| m.weight_us as u64).sum();
+            let weights: Vec<u32> = pb.modules.iter().map(|m| m.weight_us).collect();
+            let zeros = vec![0u32; weights.len()];
             for &jobs in &jobs_list {
                 let per_job = total as f64 / jobs as f64;
                 let bound_us = (cp as f64).max(per_job);
                 let ideal_ms = list_schedule_us(&pb, jobs) as f64 / 1e3;
                 let mut spans = Vec::new();
+                let mut overshoots = Vec::new();
+                let mut dgaps = Vec::new();
                 let mut zspans = Vec::new();
                 let mut zwalls = Vec::new();
                 let mut err = None;
                 for _ in 0..runs {
-                    match run(&bin, &plan_path, &trace_path, jobs, n as usize) {
-                        Ok(r) => spans.push(r.makespan_ns),
+                    match run(&bin, &plan_path, &trace_path, jobs, &weights) {
+                        Ok(r) => {
+                            spans.push(r.makespan_ns);
+                            overshoots.push(r.overshoot_ns);
+                            dgaps.push(r.gap_ns);
+                        }
                         Err(e) => err = Some(e),
                     }
-                    match run(&bin, &zero_path, &trace_path, jobs, n as usize) {
+                    match run(&bin, &zero_path, &trace_path, jobs, &zeros) {
                         Ok(r) => {
                             zspans.push(r.makespan_ns);
                             zwalls.push(r.wall_ns);
@@ -314,18 +351,20 @@ mod bench {
                 }
                 if let Some(e) = err {
                     errors += 1;
-                    println!("| {n} | {edges} | {jobs} | {:.1} | {:.1} | {:.1} | {ideal_ms:.1} | ERROR: {e} | | | | | |", cp as f64 / 1e3, per_job / 1e3, bound_us / 1e3);
+                    println!("| {n} | {edges} | {jobs} | {:.1} | {:.1} | {:.1} | {ideal_ms:.1} | ERROR: {e} | | | | | | | |", cp as f64 / 1e3, per_job / 1e3, bound_us / 1e3);
                     continue;
                 }
                 let span_us = median(spans) as f64 / 1e3;
                 let ratio = span_us / bound_us;
                 let overhead_us = median(zspans) as f64 / 1e3 * jobs as f64 / n as f64;
                 let zwall_ms = median(zwalls) as f64 / 1e6;
+                let overshoot_us = median(overshoots) as f64 / 1e3;
+                let gap_us = median(dgaps) as f64 / 1e3;
                 let ok_ratio = ratio <= RATIO_GOAL;
                 let ok_over = overhead_us <= OVERHEAD_GOAL_US;
                 misses += usize::from(!ok_ratio) + usize::from(!ok_over);
                 println!(
-                    "| {n} | {edges} | {jobs} | {:.1} | {:.1} | {:.1} | {ideal_ms:.1} | {:.1} | {ratio:.3} | {} | {overhead_us:.2} | {zwall_ms:.1} | {} |",
+                    "| {n} | {edges} | {jobs} | {:.1} | {:.1} | {:.1} | {ideal_ms:.1} | {:.1} | {ratio:.3} | {} | {overshoot_us:.1} | {gap_us:.1} | {overhead_us:.2} | {zwall_ms:.1} | {} |",
                     cp as f64 / 1e3,
                     per_job / 1e3,
                     bound_us / 1e3,
@@ -338,8 +377,10 @@ mod bench {
         println!();
         println!(
             "bound = max(critical path, total weight / jobs); ideal list = zero-overhead list schedule \
-             with the plan's priorities; ratio = makespan / bound; overhead = makespan of the same DAG \
-             with all weights 0 × jobs / modules."
+             with the plan's priorities; ratio = makespan / bound; timer overshoot = median of \
+             (end − start − weight) per load, the machine's wake-up latency, which the ratio includes; \
+             dispatch gap = mean idle time of a worker between two loads; overhead = makespan of the \
+             same DAG with all weights 0 × jobs / modules."
         );
         println!("{misses} goal(s) missed, {errors} row(s) with errors");
         let _ = std::fs::remove_dir_all(&dir);
