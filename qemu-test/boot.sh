@@ -9,7 +9,7 @@
 # expected to power off (poweroff -f); a panic reboots, and -no-reboot makes
 # QEMU exit then. QEMU runs under timeout (default 300 s). The console goes to
 # FILE (default build/qemu/logs/boot.log), which is printed to stdout unless
-# --quiet. Exit status: QEMU's, 124 on timeout. KVM hangs on these machines,
+# --quiet. No default NIC (-nic none): scenarios add their devices. Exit status: QEMU's, 124 on timeout. KVM hangs on these machines,
 # so this always uses TCG.
 set -eu
 
@@ -47,7 +47,7 @@ set +e
 # stdin from /dev/null: the -nographic serial/monitor mux then reads nothing.
 timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
     -accel tcg,thread=multi -smp "$SMP" -m "$MEM" \
-    -nographic -no-reboot \
+    -nographic -no-reboot -nic none \
     -kernel "$KERNEL" -initrd "$INITRD" \
     -append "console=ttyS0 panic=-1 loglevel=4 $APPEND" \
     "$@" < /dev/null > "$LOG" 2>&1

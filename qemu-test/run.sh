@@ -321,10 +321,13 @@ EOF
     image "$name" --extra "$W/conf/$name.wait:/etc/check-wait" || { fail "image build failed"; return; }
     [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
     truncate -s 16M "$W/img/vd.img" "$W/img/usb.img"
-    boot "$name" "$append" \
+    # -cpu max: TCG's default qemu64 CPU has no PCLMULQDQ, so crct10dif_pclmul
+    # (pulled in by "softdep crc_t10dif pre: crct10dif", an alias) fails with
+    # ENODEV there; real x86-64 hardware has it.
+    boot "$name" "$append" -cpu max \
         -drive if=none,id=vd,file="$W/img/vd.img",format=raw -device virtio-blk-pci,drive=vd \
-        -device e1000 \
-        -device intel-hda -device hda-duplex \
+        -device e1000,romfile= \
+        -audiodev none,id=snd0 -device intel-hda -device hda-duplex,audiodev=snd0 \
         -device qemu-xhci,id=xhci \
         -drive if=none,id=ud,file="$W/img/usb.img",format=raw -device usb-storage,bus=xhci.0,drive=ud \
         -vga std
