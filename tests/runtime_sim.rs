@@ -735,14 +735,83 @@ fn strace_counts(scratch: &Scratch, plan: &std::path::Path, extra: &[String]) ->
     Some(counts)
 }
 
+/// Whether /usr/bin/strace exists; without it the strace tests print
+/// "skipped", or fail when PARMOD_REQUIRE_STRACE=1.
+fn have_strace() -> bool {
+    if std::path::Path::new("/usr/bin/strace").exists() {
+        return true;
+    }
+    if std::env::var("PARMOD_REQUIRE_STRACE").as_deref() == Ok("1") {
+        panic!("/usr/bin/strace is missing and PARMOD_REQUIRE_STRACE=1");
+    }
+    eprintln!("skipped: /usr/bin/strace is not installed");
+    false
+}
+
+/// Each loadable module is "loaded" exactly once: a simulated load is one
+/// absolute CLOCK_MONOTONIC sleep, so with weights of several ms the number
+/// of clock_nanosleep calls equals the number of non-built-in modules.
+#[test]
+fn every_module_loads_exactly_once() {
+    if !have_strace() {
+        return;
+    }
+    let scratch = Scratch::new("once");
+    let shape = DagShape {
+        modules: 80,
+        max_deps: 3,
+        window: 10,
+        weight_lo: 3000,
+        weight_hi: 6000,
+        hard_pct: 60,
+        builtin_pct: 10,
+    };
+    let pb = random_dag(41, shape);
+    let loadable = pb.modules.iter().filter(|m| m.path.is_some()).count() as u64;
+    let (plan, _) = write_plan(&scratch, &pb);
+    let report = scratch.path("strace.txt");
+    let args: Vec<String> = ["-f", "-c", "-e", "trace=clock_nanosleep", "-o"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            report.display().to_string(),
+            parmod_bin().display().to_string(),
+        ])
+        .chain(
+            ["--simulate", "--quiet", "--jobs", "4"]
+                .iter()
+                .map(|s| s.to_string()),
+        )
+        .chain([plan.display().to_string()])
+        .collect();
+    let out = run_raw(
+        &scratch,
+        std::path::Path::new("/usr/bin/strace"),
+        &args,
+        Duration::from_secs(60),
+        None,
+    );
+    out.assert_exit(0);
+    let text = fs::read_to_string(&report).expect("strace report");
+    let calls = text
+        .lines()
+        .filter_map(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            (t.len() >= 5 && t.last() == Some(&"clock_nanosleep"))
+                .then(|| t[3].parse::<u64>().unwrap())
+        })
+        .next()
+        .unwrap_or(0);
+    assert_eq!(
+        calls, loadable,
+        "{loadable} loadable modules but {calls} simulated loads (clock_nanosleep calls)\n{text}\n{}",
+        out.describe()
+    );
+}
+
 #[test]
 fn memory_use_does_not_grow_with_the_plan() {
-    let strace = std::path::Path::new("/usr/bin/strace");
-    if !strace.exists() {
-        if std::env::var("PARMOD_REQUIRE_STRACE").as_deref() == Ok("1") {
-            panic!("/usr/bin/strace is missing and PARMOD_REQUIRE_STRACE=1");
-        }
-        eprintln!("skipped: /usr/bin/strace is not installed");
+    if !have_strace() {
         return;
     }
     let scratch = Scratch::new("noheap");
@@ -787,4 +856,128 @@ fn memory_use_does_not_grow_with_the_plan() {
         );
         eprintln!("[mmap, brk, munmap] = {a:?} for 10 and 5000 modules {extra_small:?}");
     }
+}
+
+// ------------------------------------------------------------ scheduling order
+
+/// With one worker the order is fully determined: every time the worker
+/// takes a module, it is one of the highest plan priority (longest remaining
+/// path) among the modules ready at that moment.
+#[test]
+fn one_worker_picks_the_highest_priority_ready_module() {
+    for seed in [31u64, 32, 33] {
+        let shape = DagShape {
+            modules: 150,
+            max_deps: 3,
+            window: 20,
+            weight_lo: 50,
+            weight_hi: 1000,
+            hard_pct: 60,
+            builtin_pct: 5,
+        };
+        let pb = random_dag(seed, shape);
+        let run = simulate(&format!("prio{seed}"), &pb, &["--jobs", "1"]);
+        let r = Check::new(&pb, &run, 1).run();
+        let prio = pb.priorities();
+        let deps = deps_of(&pb);
+        let mut order: Vec<usize> = (0..r.len())
+            .filter(|&i| r[i].result == result::LOADED)
+            .collect();
+        order.sort_by_key(|&i| r[i].start_ns);
+        let mut started = vec![false; r.len()];
+        for &k in &order {
+            let t = r[k].start_ns;
+            let best = order
+                .iter()
+                .copied()
+                .filter(|&m| !started[m] && deps[m].iter().all(|&(d, _)| r[d].end_ns <= t))
+                .map(|m| prio[m])
+                .max()
+                .unwrap();
+            assert_eq!(
+                prio[k],
+                best,
+                "seed {seed}: at {t} the worker took {} (priority {}) while a ready module had priority {best}\n{}",
+                pb.modules[k].name,
+                prio[k],
+                run.out.describe()
+            );
+            started[k] = true;
+        }
+    }
+}
+
+/// The hung load is a separate task: parmod exits at its deadline and the
+/// task does not stay behind (it dies with parmod).
+#[test]
+fn hung_worker_does_not_outlive_parmod() {
+    let scratch = Scratch::new("linger");
+    let bin = scratch.path("parmod-linger");
+    fs::copy(parmod_bin(), &bin).expect("copy the binary");
+    let pb = plan_of(vec![
+        module("hangs", 50_000, &[]),
+        module("after", 1000, &[h(0)]),
+        module("x", 1000, &[]),
+        module("y", 1000, &[]),
+    ]);
+    let (plan, _) = write_plan(&scratch, &pb);
+    let trace_path = scratch.path("trace.bin");
+    let args: Vec<String> = [
+        "--simulate",
+        "--jobs",
+        "2",
+        "--module-timeout",
+        "100",
+        "--deadline",
+        "400",
+        "--hang",
+        "hangs",
+        "--trace",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([trace_path.display().to_string(), plan.display().to_string()])
+    .collect();
+    let out = run_raw(
+        &scratch,
+        &bin,
+        &args,
+        Duration::from_secs(20),
+        Some(&trace_path),
+    );
+    out.assert_exit(1);
+    assert!(out.wall >= Duration::from_millis(400), "{}", out.describe());
+    let (_, r) = out.trace();
+    assert_eq!(
+        r[0].result & !result::STUCK_FLAG,
+        result::STUCK,
+        "{}",
+        out.describe()
+    );
+    assert_eq!(r[1].result, result::BLOCKED, "{}", out.describe());
+    let left = || -> Vec<String> {
+        fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|c| c.is_ascii_digit())
+            })
+            .filter(|e| fs::read_link(e.path().join("exe")).is_ok_and(|p| p == bin))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let t0 = std::time::Instant::now();
+    let mut pids = left();
+    while !pids.is_empty() && t0.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+        pids = left();
+    }
+    assert!(
+        pids.is_empty(),
+        "tasks of parmod still alive 2 s after it exited: {pids:?}\n{}",
+        out.describe()
+    );
 }
