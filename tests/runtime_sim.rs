@@ -652,6 +652,9 @@ fn usage_errors_exit_2() {
         // --fail and --hang only make sense with --simulate.
         vec!["--fail", "p1", &plan],
         vec!["--hang", "p1", &plan],
+        // A --fail/--hang name the plan does not hold.
+        vec!["--simulate", "--fail", "nosuch", &plan],
+        vec!["--simulate", "--hang", "nosuch", &plan],
     ];
     for args in cases {
         let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
