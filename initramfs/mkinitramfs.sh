@@ -148,7 +148,7 @@ if [ "$BUSYBOX" = 1 ]; then
     for a in sh ash mount umount cat ls lsmod insmod rmmod poweroff reboot halt init \
         sleep grep dmesg xargs date stat test '[' echo printf mkdir ln sed awk head tail \
         wc sort cut tr uname find readlink true false cp mv rm mknod chmod seq expr \
-        timeout tee env ps kill uptime usleep; do
+        timeout tee env ps kill uptime usleep base64 od hexdump; do
         case "$a" in modprobe) continue ;; esac
         [ -e "$STAGE/bin/$a" ] || ln -s busybox "$STAGE/bin/$a"
     done

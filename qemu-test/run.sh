@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 W=$repo/build/qemu
 ONLY="" MODE=auto
-ALL="fixture-graph failure stuck real-devices busybox-next"
+ALL="fixture-graph failure stuck real-devices busybox-next cmdline rescue-next rescue-plan"
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=${2//,/ }; shift 2 ;;
@@ -54,6 +54,9 @@ fi
 if [ "$MODE" = auto ]; then
     if "$PARMOD" --help 2>&1 | grep -q -- '--init'; then MODE=init; else MODE=script; fi
 fi
+# The modprobe personality (argv[0] "modprobe"): request_module() works then.
+PERSONALITY=no
+"$PARMOD" --help 2>&1 | grep -q 'modprobe \[-q\]' && PERSONALITY=yes
 log "mode $MODE (parmod as /init: $([ "$MODE" = init ] && echo yes || echo no, a busybox script runs it))"
 
 mkdir -p "$W/logs" "$W/img" "$W/conf"
@@ -66,6 +69,8 @@ make -C "$here/fixtures" --no-print-directory KVER="$KVER" OUTDIR="$W/fixtures" 
 
 cat > "$W/conf/pm-fixtures.conf" <<'EOF'
 options pm_params level=7 tag=hello
+options pm_late_misc late_ms=1500
+options pm_late_attr late_ms=1500
 EOF
 ROOT=$W/root
 MODDIR=$ROOT/lib/modules/$KVER
@@ -84,7 +89,7 @@ fi
 set +e
 
 # --- helpers --------------------------------------------------------------
-PASSED=0 FAILED=0
+PASSED=0 FAILED=0 SKIPPED=0
 REASONS=""
 LOG=""
 SUMMARY=""
@@ -182,6 +187,19 @@ check_order() {
     fi
 }
 
+# The trace parmod wrote in the guest, printed in base64 by the check script,
+# must decode with parmod-plan show --trace against its plan.
+check_trace() {
+    local name=$1
+    sed -n '/^T: trace-begin$/,/^T: trace-end$/p' "$LOG" | grep -v '^T: ' | base64 -d > "$W/logs/$name.trace" 2>/dev/null
+    if [ ! -s "$W/logs/$name.trace" ]; then
+        fail "no trace from the guest ($(grep -m1 '^T: trace-' "$LOG" || echo 'nothing'))"
+        return
+    fi
+    "$PARMOD_PLAN" show --trace "$W/logs/$name.trace" "$W/img/$name.plan" > "$W/logs/$name.trace.txt" 2>&1 \
+        || fail "parmod-plan show --trace failed: $(head -n3 "$W/logs/$name.trace.txt")"
+}
+
 finish() {
     local name=$1 info=$2
     if [ -z "$REASONS" ]; then
@@ -202,6 +220,13 @@ finish() {
     REASONS="" LOG=""
 }
 
+skip() {
+    echo "SKIP $1: $2"
+    SKIPPED=$((SKIPPED + 1))
+    SUMMARY="$SUMMARY  $1: skipped, $2
+"
+}
+
 FIXTURES_ALL="pm_chain_a pm_chain_b pm_chain_c pm_diamond_bottom pm_diamond_left pm_diamond_right pm_diamond_top pm_soft_pre pm_soft_main pm_params pm_request pm_requested pm_late_misc pm_late_attr"
 
 # --- (a) the fixture graph --------------------------------------------------
@@ -210,11 +235,17 @@ scenario_fixture-graph() {
     plan "$name" --config "$ROOT/etc/modprobe.d" \
         pm_chain_c pm_diamond_top pm_soft_main pm_params pm_request pm_requested \
         pm_late_misc pm_late_attr || { fail "plan compile failed"; return; }
-    printf '/dev/pm_late 3000\n/sys/kernel/pm_late/ready 3000\n' > "$W/conf/$name.wait"
-    image "$name" --extra "$W/conf/$name.wait:/etc/check-wait" || { fail "image build failed"; return; }
+    printf '/dev/pm_late 5000\n/sys/kernel/pm_late/ready 5000\n' > "$W/conf/$name.wait"
+    printf 'pm_requested\n-q pm_fixture_alias\n-q -- pm_no_such_module\n-q dummy\n' > "$W/conf/$name.modprobe"
+    echo /run/parmod.trace > "$W/conf/$name.trace"
+    echo "--trace /run/parmod.trace" > "$W/conf/$name.args"
+    image "$name" --extra "$W/conf/$name.wait:/etc/check-wait" \
+        --extra "$W/conf/$name.modprobe:/etc/check-modprobe" \
+        --extra "$W/conf/$name.trace:/etc/check-trace" \
+        --extra "$W/conf/$name.args:/etc/parmod-args" || { fail "image build failed"; return; }
     if [ "$MODE" = init ]; then
         # The command line overrides modprobe.d (level), which still gives tag.
-        append="$append parmod.next=/sbin/check pm_params.level=9"
+        append="$append parmod.next=/sbin/check parmod.trace=/run/parmod.trace pm_params.level=9"
     fi
     boot "$name" "$append"
     local m
@@ -237,15 +268,21 @@ scenario_fixture-graph() {
     grep -q '^T: param tag=hello$' "$LOG" || fail "pm_params tag is '$(sed -n 's/^T: param tag=//p' "$LOG")', want hello"
     local req
     req=$(sed -n 's/.*request_module(pm_requested) = \(.*\)$/\1/p' "$LOG" | head -n1)
-    if [ "$MODE" = init ]; then
+    if [ "$PERSONALITY" = yes ]; then
         # /sbin/modprobe is parmod's modprobe personality.
         [ "$req" = "0, present" ] || fail "request_module(pm_requested) gave '${req:-nothing}', want '0, present'"
+        [ "$(t 'modprobe pm_requested =>')" = 0 ] || fail "modprobe pm_requested exited '$(t 'modprobe pm_requested =>')'"
+        [ "$(t 'modprobe -q pm_fixture_alias =>')" = 0 ] || fail "modprobe of the alias pm_fixture_alias exited '$(t 'modprobe -q pm_fixture_alias =>')'"
+        local nx
+        nx=$(t 'modprobe -q -- pm_no_such_module =>')
+        [ -n "$nx" ] && [ "$nx" != 0 ] || fail "modprobe of an unknown module exited '$nx'"
     fi
+    check_trace "$name"
     # Late device node and late attribute: reported, not judged.
     local lm la
     lm=$(grep -m1 '^T: .* /dev/pm_late ' "$LOG" | sed 's/^T: //')
     la=$(grep -m1 '^T: .* /sys/kernel/pm_late/ready ' "$LOG" | sed 's/^T: //')
-    finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //'); request_module: ${req:-?}; $lm; $la"
+    finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //'); request_module: ${req:-?}; modprobe dummy (not in the plan) => $(t 'modprobe -q dummy =>'); after parmod: $lm, $la"
 }
 
 # --- (b) a failing module ---------------------------------------------------
@@ -367,6 +404,68 @@ scenario_busybox-next() {
 }
 ln -sfn /bin/busybox "$W/img/busybox-init-link"
 
+# --- (f) /init mode: the kernel command line --------------------------------
+scenario_cmdline() {
+    local name=cmdline
+    [ "$MODE" = init ] || { skip "$name" "needs parmod as /init"; return; }
+    plan "$name" --config "$ROOT/etc/modprobe.d" pm_chain_c pm_diamond_top pm_params \
+        || { fail "plan compile failed"; return; }
+    # The plan under another name; /etc/parmod.plan is garbage.
+    echo "not a plan" > "$W/conf/$name.garbage"
+    image "$name" --extra "$W/img/$name.plan:/etc/alt.plan" \
+        --extra "$W/conf/$name.garbage:/etc/parmod.plan" || { fail "image build failed"; return; }
+    boot "$name" "quiet parmod.next=/sbin/check parmod.plan=/etc/alt.plan parmod.jobs=1 modprobe.blacklist=pm_chain_b pm_params.tag=\"two words\""
+    has_module pm_chain_a || fail "pm_chain_a not loaded"
+    has_module pm_chain_b && fail "blacklisted pm_chain_b is loaded"
+    has_module pm_chain_c && fail "pm_chain_c (needs the blacklisted pm_chain_b) is loaded"
+    grep -q 'parmod: skipped: pm_chain_b: blacklisted' "$LOG" || fail "no 'parmod: skipped: pm_chain_b: blacklisted' line"
+    grep -q 'parmod: skipped: pm_chain_c' "$LOG" || fail "no 'parmod: skipped: pm_chain_c' line"
+    local m
+    for m in pm_diamond_bottom pm_diamond_left pm_diamond_right pm_diamond_top pm_params; do
+        has_module "$m" || fail "$m not loaded"
+    done
+    grep -q '^T: param tag=two words$' "$LOG" || fail "pm_params tag is '$(sed -n 's/^T: param tag=//p' "$LOG")', want 'two words'"
+    grep -q '^T: param level=7$' "$LOG" || fail "pm_params level is '$(sed -n 's/^T: param level=//p' "$LOG")', want 7 (modprobe.d)"
+    # One job: no two fixture inits overlap.
+    local ls le rs re
+    ls=$(kt pm_diamond_left start) le=$(kt pm_diamond_left end)
+    rs=$(kt pm_diamond_right start) re=$(kt pm_diamond_right end)
+    if [ -n "$ls" ] && [ -n "$rs" ]; then
+        [ "$le" -le "$rs" ] || [ "$re" -le "$ls" ] || fail "pm_diamond_left and _right overlapped with parmod.jobs=1"
+    fi
+    check_order
+    finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //')"
+}
+
+# --- (g) /init mode: the next stage cannot run: rescue ----------------------
+scenario_rescue-next() {
+    local name=rescue-next
+    [ "$MODE" = init ] || { skip "$name" "needs parmod as /init"; return; }
+    plan "$name" pm_chain_c || { fail "plan compile failed"; return; }
+    image "$name" || { fail "image build failed"; return; }
+    boot "$name" "quiet parmod.next=/sbin/no-such-init parmod.rescue=/sbin/check"
+    grep -q 'parmod: starting rescue program /sbin/check' "$LOG" || fail "no 'starting rescue program' line"
+    grep -q '^T: next-start .* pid=1 ' "$LOG" || fail "the rescue program is not PID 1"
+    has_module pm_chain_c || fail "pm_chain_c not loaded before the rescue"
+    finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //')"
+}
+
+# --- (h) /init mode: an unusable plan: rescue, nothing loaded ---------------
+scenario_rescue-plan() {
+    local name=rescue-plan
+    [ "$MODE" = init ] || { skip "$name" "needs parmod as /init"; return; }
+    plan "$name" pm_chain_c || { fail "plan compile failed"; return; }
+    # A truncated plan.
+    head -c 200 "$W/img/$name.plan" > "$W/conf/$name.truncated"
+    image "$name" --extra "$W/conf/$name.truncated:/etc/parmod.plan" || { fail "image build failed"; return; }
+    boot "$name" "quiet parmod.next=/sbin/no-such-init parmod.rescue=/sbin/check"
+    grep -q 'parmod: starting rescue program /sbin/check' "$LOG" || fail "no 'starting rescue program' line"
+    grep -q 'truncated' "$LOG" || fail "no message about the truncated plan"
+    grep -q '^T: next-start .* pid=1 ' "$LOG" || fail "the rescue program is not PID 1"
+    has_module pm_chain_a && fail "pm_chain_a loaded from an unusable plan"
+    finish "$name" "boot ${BOOT_SECS} s, $(grep -m1 -o 'parmod: .*truncated.*' "$LOG" || true)"
+}
+
 # --- run --------------------------------------------------------------------
 for s in $ONLY; do
     case " $ALL " in *" $s "*) ;; *) echo "run: unknown scenario $s" >&2; exit 2 ;; esac
@@ -376,5 +475,9 @@ done
 
 log "mode $MODE, $(( $(date +%s) - t_start )) s in all"
 printf '%s' "$SUMMARY" >&2
-echo "$PASSED passed, $FAILED failed"
+if [ "$SKIPPED" -gt 0 ]; then
+    echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+else
+    echo "$PASSED passed, $FAILED failed"
+fi
 [ "$FAILED" = 0 ]

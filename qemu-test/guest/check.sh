@@ -3,6 +3,10 @@
 # host-side checks need as "T: key value" lines, then powers off.
 #   /etc/check-wait  optional, lines "PATH TIMEOUT_MS": wait for each path
 #                    (the last component may be a glob) and report when it showed up.
+#   /etc/check-modprobe  optional, one modprobe argument list a line: run
+#                    /sbin/modprobe with it and report the exit status.
+#   /etc/check-trace optional, a path: print that file in base64 between
+#                    "T: trace-begin" and "T: trace-end".
 PATH=/bin:/sbin
 export PATH
 grep -q ' /proc ' /proc/mounts 2>/dev/null || mount -t proc proc /proc
@@ -19,6 +23,14 @@ if [ -f /etc/check-wait ]; then
         if exists "$p"; then echo "T: appeared $p after ${n}ms"; else echo "T: missing $p after ${n}ms"; fi
     done < /etc/check-wait
 fi
+if [ -f /etc/check-modprobe ]; then
+    while read -r line; do
+        [ -n "$line" ] || continue
+        # shellcheck disable=SC2086
+        /sbin/modprobe $line
+        echo "T: modprobe $line => $?"
+    done < /etc/check-modprobe
+fi
 echo "T: modules $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 for f in /sys/module/pm_params/parameters/*; do
     [ -f "$f" ] && echo "T: param $(basename "$f")=$(cat "$f")"
@@ -29,6 +41,17 @@ echo "T: dev $(ls /dev | tr '\n' ' ')"
 echo "T: devsnd $(ls /dev/snd 2>/dev/null | tr '\n' ' ')"
 echo "T: devdri $(ls /dev/dri 2>/dev/null | tr '\n' ' ')"
 dmesg | grep -E 'pm_fixture|parmod|taint|Unknown symbol|snd_hda|hda_codec|bochs|e1000|virtio_blk|usb-storage|sd [0-9]' | sed 's/^/K: /'
+if [ -f /etc/check-trace ]; then
+    tr=$(cat /etc/check-trace)
+    if [ -f "$tr" ]; then
+        echo "T: trace-size $(wc -c < "$tr")"
+        echo "T: trace-begin"
+        base64 "$tr"
+        echo "T: trace-end"
+    else
+        echo "T: trace-missing $tr"
+    fi
+fi
 echo "T: check-done $(up)"
 sync
 poweroff -f
