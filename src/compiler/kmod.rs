@@ -57,11 +57,24 @@ pub struct ModuleEntry {
     pub deps: Vec<u32>,
 }
 
-/// An alias pattern from modules.alias (normalised like kmod's index).
-#[derive(Clone, Debug)]
+/// An alias pattern from modules.alias (normalised like kmod's index). The
+/// pattern lives in [`KmodIndex::alias_text`]: see [`KmodIndex::alias_pattern`].
+#[derive(Clone, Copy, Debug)]
 pub struct AliasEntry {
-    pub pattern: String,
+    /// Byte range of the pattern in `alias_text`.
+    pub start: u32,
+    pub len: u32,
     pub module: u32,
+}
+
+/// The lookup structure over modules.alias, built on the first alias lookup
+/// (a plan that names only modules never needs it).
+#[derive(Debug, Default)]
+struct AliasLookup {
+    /// Patterns without glob characters: pattern -> entries in `aliases`.
+    exact: FastMap<String, Vec<u32>>,
+    /// Patterns with glob characters: (index in `aliases`, literal prefix length).
+    globs: Vec<(u32, usize)>,
 }
 
 #[derive(Debug, Default)]
@@ -72,10 +85,10 @@ pub struct KmodIndex {
     pub by_name: FastMap<String, u32>,
     /// Every modules.alias line whose module is in modules.dep, in file order.
     pub aliases: Vec<AliasEntry>,
-    /// Patterns without glob characters: pattern -> entries in `aliases`.
-    alias_exact: FastMap<String, Vec<u32>>,
-    /// Patterns with glob characters: (index in `aliases`, literal prefix length).
-    alias_globs: Vec<(u32, usize)>,
+    /// modules.alias with its patterns and module names normalised in place
+    /// (`-` to `_` never changes a length): the aliases point into it.
+    pub alias_text: String,
+    alias_lookup: std::sync::OnceLock<AliasLookup>,
     /// Canonical names of built-in modules.
     pub builtin: FastSet<String>,
     /// Aliases of built-in modules (modules.builtin.modinfo): (pattern, name).
@@ -135,7 +148,7 @@ impl KmodIndex {
         let mut idx = KmodIndex { dir: dir.to_path_buf(), ..Default::default() };
         let alias_path = dir.join("modules.alias");
         // modules.alias is the biggest file: parse it in a second thread.
-        let raw_aliases = std::thread::scope(|s| -> Result<Vec<(String, String)>> {
+        let raw_aliases = std::thread::scope(|s| -> Result<RawAliases> {
             let h = s.spawn(|| parse_alias_file(&alias_path));
             idx.load_dep(&dir.join("modules.dep"))?;
             h.join().unwrap_or_else(|_| Err(Error::Other("modules.alias parser panicked".into())))
@@ -231,30 +244,47 @@ impl KmodIndex {
         }
     }
 
-    fn add_aliases(&mut self, raw: Vec<(String, String)>) {
-        self.aliases.reserve(raw.len());
-        for (pattern, module) in raw {
+    fn add_aliases(&mut self, raw: RawAliases) {
+        let RawAliases { text, lines } = raw;
+        self.aliases.reserve(lines.len());
+        for (ps, pl, ms, ml) in lines {
             // Aliases of modules that modules.dep does not know cannot be loaded.
-            let Some(&m) = self.by_name.get(&module) else { continue };
-            let e = self.aliases.len() as u32;
-            if is_glob(&pattern) {
-                self.alias_globs.push((e, literal_prefix(&pattern)));
-            } else {
-                self.alias_exact.entry(pattern.clone()).or_default().push(e);
-            }
-            self.aliases.push(AliasEntry { pattern, module: m });
+            let Some(&m) = self.by_name.get(&text[ms as usize..(ms + ml) as usize]) else { continue };
+            self.aliases.push(AliasEntry { start: ps, len: pl, module: m });
         }
+        self.alias_text = text;
+    }
+
+    /// The pattern of an alias entry.
+    pub fn alias_pattern(&self, e: &AliasEntry) -> &str {
+        self.alias_text.get(e.start as usize..(e.start + e.len) as usize).unwrap_or("")
+    }
+
+    fn alias_lookup(&self) -> &AliasLookup {
+        self.alias_lookup.get_or_init(|| {
+            let mut l = AliasLookup::default();
+            for (e, a) in self.aliases.iter().enumerate() {
+                let pattern = self.alias_pattern(a);
+                if is_glob(pattern) {
+                    l.globs.push((e as u32, literal_prefix(pattern)));
+                } else {
+                    l.exact.entry(pattern.to_string()).or_default().push(e as u32);
+                }
+            }
+            l
+        })
     }
 
     /// Modules whose modules.alias pattern matches `name` (already
     /// normalised), each once, in modules.alias order.
     pub fn lookup_alias(&self, name: &str) -> Vec<u32> {
+        let l = self.alias_lookup();
         let mut hits: Vec<u32> = Vec::new();
-        if let Some(list) = self.alias_exact.get(name) {
+        if let Some(list) = l.exact.get(name) {
             hits.extend(list.iter().copied());
         }
-        for &(e, plen) in &self.alias_globs {
-            let pat = &self.aliases[e as usize].pattern;
+        for &(e, plen) in &l.globs {
+            let pat = self.alias_pattern(&self.aliases[e as usize]);
             if name.as_bytes().starts_with(&pat.as_bytes()[..plen])
                 && glob_match(pat.as_bytes(), name.as_bytes())
             {
@@ -284,24 +314,77 @@ impl KmodIndex {
     }
 }
 
-/// (normalised pattern, canonical module) of every `alias` line; a missing
-/// file has none.
-fn parse_alias_file(path: &Path) -> Result<Vec<(String, String)>> {
+/// modules.alias, normalised in place, and the byte ranges of each `alias`
+/// line's (pattern, module): `(pattern start, len, module start, len)`.
+#[derive(Debug, Default)]
+struct RawAliases {
+    text: String,
+    lines: Vec<(u32, u32, u32, u32)>,
+}
+
+/// Read modules.alias (a missing file has no aliases) without a copy or an
+/// allocation per line: patterns get kmod's alias normalisation and module
+/// names their canonical form in place, both of which keep every length.
+fn parse_alias_file(path: &Path) -> Result<RawAliases> {
     if !path.exists() {
-        return Ok(Vec::new());
+        return Ok(RawAliases::default());
     }
-    let text = read(path)?;
-    let text = String::from_utf8_lossy(&text);
-    let mut out = Vec::with_capacity(text.len() / 48);
-    for line in text.lines() {
-        let mut it = line.split_ascii_whitespace();
-        if it.next() != Some("alias") {
-            continue;
+    let mut text = read(path)?;
+    if std::str::from_utf8(&text).is_err() {
+        text = String::from_utf8_lossy(&text).into_owned().into_bytes();
+    }
+    if text.len() > u32::MAX as usize {
+        return Err(Error::Other(std::format!("{}: too large", path.display())));
+    }
+    let mut lines = Vec::with_capacity(text.len() / 48);
+    let mut pos = 0usize;
+    while pos < text.len() {
+        let end = text[pos..].iter().position(|&c| c == b'\n').map_or(text.len(), |i| pos + i);
+        let mut words = [(0usize, 0usize); 3];
+        let mut nw = 0;
+        let mut i = pos;
+        while i < end && nw < 3 {
+            while i < end && text[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while i < end && !text[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i > start {
+                words[nw] = (start, i);
+                nw += 1;
+            }
         }
-        let (Some(pattern), Some(module)) = (it.next(), it.next()) else { continue };
-        out.push((normalize_alias(pattern), canonical(module)));
+        if nw == 3 && &text[words[0].0..words[0].1] == b"alias" {
+            let (ps, pe) = words[1];
+            let (ms, me) = words[2];
+            normalize_alias_bytes(&mut text[ps..pe]);
+            for c in &mut text[ms..me] {
+                if *c == b'-' {
+                    *c = b'_';
+                }
+            }
+            lines.push((ps as u32, (pe - ps) as u32, ms as u32, (me - ms) as u32));
+        }
+        pos = end + 1;
     }
-    Ok(out)
+    // Only ASCII '-' became ASCII '_': still UTF-8.
+    let text = String::from_utf8(text).map_err(|_| Error::Other(std::format!("{}: not UTF-8", path.display())))?;
+    Ok(RawAliases { text, lines })
+}
+
+/// [`normalize_alias`] in place.
+fn normalize_alias_bytes(s: &mut [u8]) {
+    let mut in_class = false;
+    for c in s {
+        match *c {
+            b'[' => in_class = true,
+            b']' => in_class = false,
+            b'-' if !in_class => *c = b'_',
+            _ => {}
+        }
+    }
 }
 
 /// Compare kernel versions the way `sort -V` does for them: runs of digits
@@ -365,6 +448,9 @@ mod tests {
         assert_eq!(modname_from_path("kernel/a/snd-hda-intel.ko.xz"), "snd_hda_intel");
         assert_eq!(modname_from_path("x.ko"), "x");
         assert_eq!(normalize_alias("pci:v*d-x[a-z]"), "pci:v*d_x[a-z]");
+        let mut b = *b"pci:v*d-x[a-z]-";
+        normalize_alias_bytes(&mut b);
+        assert_eq!(&b, b"pci:v*d_x[a-z]_");
     }
 
     #[test]

@@ -40,7 +40,7 @@ use std::prelude::rust_2021::*;
 
 pub use error::{Error, Result};
 
-use crate::plan::{module_flags, ModuleSpec, PlanBuilder};
+use crate::plan::{module_flags, ModuleSpec, PlanBuilder, NONE};
 pub use graph::Request;
 use graph::{Graph, Target};
 
@@ -255,9 +255,17 @@ pub fn compile_requests(
             b.aliases.push((pat.clone(), pos[n]));
         }
     }
+    let mut plan_index = std::vec![NONE; idx.modules.len()];
+    for (n, node) in g.nodes.iter().enumerate() {
+        if let Target::Module(m) = node.target {
+            plan_index[m as usize] = pos[n];
+        }
+    }
+    b.aliases.reserve(idx.aliases.len());
     for a in &idx.aliases {
-        if let Some(&n) = g.index.get(&Target::Module(a.module)) {
-            b.aliases.push((a.pattern.clone(), pos[n]));
+        let p = plan_index[a.module as usize];
+        if p != NONE {
+            b.aliases.push((idx.alias_pattern(a).to_string(), p));
         }
     }
     Ok(b)

@@ -2,7 +2,7 @@
 //! derives the mirror `dependents` lists and the priorities, and lays the
 //! file out exactly as the reader expects.
 
-use std::collections::HashMap;
+use crate::compiler::kmod::FastMap;
 use std::string::String;
 use std::vec::Vec;
 
@@ -48,28 +48,41 @@ pub struct PlanBuilder {
     pub aliases: Vec<(String, u32)>,
 }
 
-struct Strings {
+/// The string table: each distinct string once. Strings are borrowed from
+/// the builder (no copies) and hashed with the compiler's fast hasher: the
+/// ~26k alias patterns of a full kernel made SipHash and the key copies a
+/// visible part of the build.
+struct Strings<'a> {
     bytes: Vec<u8>,
-    seen: HashMap<String, u32>,
+    seen: FastMap<&'a str, u32>,
 }
 
-impl Strings {
-    fn new() -> Self {
-        Strings { bytes: std::vec![0], seen: HashMap::new() }
+impl<'a> Strings<'a> {
+    fn with_capacity(strings: usize, bytes: usize) -> Self {
+        let mut b = Vec::with_capacity(bytes + 1);
+        b.push(0);
+        let mut seen = FastMap::default();
+        seen.reserve(strings);
+        Strings { bytes: b, seen }
     }
-    fn add(&mut self, s: &str) -> u32 {
+    fn add(&mut self, s: &'a str) -> u32 {
         if s.is_empty() {
             return 0;
         }
-        if let Some(&off) = self.seen.get(s) {
-            return off;
+        let next = self.bytes.len() as u32;
+        let off = *self.seen.entry(s).or_insert(next);
+        if off == next {
+            self.bytes.extend_from_slice(s.as_bytes());
+            self.bytes.push(0);
         }
-        let off = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(s.as_bytes());
-        self.bytes.push(0);
-        self.seen.insert(s.into(), off);
         off
     }
+}
+
+/// Whether a wait path holds a glob (`*`, `?` or `[`) in some component:
+/// the meaning of [`wait_flags::GLOB`].
+pub fn has_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
 }
 
 fn put32(b: &mut [u8], at: usize, v: u32) {
@@ -153,8 +166,6 @@ impl PlanBuilder {
             return Err(std::format!("{n} modules: a plan holds at most {MAX_MODULES}"));
         }
         self.check_input()?;
-        let mut strings = Strings::new();
-        let kernel = strings.add(&self.kernel_release);
 
         // Normalised waits_for lists and their mirror.
         let mut waits_for: Vec<Vec<(u32, bool)>> = Vec::with_capacity(n);
@@ -195,20 +206,16 @@ impl PlanBuilder {
             }
         }
 
-        let edge_total: usize = waits_for.iter().map(Vec::len).sum::<usize>() * 2
-            + self.modules.iter().map(|m| m.soft_pre.len() + m.soft_post.len()).sum::<usize>();
-        let mut edges: Vec<u32> = Vec::with_capacity(edge_total);
-        let push_list = |edges: &mut Vec<u32>, list: &mut dyn Iterator<Item = u32>| {
-            let start = edges.len() as u32;
-            edges.extend(list);
-            (start, edges.len() as u32 - start)
-        };
-
-        let prio = self.priorities();
-        let mut records = std::vec![0u8; n * MODULE_RECORD_SIZE];
-        let mut total_weight: u64 = 0;
-        for (i, m) in self.modules.iter().enumerate() {
-            let r = &mut records[i * MODULE_RECORD_SIZE..(i + 1) * MODULE_RECORD_SIZE];
+        // Strings first (the table's size fixes the layout), then every
+        // section straight into the output buffer.
+        let bytes_hint = self.modules.iter().map(|m| m.name.len() + m.params.len() + m.path.as_ref().map_or(0, String::len) + 3).sum::<usize>()
+            + self.aliases.iter().map(|(p, _)| p.len() + 1).sum::<usize>()
+            + self.waits.iter().map(|w| w.path.len() + 1).sum::<usize>()
+            + self.kernel_release.len() + 1;
+        let mut strings = Strings::with_capacity(n * 3 + self.aliases.len() + self.waits.len() + 1, bytes_hint);
+        let kernel = strings.add(&self.kernel_release);
+        let mut module_strings: Vec<(u32, u32, u32, u32)> = Vec::with_capacity(n);
+        for m in &self.modules {
             let mut flags = m.flags & !(module_flags::BUILTIN | module_flags::COMPRESSION_MASK);
             let path = match &m.path {
                 None => {
@@ -229,24 +236,59 @@ impl PlanBuilder {
                     strings.add(p)
                 }
             };
-            put32(r, rec::NAME, strings.add(&m.name));
+            module_strings.push((strings.add(&m.name), path, strings.add(&m.params), flags));
+        }
+        let wait_paths: Vec<u32> = wait_order.iter().map(|&w| strings.add(&self.waits[w].path)).collect();
+        let alias_patterns: Vec<u32> = self.aliases.iter().map(|(p, _)| strings.add(p)).collect();
+
+        let edge_total: usize = waits_for.iter().map(Vec::len).sum::<usize>() * 2
+            + self.modules.iter().map(|m| m.soft_pre.len() + m.soft_post.len()).sum::<usize>();
+        let modules_off = HEADER_SIZE;
+        let edges_off = modules_off + n * MODULE_RECORD_SIZE;
+        let waits_off = edges_off + edge_total * 4;
+        let aliases_off = waits_off + self.waits.len() * WAIT_RECORD_SIZE;
+        let strings_off = aliases_off + self.aliases.len() * ALIAS_RECORD_SIZE;
+        let file_size = strings_off + strings.bytes.len();
+        if file_size > u32::MAX as usize {
+            return Err(std::format!("plan of {file_size} bytes exceeds the 4 GiB format limit"));
+        }
+        let mut out = std::vec![0u8; file_size];
+
+        let prio = self.priorities();
+        let mut total_weight: u64 = 0;
+        let (head, rest) = out.split_at_mut(edges_off);
+        let (edge_bytes, _) = rest.split_at_mut(edge_total * 4);
+        let mut next_edge = 0usize;
+        let mut push_list = |list: &mut dyn Iterator<Item = u32>| {
+            let start = next_edge;
+            for e in list {
+                put32(edge_bytes, next_edge * 4, e);
+                next_edge += 1;
+            }
+            (start as u32, (next_edge - start) as u32)
+        };
+        for (i, m) in self.modules.iter().enumerate() {
+            let at = modules_off + i * MODULE_RECORD_SIZE;
+            let r = &mut head[at..at + MODULE_RECORD_SIZE];
+            let (name, path, params, flags) = module_strings[i];
+            put32(r, rec::NAME, name);
             put32(r, rec::PATH, path);
-            put32(r, rec::PARAMS, strings.add(&m.params));
+            put32(r, rec::PARAMS, params);
             put32(r, rec::FLAGS, flags);
             put32(r, rec::WEIGHT_US, m.weight_us);
             put32(r, rec::TIMEOUT_MS, m.timeout_ms);
             put64(r, rec::PRIORITY_US, prio[i]);
             let enc = |&(d, hard): &(u32, bool)| if hard { d | EDGE_HARD } else { d };
-            let (s, l) = push_list(&mut edges, &mut waits_for[i].iter().map(enc));
+            let (s, l) = push_list(&mut waits_for[i].iter().map(enc));
             put32(r, rec::WAITS_FOR, s);
             put32(r, rec::WAITS_FOR + 4, l);
-            let (s, l) = push_list(&mut edges, &mut dependents[i].iter().map(enc));
+            let (s, l) = push_list(&mut dependents[i].iter().map(enc));
             put32(r, rec::DEPENDENTS, s);
             put32(r, rec::DEPENDENTS + 4, l);
-            let (s, l) = push_list(&mut edges, &mut m.soft_pre.iter().copied());
+            let (s, l) = push_list(&mut m.soft_pre.iter().copied());
             put32(r, rec::SOFT_PRE, s);
             put32(r, rec::SOFT_PRE + 4, l);
-            let (s, l) = push_list(&mut edges, &mut m.soft_post.iter().copied());
+            let (s, l) = push_list(&mut m.soft_post.iter().copied());
             put32(r, rec::SOFT_POST, s);
             put32(r, rec::SOFT_POST + 4, l);
             put32(r, rec::DEV_WAITS, dev_waits[i].0);
@@ -255,39 +297,23 @@ impl PlanBuilder {
             total_weight += m.weight_us as u64;
         }
 
-        let mut wait_records = std::vec![0u8; self.waits.len() * WAIT_RECORD_SIZE];
         for (pos, &w) in wait_order.iter().enumerate() {
             let spec = &self.waits[w];
-            let r = &mut wait_records[pos * WAIT_RECORD_SIZE..(pos + 1) * WAIT_RECORD_SIZE];
-            let glob = spec
-                .path
-                .rsplit('/')
-                .next()
-                .is_some_and(|last| last.contains(['*', '?', '[']));
-            put32(r, wrec::PATH, strings.add(&spec.path));
-            put32(r, wrec::FLAGS, if glob { wait_flags::GLOB } else { 0 });
+            let at = waits_off + pos * WAIT_RECORD_SIZE;
+            let r = &mut out[at..at + WAIT_RECORD_SIZE];
+            put32(r, wrec::PATH, wait_paths[pos]);
+            put32(r, wrec::FLAGS, if has_glob(&spec.path) { wait_flags::GLOB } else { 0 });
             put32(r, wrec::MODULE, spec.module.unwrap_or(NONE));
             put32(r, wrec::TIMEOUT_MS, spec.timeout_ms);
         }
 
-        let mut alias_records = std::vec![0u8; self.aliases.len() * ALIAS_RECORD_SIZE];
-        for (i, (pattern, m)) in self.aliases.iter().enumerate() {
-            let r = &mut alias_records[i * ALIAS_RECORD_SIZE..(i + 1) * ALIAS_RECORD_SIZE];
-            put32(r, 0, strings.add(pattern));
-            put32(r, 4, *m);
+        for (i, (_, m)) in self.aliases.iter().enumerate() {
+            let at = aliases_off + i * ALIAS_RECORD_SIZE;
+            put32(&mut out, at, alias_patterns[i]);
+            put32(&mut out, at + 4, *m);
         }
+        out[strings_off..].copy_from_slice(&strings.bytes);
 
-        let modules_off = HEADER_SIZE;
-        let edges_off = modules_off + records.len();
-        let waits_off = edges_off + edges.len() * 4;
-        let aliases_off = waits_off + wait_records.len();
-        let strings_off = aliases_off + alias_records.len();
-        let file_size = strings_off + strings.bytes.len();
-        if file_size > u32::MAX as usize {
-            return Err(std::format!("plan of {file_size} bytes exceeds the 4 GiB format limit"));
-        }
-
-        let mut out = std::vec![0u8; HEADER_SIZE];
         out[hdr::MAGIC..hdr::MAGIC + 8].copy_from_slice(&MAGIC);
         put32(&mut out, hdr::VERSION, VERSION);
         put32(&mut out, hdr::HEADER_SIZE, HEADER_SIZE as u32);
@@ -295,7 +321,7 @@ impl PlanBuilder {
         put32(&mut out, hdr::FLAGS, 0);
         put32(&mut out, hdr::MODULE_COUNT, n as u32);
         put32(&mut out, hdr::MODULES_OFF, modules_off as u32);
-        put32(&mut out, hdr::EDGE_COUNT, edges.len() as u32);
+        put32(&mut out, hdr::EDGE_COUNT, edge_total as u32);
         put32(&mut out, hdr::EDGES_OFF, edges_off as u32);
         put32(&mut out, hdr::WAIT_COUNT, self.waits.len() as u32);
         put32(&mut out, hdr::WAITS_OFF, waits_off as u32);
@@ -311,19 +337,13 @@ impl PlanBuilder {
         put32(&mut out, hdr::MODULE_RECORD_SIZE, MODULE_RECORD_SIZE as u32);
         put32(&mut out, hdr::WAIT_RECORD_SIZE, WAIT_RECORD_SIZE as u32);
         put32(&mut out, hdr::ALIAS_RECORD_SIZE, ALIAS_RECORD_SIZE as u32);
-        out.reserve(file_size - HEADER_SIZE);
-        out.extend_from_slice(&records);
-        for e in &edges {
-            out.extend_from_slice(&e.to_le_bytes());
-        }
-        out.extend_from_slice(&wait_records);
-        out.extend_from_slice(&alias_records);
-        out.extend_from_slice(&strings.bytes);
         let sum = checksum(&out);
         put32(&mut out, hdr::CHECKSUM, sum);
 
-        // The writer's own output must satisfy the reader; anything else is a bug here.
-        super::Plan::parse(&out).map_err(|e| std::format!("internal error, plan rejected: {e}"))?;
+        // The writer's own output must satisfy the reader; anything else is a
+        // bug here. The structural checks are the whole reader minus the
+        // checksum, which was computed just above with the reader's function.
+        super::Plan::parse_structure(&out).map_err(|e| std::format!("internal error, plan rejected: {e}"))?;
         Ok(out)
     }
 }
