@@ -6,7 +6,9 @@
 # Builds the fixture modules, a staging module tree (Debian's modules plus the
 # fixtures in extra/parmod), plans, images; boots each scenario under TCG and
 # checks the serial console. Prints one "PASS name" / "FAIL name: reason" line
-# per scenario (and the console log on failure), then "N passed, M failed".
+# per scenario (and the console log on failure; "SKIP name: why" for the
+# /init-only scenarios in script mode), then "N passed, M failed[, K skipped]".
+# Logs, plans and images stay in build/qemu/{logs,img}.
 #
 # --mode: "init" boots parmod as /init (parmod.next=/sbin/check); "script"
 # boots a busybox /init script that runs parmod as a command; "auto" (default)
@@ -26,11 +28,12 @@ while [ $# -gt 0 ]; do
         --only) ONLY=${2//,/ }; shift 2 ;;
         --mode) MODE=$2; shift 2 ;;
         --list) echo "$ALL"; exit 0 ;;
-        *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 [ -n "$ONLY" ] || ONLY=$ALL
 TMO=${QEMU_TIMEOUT:-120}
+[ "$(id -u)" = 0 ] || { echo "run: must run as root (apt-get, mknod in the images)" >&2; exit 1; }
 
 log() { echo "run: $*" >&2; }
 t_start=$(date +%s)
