@@ -488,3 +488,115 @@ fn show_trace() {
     let r = run(&["show", "--trace", tp.to_str().unwrap(), plan_path.to_str().unwrap()]);
     assert_eq!(r.code, 1);
 }
+
+/// A trace of `plan_path` with one record per (module name, result, µs).
+fn write_trace(plan_path: &Path, recs: &[(&str, u8, u64)], checksum_xor: u32) -> PathBuf {
+    let bytes = std::fs::read(plan_path).unwrap();
+    let plan = Plan::parse(&bytes).unwrap();
+    let index = |n: &str| plan.modules().find(|m| m.name() == n.as_bytes()).unwrap_or_else(|| panic!("{n}")).index();
+    let h = trace::TraceHeader {
+        plan_checksum: plan.checksum() ^ checksum_xor,
+        record_count: recs.len() as u32,
+        t0_ns: 5_000_000,
+        jobs: 2,
+        simulated: false,
+    };
+    let mut t = h.encode().to_vec();
+    let mut now = 6_000_000u64;
+    for &(name, result, us) in recs {
+        let r = trace::TraceRecord {
+            start_ns: now,
+            end_ns: now + us * 1000,
+            index: index(name),
+            errno: if result == trace::result::FAILED { 19 } else { 0 },
+            cause: trace::NO_CAUSE,
+            worker: 0,
+            kind: trace::kind::MODULE,
+            result,
+        };
+        now += us * 1000 + 10_000;
+        t.extend_from_slice(&r.encode());
+    }
+    let tp = plan_path.with_extension("trace");
+    std::fs::write(&tp, &t).unwrap();
+    tp
+}
+
+#[test]
+fn profile_replaces_estimates_with_measured_times() {
+    use trace::result::*;
+    let (_, _, old) = compile_ok("profile-old", &["c_top", "h_post"]);
+    // Estimates (200 + size / 8): a_core 300, b_mid 400, c_top 1200.
+    // Ratios measured / estimate: 3.0, 4.0, 0.5: the median is 3.0.
+    let tp = write_trace(
+        &old,
+        &[
+            ("a_core", LOADED, 900),
+            ("b_mid", LOADED | STUCK_FLAG, 1600),
+            ("c_top", PRESENT, 600),
+            ("g_net", FAILED, 50_000),
+            ("h_post", SKIPPED, 0),
+        ],
+        0,
+    );
+    let (p, _, _) = compile_ok(
+        "profile-new",
+        &["--profile", tp.to_str().unwrap(), "--profile-plan", old.to_str().unwrap(), "c_top", "h_post", "d_drv"],
+    );
+    assert_eq!(module(&p, "a_core")["weight"], 900);
+    assert_eq!(module(&p, "b_mid")["weight"], 1600);
+    assert_eq!(module(&p, "c_top")["weight"], 600);
+    // Failed and skipped modules have no measurement: estimate x 3.
+    assert_eq!(module(&p, "g_net")["weight"], 350 * 3);
+    assert_eq!(module(&p, "h_post")["weight"], 250 * 3);
+    // Not in the old plan at all: estimate x 3.
+    assert_eq!(module(&p, "d_drv")["weight"], 500 * 3);
+    // Priorities follow the new weights: a_core -> b_mid -> c_top.
+    assert_eq!(module(&p, "c_top")["priority"], 600);
+    assert_eq!(module(&p, "b_mid")["priority"], 2200);
+    assert_eq!(module(&p, "a_core")["priority"], 900 + 2200);
+}
+
+#[test]
+fn profile_without_measurements_keeps_the_estimates() {
+    let (_, _, old) = compile_ok("profile-none-old", &["c_top"]);
+    let tp = write_trace(&old, &[("a_core", trace::result::FAILED, 10)], 0);
+    let (p, _, _) = compile_ok(
+        "profile-none-new",
+        &["--profile", tp.to_str().unwrap(), "--profile-plan", old.to_str().unwrap(), "c_top"],
+    );
+    assert_eq!(module(&p, "a_core")["weight"], 300);
+    assert_eq!(module(&p, "c_top")["weight"], 1200);
+}
+
+#[test]
+fn profile_errors() {
+    let (_, _, old) = compile_ok("profile-err-old", &["c_top"]);
+    let root = basic();
+    // A trace made with another plan.
+    let tp = write_trace(&old, &[("a_core", trace::result::LOADED, 10)], 1);
+    let e = compile_err(
+        "profile-mismatch",
+        &root,
+        &["--profile", tp.to_str().unwrap(), "--profile-plan", old.to_str().unwrap(), "c_top"],
+    );
+    assert!(e.contains("the trace was made with plan checksum"), "{e}");
+    assert!(e.contains(tp.to_str().unwrap()), "{e}");
+    // Not a trace; not a plan.
+    let junk = scratch("profile-junk").join("junk");
+    std::fs::write(&junk, b"junk").unwrap();
+    let e = compile_err("profile-junk-trace", &root, &["--profile", junk.to_str().unwrap(), "--profile-plan", old.to_str().unwrap(), "c_top"]);
+    assert!(e.contains(&format!("{}: truncated trace file", junk.display())), "{e}");
+    let e = compile_err("profile-junk-plan", &root, &["--profile", tp.to_str().unwrap(), "--profile-plan", junk.to_str().unwrap(), "c_top"]);
+    assert!(e.contains(&format!("{}: ", junk.display())) && e.contains("rebuild"), "{e}");
+    // One without the other is a usage error.
+    let dir = scratch("profile-usage");
+    let out = dir.join("p");
+    for args in [["--profile", tp.to_str().unwrap()], ["--profile-plan", old.to_str().unwrap()]] {
+        let mut a = vec!["compile", "--root", &root, "-o", out.to_str().unwrap(), "c_top"];
+        a.extend_from_slice(&args);
+        let r = run(&a);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("--profile"), "{}", r.stderr);
+    }
+}

@@ -13,7 +13,8 @@ use crate::plan::Plan;
 pub const USAGE: &str = "\
 usage:
   parmod-plan compile [--root DIR] [--kver VERSION] [--config PATH]... [--modules-load PATH]...
-                      [--jobs N] [--module-timeout MS] [--deadline MS] -o PLAN [MODULE_OR_ALIAS]...
+                      [--jobs N] [--module-timeout MS] [--deadline MS]
+                      [--profile TRACE --profile-plan OLD_PLAN] -o PLAN [MODULE_OR_ALIAS]...
   parmod-plan show [--json] PLAN
   parmod-plan show --trace TRACE [--json] PLAN
 
@@ -22,13 +23,18 @@ compile: resolve the names (modules, aliases; and the modules-load.d entries), p
   and write a load plan.
   --root DIR           system root holding lib/modules/VERSION, modprobe.d, modules-load.d (default /)
   --kver VERSION       kernel version (default: the only, or newest, under ROOT/lib/modules)
-  --config PATH        modprobe.d-style file or directory; replaces the default directories
-                       (ROOT/etc/modprobe.d, run/, usr/local/lib/, lib/, usr/lib/modprobe.d)
+  --config PATH        modprobe.d-style file or directory (also takes parmod's wait-for lines);
+                       replaces the default directories (ROOT/etc/modprobe.d, run/, usr/local/lib/,
+                       lib/, usr/lib/modprobe.d, then ROOT/etc/parmod.d and lib/parmod.d)
   --modules-load PATH  modules-load.d-style file or directory to load. Without it, the root's
                        modules-load.d directories are read only when no names are given.
   --jobs N             loader threads (0: the runtime decides; default 0)
   --module-timeout MS  per-module stuck timeout (default 10000)
   --deadline MS        overall deadline (default 60000)
+  --profile TRACE      use the load times a parmod --trace measured as module weights, instead of
+                       the size estimate (unmeasured modules: the estimate times the median
+                       measured/estimated ratio)
+  --profile-plan PLAN  the plan TRACE was recorded with (required with --profile)
   -o PLAN              output file (written atomically)
 show: print a plan (or a parmod trace against its plan) for people, or as JSON.
 ";
@@ -57,6 +63,7 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
     let mut out: Option<PathBuf> = None;
     let mut i = 0;
     let mut names_only = false;
+    let (mut profile, mut profile_plan): (Option<PathBuf>, Option<PathBuf>) = (None, None);
     while i < args.len() {
         let a = args[i].as_str();
         if names_only || !a.starts_with('-') || a == "-" {
@@ -91,11 +98,23 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
             "--module-timeout" => o.module_timeout_ms = number(&val(&mut i)?, k)?,
             "--deadline" => o.deadline_ms = number(&val(&mut i)?, k)?,
             "-o" | "--output" => out = Some(PathBuf::from(val(&mut i)?)),
+            "--profile" => profile = Some(PathBuf::from(val(&mut i)?)),
+            "--profile-plan" => profile_plan = Some(PathBuf::from(val(&mut i)?)),
             _ => return Err(Error::Usage(format!("compile: unknown option '{a}'"))),
         }
         i += 1;
     }
     let out = out.ok_or_else(|| Error::Usage("compile: -o PLAN is required".into()))?;
+    match (profile, profile_plan) {
+        (Some(t), Some(p)) => o.profile = Some(super::profile::load(&t, &p)?),
+        (None, None) => {}
+        (Some(_), None) => {
+            return Err(Error::Usage(
+                "compile: --profile TRACE needs --profile-plan PLAN, the plan the trace was recorded with".into(),
+            ))
+        }
+        (None, Some(_)) => return Err(Error::Usage("compile: --profile-plan needs --profile TRACE".into())),
+    }
     let mut warn = |m: String| eprintln!("parmod-plan: warning: {m}");
     let b = super::compile(&o, &mut warn)?;
     super::write_plan(&b, &out)?;

@@ -20,6 +20,12 @@
 //! (which kmod no longer parses either) and `install`/`remove` (shell commands
 //! a static loader cannot run) are accepted with a warning. `weakdep` (kmod
 //! 33+) names modules modprobe does not load: accepted and ignored, silently.
+//!
+//! parmod adds one statement, `wait-for PATH [after MODULE] [timeout MS]`
+//! (device and sysfs readiness; see docs/config.md). It may appear in
+//! modprobe.d (kmod warns about the unknown keyword and goes on) and in
+//! parmod's own directories, `etc/parmod.d` and `lib/parmod.d`, which take the
+//! modprobe.d syntax and are read after it.
 
 use std::collections::{HashMap, HashSet};
 use std::format;
@@ -59,6 +65,23 @@ pub struct ModprobeConfig {
     /// Canonical module name -> option strings in reading order.
     pub options: HashMap<String, Vec<String>>,
     pub softdeps: Vec<SoftDep>,
+    /// `wait-for` statements (parmod's own), in reading order.
+    pub waits: Vec<WaitDecl>,
+}
+
+/// Default time to wait for a `wait-for` path (ms).
+pub const DEFAULT_WAIT_TIMEOUT_MS: u32 = 5000;
+
+/// `wait-for PATH [after MODULE] [timeout MS]`.
+#[derive(Clone, Debug)]
+pub struct WaitDecl {
+    /// Absolute path under /dev or /sys; one component may be a glob.
+    pub path: String,
+    /// Canonical name of the module after which to wait; None: before success.
+    pub after: Option<String>,
+    /// ms; 0 = until the plan's deadline.
+    pub timeout_ms: u32,
+    pub source: Source,
 }
 
 impl ModprobeConfig {
@@ -233,14 +256,72 @@ pub fn parse_modprobe_text(
                 warn(format!("{src}: '{cmd}' is deprecated and not parsed by kmod either; ignored"));
             }
             "weakdep" => {}
+            "wait-for" => {
+                let w = parse_wait(rest).map_err(|m| err(format!("wait-for: {m}")))?;
+                let (path, after, timeout_ms) = w;
+                cfg.waits.push(WaitDecl { path, after, timeout_ms, source: src });
+            }
             other => {
                 return Err(err(format!(
-                    "unknown keyword '{other}' (expected alias, blacklist, options, softdep, weakdep, install or remove)"
+                    "unknown keyword '{other}' (expected alias, blacklist, options, softdep, weakdep, install, remove or wait-for)"
                 )))
             }
         }
     }
     Ok(())
+}
+
+/// Check a `wait-for` path; the message says what is wrong.
+pub fn check_wait_path(path: &str) -> std::result::Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("path '{path}' is not absolute (it must start with /dev/ or /sys/)"));
+    }
+    if !(path.starts_with("/dev/") || path.starts_with("/sys/")) {
+        return Err(format!("path '{path}' is not under /dev or /sys"));
+    }
+    // What the plan reader accepts (plan::reader::is_wait_path).
+    if !crate::plan::is_safe_relative_path(&path.as_bytes()[5..]) {
+        return Err(format!("path '{path}' has an empty, '.' or '..' component (or names /dev or /sys itself)"));
+    }
+    let globs = path.split('/').filter(|c| c.contains(['*', '?', '['])).count();
+    if globs > 1 {
+        return Err(format!(
+            "path '{path}' has glob characters (*, ? or [) in {globs} components; at most one component may be a glob"
+        ));
+    }
+    Ok(())
+}
+
+/// The words after `wait-for`: `PATH [after MODULE] [timeout MS]` (the two
+/// clauses in either order, each at most once).
+fn parse_wait(rest: &str) -> std::result::Result<(String, Option<String>, u32), String> {
+    let mut words = rest.split_ascii_whitespace();
+    let path = words.next().ok_or("needs a path: wait-for PATH [after MODULE] [timeout MS]")?;
+    check_wait_path(path)?;
+    let (mut after, mut timeout) = (None, None);
+    while let Some(w) = words.next() {
+        match w {
+            "after" => {
+                let m = words.next().ok_or("'after' needs a module name")?;
+                if after.replace(canonical(m)).is_some() {
+                    return Err("'after' given twice".into());
+                }
+            }
+            "timeout" => {
+                let v = words.next().ok_or("'timeout' needs a number of milliseconds")?;
+                let ms = v
+                    .parse::<u32>()
+                    .map_err(|_| format!("timeout '{v}' is not a number of milliseconds (0 to 4294967295)"))?;
+                if timeout.replace(ms).is_some() {
+                    return Err("'timeout' given twice".into());
+                }
+            }
+            other => {
+                return Err(format!("unexpected '{other}' (expected 'after MODULE' or 'timeout MS')"));
+            }
+        }
+    }
+    Ok((path.to_string(), after, timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT_MS)))
 }
 
 fn split_word(s: &str) -> (&str, &str) {

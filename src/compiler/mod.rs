@@ -32,6 +32,7 @@ pub mod config;
 pub mod error;
 pub mod graph;
 pub mod kmod;
+pub mod profile;
 pub mod show;
 
 use std::format;
@@ -53,6 +54,10 @@ pub const DEFAULT_DEADLINE_MS: u32 = 60_000;
 /// list, plus usr/lib for merged-/usr systems).
 pub const MODPROBE_DIRS: &[&str] =
     &["etc/modprobe.d", "run/modprobe.d", "usr/local/lib/modprobe.d", "lib/modprobe.d", "usr/lib/modprobe.d"];
+/// parmod's own configuration directories under the root, highest
+/// precedence first: modprobe.d syntax plus `wait-for`, read after modprobe.d
+/// (so real modprobe.d files need not hold parmod-only statements).
+pub const PARMOD_DIRS: &[&str] = &["etc/parmod.d", "lib/parmod.d"];
 /// modules-load.d directories under the root, highest precedence first (systemd's list).
 pub const MODULES_LOAD_DIRS: &[&str] =
     &["etc/modules-load.d", "run/modules-load.d", "usr/local/lib/modules-load.d", "usr/lib/modules-load.d", "lib/modules-load.d"];
@@ -62,7 +67,8 @@ pub const MODULES_LOAD_DIRS: &[&str] =
 pub struct Options {
     pub root: PathBuf,
     pub kver: Option<String>,
-    /// modprobe.d files or directories; empty: the root's default directories.
+    /// modprobe.d files or directories; empty: the root's default modprobe.d
+    /// directories, then its parmod.d directories ([`PARMOD_DIRS`]).
     pub configs: Vec<PathBuf>,
     /// modules-load.d files or directories. When empty and `names` is empty
     /// too, the root's modules-load.d directories are read.
@@ -71,6 +77,8 @@ pub struct Options {
     pub jobs: u32,
     pub module_timeout_ms: u32,
     pub deadline_ms: u32,
+    /// Measured load times replacing the size estimates (see [`profile`]).
+    pub profile: Option<profile::Profile>,
 }
 
 impl Default for Options {
@@ -84,6 +92,7 @@ impl Default for Options {
             jobs: 0,
             module_timeout_ms: DEFAULT_MODULE_TIMEOUT_MS,
             deadline_ms: DEFAULT_DEADLINE_MS,
+            profile: None,
         }
     }
 }
@@ -127,7 +136,11 @@ pub fn load_inputs(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Input
     } else {
         (opts.configs.clone(), true)
     };
-    let files = config::collect_files(&config_paths, required, ".conf", &[dir.join("modules.softdep")])?;
+    let mut files = config::collect_files(&config_paths, required, ".conf", &[dir.join("modules.softdep")])?;
+    if opts.configs.is_empty() {
+        let parmod_paths: Vec<PathBuf> = PARMOD_DIRS.iter().map(|d| opts.root.join(d)).collect();
+        files.extend(config::collect_files(&parmod_paths, false, ".conf", &[])?);
+    }
     let config = config::parse_modprobe(&files, warn)?;
     Ok(Inputs { kver, dir, index, config })
 }
@@ -194,6 +207,9 @@ pub fn compile_requests(
             Some(len) => {
                 node.file_size = len.min(u32::MAX as u64) as u32;
                 node.weight_us = estimate_weight_us(len);
+                if let Some(p) = &opts.profile {
+                    node.weight_us = p.weight_us(&node.name, node.weight_us);
+                }
             }
             None => {
                 let path = files.iter().find(|f| f.0 == n).map(|f| dir.join(&f.1)).unwrap_or_default();
@@ -247,6 +263,7 @@ pub fn compile_requests(
             soft_post: node.soft_post.iter().map(|&d| pos[d]).collect(),
         });
     }
+    b.waits = resolve_waits(&cfg.waits, &g, &pos, idx)?;
     // Aliases of the modules in the plan: modprobe.d first (they take
     // precedence at lookup), then modules.alias.
     for (pat, target, _) in &cfg.aliases {
@@ -269,6 +286,39 @@ pub fn compile_requests(
         }
     }
     Ok(b)
+}
+
+/// Turn the `wait-for` statements into the plan's waits: `after MODULE` must
+/// name a module of the plan (a requested module or one pulled in).
+fn resolve_waits(
+    decls: &[config::WaitDecl],
+    g: &Graph,
+    pos: &[u32],
+    idx: &kmod::KmodIndex,
+) -> Result<Vec<crate::plan::WaitSpec>> {
+    let mut out = Vec::with_capacity(decls.len());
+    for w in decls {
+        let module = match &w.after {
+            None => None,
+            Some(name) => match g.nodes.iter().position(|n| n.name == *name) {
+                Some(n) => Some(pos[n]),
+                None => {
+                    let why = if idx.by_name.contains_key(name) || idx.builtin.contains(name) {
+                        "it is neither requested nor a dependency of a requested module"
+                    } else {
+                        "no such module (wait-for takes a module name, not an alias)"
+                    };
+                    return Err(Error::Config {
+                        path: w.source.path.clone(),
+                        line: w.source.line,
+                        msg: format!("wait-for {} after '{name}': module '{name}' is not in the plan: {why}", w.path),
+                    });
+                }
+            },
+        };
+        out.push(crate::plan::WaitSpec { path: w.path.clone(), module, timeout_ms: w.timeout_ms });
+    }
+    Ok(out)
 }
 
 /// Sizes of regular files (None: missing or not a regular file), in input

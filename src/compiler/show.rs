@@ -107,17 +107,26 @@ pub fn text(plan: &Plan<'_>) -> String {
             let _ = writeln!(o, "        timeout: {} ms", m.timeout_ms());
         }
         for w in m.dev_waits().filter_map(|w| plan.wait(w)) {
-            let _ = writeln!(o, "        then wait for: {} ({} ms)", s(w.path()), w.timeout_ms());
+            let _ = writeln!(o, "        then wait for: {}", wait_text(&w));
         }
     }
     let final_waits: Vec<_> = plan.waits().filter(|w| w.module().is_none()).collect();
     if !final_waits.is_empty() {
         let _ = writeln!(o, "\nwaits before success:");
         for w in final_waits {
-            let _ = writeln!(o, "      {} ({} ms)", s(w.path()), w.timeout_ms());
+            let _ = writeln!(o, "      {}", wait_text(&w));
         }
     }
     o
+}
+
+/// `PATH (glob, N ms)` / `PATH (until the deadline)`.
+fn wait_text(w: &crate::plan::Wait<'_>) -> String {
+    let t = match w.timeout_ms() {
+        0 => "until the deadline".to_string(),
+        ms => format!("{ms} ms"),
+    };
+    format!("{} ({}{t})", s(w.path()), if w.is_glob() { "glob, " } else { "" })
 }
 
 fn edge_list(plan: &Plan<'_>, it: impl Iterator<Item = crate::plan::Edge>) -> Vec<Value> {
@@ -157,7 +166,7 @@ pub fn json(plan: &Plan<'_>) -> Value {
         .map(|w| {
             json!({
                 "path": s(w.path()),
-                "module": w.module().map(|i| name_of(plan, i)),
+                "after": w.module().map(|i| name_of(plan, i)),
                 "timeout_ms": w.timeout_ms(),
                 "glob": w.is_glob(),
             })
