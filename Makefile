@@ -24,8 +24,6 @@ all: build
 
 build: rust-target
 	$(CARGO) build --release --target $(TARGET) --no-default-features --features runtime --bin parmod
-	@# Nothing unwinds (panic = abort): drop the unwind tables core brings along.
-	objcopy -R .eh_frame -R .eh_frame_hdr -R .comment $(PARMOD)
 	$(CARGO) build --profile host --target $(TARGET) --features host --bin parmod-plan
 	@ls -l $(PARMOD) $(PARMOD_PLAN)
 

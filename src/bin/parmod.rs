@@ -21,9 +21,15 @@ pub extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *co
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    use core::fmt::Write;
     let mut o = runtime::out::Out::stderr();
-    let _ = writeln!(o, "parmod: internal error: {info}");
+    o.bytes(b"parmod: internal error");
+    if let Some(l) = info.location() {
+        o.bytes(b" at ");
+        o.bytes(l.file().as_bytes());
+        o.bytes(b":");
+        o.num(l.line() as u64);
+    }
+    o.bytes(b"\n");
     o.flush();
     // Never unwind and never return. PID 1 must not exit (the kernel would
     // panic): it stops here with the message above.

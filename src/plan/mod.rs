@@ -11,7 +11,7 @@ pub mod trace;
 mod writer;
 
 pub use crc::crc32c;
-pub use reader::{Alias, Edge, Module, Plan, PlanError, Wait};
+pub use reader::{Alias, Edge, MessageSink, Module, Plan, PlanError, Wait};
 #[cfg(feature = "host")]
 pub use writer::{ModuleSpec, PlanBuilder, WaitSpec};
 
@@ -172,18 +172,23 @@ pub(crate) mod wrec {
     pub const RESERVED: usize = 16; // 8 bytes
 }
 
-#[inline]
+/// Little-endian u32 at `at`; 0 out of bounds (callers validated bounds
+/// already: this form just has no panic path).
+#[inline(never)]
 pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut x = [0u8; 4];
-    x.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(x)
+    match b.get(at..).and_then(|t| t.first_chunk::<4>()) {
+        Some(x) => u32::from_le_bytes(*x),
+        None => 0,
+    }
 }
 
-#[inline]
+/// Little-endian u64 at `at`; 0 out of bounds.
+#[inline(never)]
 pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(x)
+    match b.get(at..).and_then(|t| t.first_chunk::<8>()) {
+        Some(x) => u64::from_le_bytes(*x),
+        None => 0,
+    }
 }
 
 /// Normalise a module name the way kmod does: `-` and `_` are the same.

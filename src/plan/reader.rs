@@ -33,41 +33,90 @@ pub enum PlanError {
     Alias { index: u32, field: &'static str },
 }
 
-impl fmt::Display for PlanError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// Where an error message goes, piece by piece: lets the `no_std` runtime
+/// print it without `core::fmt`, and `Display` print it on the host.
+pub trait MessageSink {
+    fn text(&mut self, s: &str);
+    fn number(&mut self, n: u64);
+    fn hex32(&mut self, n: u32) {
+        self.text("0x");
+        for shift in (0..8).rev() {
+            let d = ((n >> (shift * 4)) & 0xf) as usize;
+            self.text(&"0123456789abcdef"[d..d + 1]);
+        }
+    }
+}
+
+impl PlanError {
+    /// Write the message: what is wrong and what to do.
+    pub fn explain(&self, o: &mut impl MessageSink) {
         match *self {
-            PlanError::Truncated { len, need } => write!(
-                f,
-                "truncated: {len} bytes, needs {need}; copy the plan again or rebuild it with parmod-plan compile"
-            ),
-            PlanError::BadMagic => {
-                write!(f, "not a parmod plan (bad magic); build one with parmod-plan compile")
+            PlanError::Truncated { len, need } => {
+                o.text("truncated: ");
+                o.number(len as u64);
+                o.text(" bytes, needs ");
+                o.number(need as u64);
+                o.text("; copy the plan again or rebuild it with parmod-plan compile");
             }
-            PlanError::Version { found } => write!(
-                f,
-                "plan format version {found}, this parmod reads version {VERSION}; rebuild the plan with a matching parmod-plan"
-            ),
-            PlanError::TrailingBytes { len, declared } => write!(
-                f,
-                "{len} bytes but the header declares {declared}; the file is corrupt, rebuild the plan"
-            ),
-            PlanError::Checksum { stored, computed } => write!(
-                f,
-                "checksum mismatch (stored {stored:#010x}, computed {computed:#010x}); the file is corrupt, rebuild the plan"
-            ),
+            PlanError::BadMagic => o.text("not a parmod plan (bad magic); build one with parmod-plan compile"),
+            PlanError::Version { found } => {
+                o.text("plan format version ");
+                o.number(found as u64);
+                o.text(", this parmod reads version ");
+                o.number(VERSION as u64);
+                o.text("; rebuild the plan with a matching parmod-plan");
+            }
+            PlanError::TrailingBytes { len, declared } => {
+                o.number(len as u64);
+                o.text(" bytes but the header declares ");
+                o.number(declared as u64);
+                o.text("; the file is corrupt, rebuild the plan");
+            }
+            PlanError::Checksum { stored, computed } => {
+                o.text("checksum mismatch (stored ");
+                o.hex32(stored);
+                o.text(", computed ");
+                o.hex32(computed);
+                o.text("); the file is corrupt, rebuild the plan");
+            }
             PlanError::Header { field } => {
-                write!(f, "corrupt header field '{field}'; rebuild the plan")
+                o.text("corrupt header field '");
+                o.text(field);
+                o.text("'; rebuild the plan");
             }
-            PlanError::Module { index, field } => {
-                write!(f, "corrupt module record {index} (field '{field}'); rebuild the plan")
-            }
-            PlanError::Wait { index, field } => {
-                write!(f, "corrupt wait record {index} (field '{field}'); rebuild the plan")
-            }
-            PlanError::Alias { index, field } => {
-                write!(f, "corrupt alias record {index} (field '{field}'); rebuild the plan")
+            PlanError::Module { index, field } | PlanError::Wait { index, field } | PlanError::Alias { index, field } => {
+                o.text(match self {
+                    PlanError::Module { .. } => "corrupt module record ",
+                    PlanError::Wait { .. } => "corrupt wait record ",
+                    _ => "corrupt alias record ",
+                });
+                o.number(index as u64);
+                o.text(" (field '");
+                o.text(field);
+                o.text("'); rebuild the plan");
             }
         }
+    }
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Sink<'a, 'b>(&'a mut fmt::Formatter<'b>, fmt::Result);
+        impl MessageSink for Sink<'_, '_> {
+            fn text(&mut self, s: &str) {
+                if self.1.is_ok() {
+                    self.1 = self.0.write_str(s);
+                }
+            }
+            fn number(&mut self, n: u64) {
+                if self.1.is_ok() {
+                    self.1 = write!(self.0, "{n}");
+                }
+            }
+        }
+        let mut sink = Sink(f, Ok(()));
+        self.explain(&mut sink);
+        sink.1
     }
 }
 
@@ -405,6 +454,7 @@ impl<'a> Plan<'a> {
         Ok(())
     }
 
+    #[inline(never)]
     fn record(&self, i: u32) -> &'a [u8] {
         let at = self.modules_off + i as usize * MODULE_RECORD_SIZE;
         self.bytes.get(at..at + MODULE_RECORD_SIZE).unwrap_or(&[0; MODULE_RECORD_SIZE])
@@ -421,6 +471,7 @@ impl<'a> Plan<'a> {
     }
 
     /// The (start, len) edge range at `field` of a record, if in bounds.
+    #[inline(never)]
     fn edge_list(&self, r: &[u8], field: usize) -> Option<Edges<'a>> {
         let (start, len) = (le_u32(r, field), le_u32(r, field + 4));
         let end = start.checked_add(len)?;
@@ -438,6 +489,7 @@ impl<'a> Plan<'a> {
         Some(&s[..s.len() - 1])
     }
 
+    #[inline(never)]
     fn string_with_nul(&self, off: u32) -> Option<&'a [u8]> {
         let tail = self.strings.get(off as usize..)?;
         let end = tail.iter().position(|&c| c == 0)?;
@@ -488,6 +540,7 @@ impl<'a> Plan<'a> {
         self.alias_count
     }
 
+    #[inline(never)]
     pub fn module(&self, index: u32) -> Option<Module<'a>> {
         (index < self.module_count).then(|| Module { plan: *self, index, rec: self.record(index) })
     }
@@ -501,6 +554,7 @@ impl<'a> Plan<'a> {
         self.modules().find(|m| super::same_name(m.name(), name))
     }
 
+    #[inline(never)]
     pub fn wait(&self, index: u32) -> Option<Wait<'a>> {
         (index < self.wait_count).then(|| Wait { plan: *self, index, rec: self.wait_record(index) })
     }

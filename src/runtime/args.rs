@@ -25,38 +25,26 @@ pub struct Options {
 }
 
 pub const USAGE: &str = "\
-usage: parmod [--jobs N] [--trace PATH] [--module-timeout MS] [--deadline MS]
-              [--simulate [--fail NAME[,NAME]...] [--hang NAME[,NAME]...]]
-              [--force] [--module-dir DIR] [--quiet] PLAN
-       parmod --init [options] [PLAN]   (what it does as PID 1)
-       modprobe [-q] [--] NAME...       (when started by that name)
-
-Loads every module of a plan compiled by parmod-plan, in parallel, each as
-soon as its dependencies are done, longest remaining chain first.
-
-  -j, --jobs N           worker threads (default: the plan's, else the CPUs
-                         this process may run on)
-  --trace PATH           write a binary trace (one record per module)
-  --module-timeout MS    report a load still running after MS as stuck and
-                         start a replacement worker (default: the plan's)
-  --deadline MS          report what is unfinished and exit after MS
-                         (default: the plan's; 0 = none)
-  --simulate             sleep each module's planned weight instead of loading
-  --fail NAME,...        with --simulate: these modules fail with ENODEV
-  --hang NAME,...        with --simulate: these modules never return
-  --force                load even if the plan was built for another kernel
-  --module-dir DIR       module files are under DIR (default
-                         /lib/modules/RELEASE of the plan)
-  -q, --quiet            print only failures and the summary
-  --init                 act as the initramfs /init (also when PID 1): mount
-                         /proc /sys /dev, read parmod.plan= parmod.next=
-                         parmod.jobs= parmod.deadline= parmod.timeout=
-                         parmod.trace= parmod.rescue= modprobe.blacklist=
-                         and MODULE.PARAM=VALUE from the kernel command
-                         line, load, then exec the next stage (/sbin/init)
-
-exit status: 0 all loaded, 1 a module failed, was skipped, stuck or blocked,
-2 usage error or unusable plan (nothing loaded)
+usage: parmod [-j N] [--trace PATH] [--module-timeout MS] [--deadline MS]
+              [--force] [--module-dir DIR] [-q] PLAN
+       parmod --simulate [--fail NAME,..] [--hang NAME,..] [options] PLAN
+       parmod --init [options] [PLAN]       (as PID 1: the initramfs /init)
+       parmod wait [--timeout MS] PATH...
+       modprobe [-q] [--] NAME...           (started under that name)
+Loads the modules of a plan from parmod-plan in parallel, each as soon as
+its dependencies are done, longest remaining chain first.
+  -j, --jobs N          workers (default: the plan's, else the CPUs)
+  --trace PATH          write a binary trace (parmod-plan show --trace)
+  --module-timeout MS   report a longer load as stuck, start a new worker
+  --deadline MS         report what is unfinished and exit (0: never)
+  --simulate            sleep each module's planned weight, load nothing
+  --force               load even if the plan is for another kernel
+  --module-dir DIR      module files are under DIR (/lib/modules/RELEASE)
+  -q, --quiet           print only failures and the summary
+/init reads parmod.{plan,next,rescue,jobs,deadline,timeout,trace}=,
+modprobe.blacklist= and MODULE.PARAM=VALUE from the kernel command line.
+Exit: 0 all loaded; 1 failed, skipped, stuck, blocked or a wait failed;
+2 usage or plan error (nothing loaded). See parmod(8).
 ";
 
 pub enum ArgError {

@@ -5,7 +5,7 @@
 //! endless sleep, never in a return.
 
 use core::ffi::CStr;
-use core::fmt::Write;
+use super::out::emit;
 use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
 use parmod::cmdline::Cmdline;
@@ -107,11 +107,7 @@ pub fn exec(path: &CStr, envp: *const *const u8) -> i32 {
 /// a message. Never returns.
 pub fn hand_over(next: &CStr, rescue: Option<&CStr>, envp: *const *const u8) -> ! {
     let e = exec(next, envp);
-    let _ = writeln!(
-        Out::stderr(),
-        "parmod: cannot run the next stage {}: errno {e}; set parmod.next= on the kernel command line",
-        Show(next.to_bytes())
-    );
+    emit!(Out::stderr(), "parmod: cannot run the next stage ", Show(next.to_bytes()), ": errno ", e, "; set parmod.next= on the kernel command line\n");
     give_up(rescue, envp)
 }
 
@@ -119,14 +115,11 @@ pub fn hand_over(next: &CStr, rescue: Option<&CStr>, envp: *const *const u8) -> 
 /// for ever (PID 1 must not exit; the kernel would panic).
 pub fn give_up(rescue: Option<&CStr>, envp: *const *const u8) -> ! {
     if let Some(r) = rescue {
-        let _ = writeln!(Out::stderr(), "parmod: starting rescue program {}", Show(r.to_bytes()));
+        emit!(Out::stderr(), "parmod: starting rescue program ", Show(r.to_bytes()), "\n");
         let e = exec(r, envp);
-        let _ = writeln!(Out::stderr(), "parmod: cannot run rescue program {}: errno {e}", Show(r.to_bytes()));
+        emit!(Out::stderr(), "parmod: cannot run rescue program ", Show(r.to_bytes()), ": errno ", e, "\n");
     }
-    let _ = writeln!(
-        Out::stderr(),
-        "parmod: PID 1 has nothing to run; waiting for ever (fix the image or set parmod.rescue=/bin/sh)"
-    );
+    emit!(Out::stderr(), "parmod: PID 1 has nothing to run; waiting for ever (fix the image or set parmod.rescue=/bin/sh)\n");
     sleep_forever()
 }
 

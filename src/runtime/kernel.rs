@@ -2,6 +2,7 @@
 //! real runs; under `--simulate`, a sleep of the module's planned weight
 //! (with injected failures and hangs for tests).
 
+use super::sched::at;
 use parmod::plan::{module_flags, Compression};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -100,7 +101,7 @@ pub fn load(ctx: &Ctx, m: u32, start_ns: u64) -> Outcome {
 }
 
 fn simulate(ctx: &Ctx, m: u32, start_ns: u64, weight_us: u32) -> Outcome {
-    let sim = ctx.st.sim[m as usize].load(core::sync::atomic::Ordering::Relaxed);
+    let sim = at(ctx.st.sim, m as usize).load(core::sync::atomic::Ordering::Relaxed);
     let until = if sim & SIM_HANG != 0 { start_ns + 3600 * 1_000_000_000 } else { start_ns + weight_us as u64 * 1000 };
     if until <= super::sched::now_ns() {
         // Nothing left to wait (weight 0): no system call at all.

@@ -17,9 +17,11 @@ pub mod out;
 pub mod report;
 pub mod sched;
 pub mod thread;
+pub mod waits;
 
-use core::fmt::Write;
-use core::sync::atomic::Ordering::{Acquire, Relaxed};
+use sched::at;
+use out::emit;
+use core::sync::atomic::Ordering::Relaxed;
 
 use parmod::plan::{same_name, Compression, Plan};
 use rustix::fs::{Mode, OFlags};
@@ -28,7 +30,7 @@ use args::ArgError;
 use mapping::Args;
 use out::{errno_text, Out, Show};
 use init::CmdlineBuf;
-use sched::{now_ns, Ctx, State, CTX, MAX_JOBS, SIM_FAIL, SIM_HANG};
+use sched::{now_ns, Ctx, State, CTX, MAX_JOBS, SIM_FAIL, SIM_HANG, WAIT_ACTIVE, WAIT_IDLE, WAIT_SATISFIED, WAIT_TIMED_OUT};
 
 /// Exit status for a usage error or a plan that cannot be used.
 pub const EXIT_USAGE: i32 = 2;
@@ -49,13 +51,13 @@ fn ensure_std_fds() {
 fn usage_error(e: ArgError) -> i32 {
     let mut o = Out::stderr();
     let _ = match e {
-        ArgError::Missing(f) => writeln!(o, "parmod: {f} needs a value"),
-        ArgError::Number(f, v) => writeln!(o, "parmod: {f} takes a whole number, not '{}'", Show(v)),
-        ArgError::Unknown(a) => writeln!(o, "parmod: unknown argument '{}'", Show(a)),
-        ArgError::TooMany(f) => writeln!(o, "parmod: too many names for {f} (at most {})", args::MAX_SIM_NAMES),
-        ArgError::NoPlan => writeln!(o, "parmod: no plan given"),
+        ArgError::Missing(f) => emit!(o, "parmod: ", f, " needs a value\n"),
+        ArgError::Number(f, v) => emit!(o, "parmod: ", f, " takes a whole number, not '", Show(v), "'\n"),
+        ArgError::Unknown(a) => emit!(o, "parmod: unknown argument '", Show(a), "'\n"),
+        ArgError::TooMany(f) => emit!(o, "parmod: too many names for ", f, " (at most ", args::MAX_SIM_NAMES, ")\n"),
+        ArgError::NoPlan => emit!(o, "parmod: no plan given\n"),
     };
-    let _ = writeln!(o, "Try 'parmod --help'.");
+    emit!(o, "Try 'parmod --help'.\n");
     EXIT_USAGE
 }
 
@@ -96,12 +98,7 @@ fn prepare(s: Setup<'_>) -> Result<&'static Ctx, ()> {
     let fd = match rustix::fs::open(s.plan_path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
         Ok(fd) => fd,
         Err(e) => {
-            let _ = writeln!(
-                Out::stderr(),
-                "parmod: cannot open plan {shown}: {} (errno {}); build one with parmod-plan compile",
-                errno_text(e.raw_os_error()),
-                e.raw_os_error()
-            );
+            emit!(Out::stderr(), "parmod: cannot open plan ", shown, ": ", errno_text(e.raw_os_error()), " (errno ", e.raw_os_error(), "); build one with parmod-plan compile\n");
             return Err(());
         }
     };
@@ -110,33 +107,28 @@ fn prepare(s: Setup<'_>) -> Result<&'static Ctx, ()> {
     let bytes = match bytes {
         Ok(b) => b,
         Err(e) => {
-            let _ = writeln!(Out::stderr(), "parmod: cannot map plan {shown}: errno {}", e.raw_os_error());
+            emit!(Out::stderr(), "parmod: cannot map plan ", shown, ": errno ", e.raw_os_error(), "\n");
             return Err(());
         }
     };
     let plan = match Plan::parse(bytes) {
         Ok(p) => p,
         Err(e) => {
-            let _ = writeln!(Out::stderr(), "parmod: plan {shown}: {e}; nothing loaded");
+            emit!(Out::stderr(), "parmod: plan ", shown, ": ", e, "; nothing loaded\n");
             return Err(());
         }
     };
     let uts = rustix::system::uname();
     let release = uts.release().to_bytes();
     if !s.simulate && !s.force && release != plan.kernel_release() {
-        let _ = writeln!(
-            Out::stderr(),
-            "parmod: plan {shown} was built for kernel {} but this is {}: rebuild the plan (or pass --force); nothing loaded",
-            Show(plan.kernel_release()),
-            Show(release)
-        );
+        emit!(Out::stderr(), "parmod: plan ", shown, " was built for kernel ", Show(plan.kernel_release()), " but this is ", Show(release), ": rebuild the plan (or pass --force); nothing loaded\n");
         return Err(());
     }
     let n = plan.module_count();
-    let st = match State::new(n as usize) {
+    let st = match State::new(n as usize, plan.wait_count() as usize) {
         Ok(st) => st,
         Err(e) => {
-            let _ = writeln!(Out::stderr(), "parmod: cannot map state for {n} modules: errno {}", e.raw_os_error());
+            emit!(Out::stderr(), "parmod: cannot map state for ", n, " modules: errno ", e.raw_os_error(), "\n");
             return Err(());
         }
     };
@@ -144,10 +136,10 @@ fn prepare(s: Setup<'_>) -> Result<&'static Ctx, ()> {
         for &want in list {
             match plan.modules().find(|m| same_name(m.name(), want)) {
                 Some(m) => {
-                    st.sim[m.index() as usize].fetch_or(flag, Relaxed);
+                    at(st.sim, m.index() as usize).fetch_or(flag, Relaxed);
                 }
                 None => {
-                    let _ = writeln!(Out::stderr(), "parmod: {opt} {}: no such module in plan {shown}", Show(want));
+                    emit!(Out::stderr(), "parmod: ", opt, " ", Show(want), ": no such module in plan ", shown, "\n");
                     return Err(());
                 }
             }
@@ -160,7 +152,7 @@ fn prepare(s: Setup<'_>) -> Result<&'static Ctx, ()> {
             && module_dir.extend_from_slice(plan.kernel_release()).is_ok(),
     };
     if !dir_ok {
-        let _ = writeln!(Out::stderr(), "parmod: module directory name too long");
+        emit!(Out::stderr(), "parmod: module directory name too long\n");
         return Err(());
     }
     let compressed = plan.modules().any(|m| m.compression() != Compression::None);
@@ -173,7 +165,12 @@ fn prepare(s: Setup<'_>) -> Result<&'static Ctx, ()> {
         module_timeout_ms: s.module_timeout_ms.unwrap_or(plan.module_timeout_ms()),
         timeout_forced: s.module_timeout_ms.is_some(),
         cmdline: s.cmdline,
+        wake_fd: rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK).ok(),
     };
+    if ctx.wake_fd.is_none() {
+        emit!(Out::stderr(), "parmod: cannot create an eventfd; nothing loaded\n");
+        return Err(());
+    }
     if !CTX.set(ctx) {
         return Err(());
     }
@@ -207,23 +204,95 @@ fn execute(ctx: &'static Ctx, t0: u64, r: Run<'_>) -> i32 {
         match thread::spawn(id) {
             Ok(()) => started += 1,
             Err(e) => {
-                let _ = writeln!(Out::stderr(), "parmod: cannot start worker {id}: errno {}", e.raw_os_error());
+                emit!(Out::stderr(), "parmod: cannot start worker ", id, ": errno ", e.raw_os_error(), "\n");
                 break;
             }
         }
     }
     if started == 0 && ctx.st.done() < n {
-        let _ = writeln!(Out::stderr(), "parmod: no worker could start; nothing loaded");
+        emit!(Out::stderr(), "parmod: no worker could start; nothing loaded\n");
         return EXIT_USAGE;
     }
 
-    // Supervise: wake when everything is done, when a load may have
-    // outlived its timeout, or at the deadline.
+    // Supervise: wake when a worker says so (everything done, a load to
+    // time, a module whose devices must appear), when a watched directory or
+    // the uevent socket has news, when a load may have outlived its
+    // timeout, when a wait times out, or at the deadline.
+    let st = &ctx.st;
+    let any_sys = plan.waits().any(|w| waits::is_sys(w.path()));
+    let any_other = plan.waits().any(|w| !waits::is_sys(w.path()));
+    let mut watcher = waits::Watcher::new(any_other, any_sys);
+    let mut finals_started = false;
     let mut at_deadline = false;
     loop {
+        ctx.clear_wakeups();
         ctx.begin_check();
-        let seen = ctx.st.event().load(Acquire);
-        if ctx.st.done() >= n {
+        let now = now_ns();
+        ctx.take_awaiting(|m| {
+            for w in plan.module(m).map_or(0..0, |x| x.dev_waits()) {
+                at(st.wstatus, w as usize).store(WAIT_ACTIVE, Relaxed);
+                at(st.wstart, w as usize).store(now, Relaxed);
+            }
+        });
+        if !finals_started && st.done() >= n {
+            // Waits before success start once every module is done.
+            finals_started = true;
+            for w in plan.waits().filter(|w| w.module().is_none()) {
+                at(st.wstatus, w.index() as usize).store(WAIT_ACTIVE, Relaxed);
+                at(st.wstart, w.index() as usize).store(now, Relaxed);
+            }
+        }
+        watcher.drain(now);
+        let mut next: Option<u64> = None;
+        let mut sys_pending = false;
+        let mut finals_pending = false;
+        for w in plan.waits() {
+            let i = w.index() as usize;
+            if at(st.wstatus, i).load(Relaxed) != WAIT_ACTIVE {
+                continue;
+            }
+            let path = w.path();
+            let mut there = waits::exists(path);
+            if !there && !waits::is_sys(path) {
+                // Watch first, then look again: nothing created in between is missed.
+                watcher.arm(path);
+                there = waits::exists(path);
+            }
+            let limit = if w.timeout_ms() > 0 {
+                Some(at(st.wstart, i).load(Relaxed) + w.timeout_ms() as u64 * 1_000_000)
+            } else {
+                deadline
+            };
+            if there {
+                at(st.wstatus, i).store(WAIT_SATISFIED, Relaxed);
+                at(st.wend, i).store(now, Relaxed);
+            } else if limit.is_some_and(|l| now >= l) {
+                at(st.wstatus, i).store(WAIT_TIMED_OUT, Relaxed);
+                at(st.wend, i).store(now, Relaxed);
+            } else {
+                sys_pending |= waits::is_sys(path);
+                finals_pending |= w.module().is_none();
+                if let Some(l) = limit {
+                    next = Some(next.map_or(l, |x: u64| x.min(l)));
+                }
+            }
+        }
+        // Modules whose waits are all decided: their dependents go on (or
+        // are skipped when a wait timed out).
+        let mut released = false;
+        for m in plan.modules().filter(|m| at(st.await_flag, m.index() as usize).load(Relaxed) != 0) {
+            let states = m.dev_waits().map(|w| at(st.wstatus, w as usize).load(Relaxed));
+            if states.clone().any(|s| s == WAIT_ACTIVE || s == WAIT_IDLE) {
+                continue;
+            }
+            let ok = states.clone().all(|s| s == WAIT_SATISFIED);
+            ctx.release_after_waits(m.index(), ok);
+            released = true;
+        }
+        if released {
+            continue;
+        }
+        if st.done() >= n && finals_started && !finals_pending {
             break;
         }
         let now = now_ns();
@@ -232,34 +301,46 @@ fn execute(ctx: &'static Ctx, t0: u64, r: Run<'_>) -> i32 {
             break;
         }
         let mut stuck = heapless::Vec::<(usize, u32), { sched::MAX_WORKERS }>::new();
-        let next = ctx.check_stuck(now, &mut stuck);
+        if let Some(t) = ctx.check_stuck(now, &mut stuck) {
+            next = Some(next.map_or(t, |x: u64| x.min(t)));
+        }
         for &(worker, m) in stuck.iter() {
             let name = Show(plan.module(m).map_or(b"?", |x| x.name()));
             let mut o = Out::stderr();
-            let _ = write!(o, "parmod: stuck: {name}: still loading after {} ms (worker {worker}); ", ctx.timeout_ms(m));
+            emit!(o, "parmod: stuck: ", name, ": still loading after ", ctx.timeout_ms(m), " ms (worker ", worker, "); ");
             match ctx.new_slot().map(|id| (id, thread::spawn(id))) {
                 Some((id, Ok(()))) => {
-                    let _ = writeln!(o, "worker {id} takes its place");
+                    emit!(o, "worker ", id, " takes its place\n");
                 }
                 _ => {
-                    let _ = writeln!(o, "no replacement worker could start");
+                    emit!(o, "no replacement worker could start\n");
                 }
             }
+        }
+        if sys_pending {
+            // /sys raises no events for new attributes: look again after a
+            // uevent, and on a bounded back-off in between.
+            if watcher.recheck_at() == u64::MAX {
+                watcher.restart_backoff(now);
+            } else if now >= watcher.recheck_at() {
+                watcher.backoff(now);
+            }
+            let r = watcher.recheck_at();
+            next = Some(next.map_or(r, |x: u64| x.min(r)));
+        } else {
+            watcher.stop_backoff();
         }
         let until = match (next, deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        ctx.wait_event(seen, until);
+        let (a, b) = watcher.fds();
+        ctx.wait_event(until, [a, b]);
     }
 
     let now = now_ns();
     if at_deadline {
-        let _ = writeln!(
-            Out::stderr(),
-            "parmod: deadline of {deadline_ms} ms reached with {} of {n} modules unfinished",
-            n - ctx.st.done().min(n)
-        );
+        emit!(Out::stderr(), "parmod: deadline of ", deadline_ms, " ms reached with ", n - ctx.st.done().min(n), " of ", n, " modules unfinished\n");
         ctx.retire_all();
     } else {
         for id in 0..ctx.st.spawned() {
@@ -271,13 +352,7 @@ fn execute(ctx: &'static Ctx, t0: u64, r: Run<'_>) -> i32 {
     let status = report::report(ctx, now, (now - t0) / 1_000_000, r.quiet, r.summary);
     if let Some(path) = r.trace {
         if let Err(e) = report::write_trace(ctx, path, t0, jobs) {
-            let _ = writeln!(
-                Out::stderr(),
-                "parmod: cannot write trace {}: {} (errno {})",
-                Show(path.to_bytes()),
-                errno_text(e.raw_os_error()),
-                e.raw_os_error()
-            );
+            emit!(Out::stderr(), "parmod: cannot write trace ", Show(path.to_bytes()), ": ", errno_text(e.raw_os_error()), " (errno ", e.raw_os_error(), ")\n");
             return status.max(1);
         }
     }
@@ -297,6 +372,10 @@ pub fn run(argv: Args, envp: *const *const u8) -> i32 {
     if basename(arg0) == b"modprobe" {
         ensure_std_fds();
         return modprobe(argv, t0);
+    }
+    if argv.get(1).is_some_and(|a| a.to_bytes() == b"wait") {
+        ensure_std_fds();
+        return waits::wait_command(&argv);
     }
     let init_mode = rustix::process::getpid().is_init()
         || (1..8).any(|i| argv.get(i).is_some_and(|a| a.to_bytes() == b"--init"));
@@ -319,7 +398,7 @@ pub fn run(argv: Args, envp: *const *const u8) -> i32 {
         return 0;
     }
     if !opts.simulate && !(opts.fail.is_empty() && opts.hang.is_empty()) {
-        let _ = writeln!(Out::stderr(), "parmod: --fail and --hang only work with --simulate");
+        emit!(Out::stderr(), "parmod: --fail and --hang only work with --simulate\n");
         return EXIT_USAGE;
     }
     if init_mode {
@@ -371,11 +450,11 @@ fn init_main(opts: args::Options, t0: u64, envp: *const *const u8) -> ! {
     let deadline_ms = cl.number(b"parmod.deadline").or(opts.deadline_ms);
     let timeout = cl.number(b"parmod.timeout").or(opts.module_timeout_ms);
     let Some(next) = next else {
-        let _ = writeln!(Out::stderr(), "parmod: parmod.next= is too long");
+        emit!(Out::stderr(), "parmod: parmod.next= is too long\n");
         init::give_up(rescue, envp)
     };
     let Some(plan_path) = plan_path else {
-        let _ = writeln!(Out::stderr(), "parmod: parmod.plan= is too long");
+        emit!(Out::stderr(), "parmod: parmod.plan= is too long\n");
         init::give_up(rescue, envp)
     };
     let setup = Setup {
@@ -423,19 +502,19 @@ fn modprobe(argv: Args, t0: u64) -> i32 {
                     None => return usage_error(ArgError::Missing("--plan")),
                 },
                 _ => {
-                    let _ = writeln!(Out::stderr(), "modprobe (parmod): unsupported option '{}'", Show(b));
+                    emit!(Out::stderr(), "modprobe (parmod): unsupported option '", Show(b), "'\n");
                     return 1;
                 }
             }
             continue;
         }
         if names.push(b).is_err() {
-            let _ = writeln!(Out::stderr(), "modprobe (parmod): too many names");
+            emit!(Out::stderr(), "modprobe (parmod): too many names\n");
             return 1;
         }
     }
     if names.is_empty() {
-        let _ = writeln!(Out::stderr(), "modprobe (parmod): usage: modprobe [-q] [--plan PLAN] [--] NAME...");
+        emit!(Out::stderr(), "modprobe (parmod): usage: modprobe [-q] [--plan PLAN] [--] NAME...\n");
         return 1;
     }
     let setup = Setup {
@@ -463,12 +542,7 @@ fn modprobe(argv: Args, t0: u64) -> i32 {
         }
         if wanted.len() == before {
             if !quiet {
-                let _ = writeln!(
-                    Out::stderr(),
-                    "modprobe: FATAL: Module {} not found in plan {}",
-                    Show(name),
-                    Show(plan_path.to_bytes())
-                );
+                emit!(Out::stderr(), "modprobe: FATAL: Module ", Show(name), " not found in plan ", Show(plan_path.to_bytes()), "\n");
             }
             return 1;
         }

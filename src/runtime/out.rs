@@ -2,9 +2,18 @@
 //! written with one `write(2)` per line, so lines from different tasks never
 //! interleave.
 
-use core::fmt;
-
+use parmod::plan::{MessageSink, PlanError};
 use rustix::fd::BorrowedFd;
+
+/// Write the pieces to an [`Out`]: `emit!(o, "text", number, Show(bytes), ...)`.
+/// Plain calls instead of `core::fmt` keep the binary small.
+macro_rules! emit {
+    ($o:expr $(, $part:expr)* $(,)?) => {{
+        let out: &mut $crate::runtime::out::Out = &mut $o;
+        $( $crate::runtime::out::Part::put(&$part, out); )*
+    }};
+}
+pub(crate) use emit;
 
 pub struct Out {
     fd: BorrowedFd<'static>,
@@ -29,6 +38,7 @@ impl Out {
         Out::new(super::mapping::stdout())
     }
 
+    #[inline(never)]
     pub fn bytes(&mut self, b: &[u8]) {
         for &c in b {
             if self.len == self.buf.len() {
@@ -39,6 +49,7 @@ impl Out {
         }
     }
 
+    #[inline(never)]
     pub fn flush(&mut self) {
         if self.kmsg && self.len > 0 {
             let k = super::init::KMSG.load(core::sync::atomic::Ordering::Relaxed);
@@ -64,10 +75,68 @@ impl Out {
     }
 }
 
-impl fmt::Write for Out {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+impl Out {
+    #[inline(never)]
+    pub fn num(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.bytes(&digits[i..]);
+    }
+}
+
+impl MessageSink for Out {
+    fn text(&mut self, s: &str) {
         self.bytes(s.as_bytes());
-        Ok(())
+    }
+    fn number(&mut self, n: u64) {
+        self.num(n);
+    }
+}
+
+/// One piece of a message.
+pub trait Part {
+    fn put(&self, o: &mut Out);
+}
+
+impl Part for &str {
+    #[inline(always)]
+    fn put(&self, o: &mut Out) {
+        o.bytes(self.as_bytes());
+    }
+}
+
+macro_rules! unsigned_part {
+    ($($t:ty),*) => {$(
+        impl Part for $t {
+            #[inline(always)]
+            fn put(&self, o: &mut Out) {
+                o.num(*self as u64);
+            }
+        }
+    )*};
+}
+unsigned_part!(u8, u16, u32, u64, usize);
+
+impl Part for i32 {
+    fn put(&self, o: &mut Out) {
+        if *self < 0 {
+            o.bytes(b"-");
+        }
+        o.num(self.unsigned_abs() as u64);
+    }
+}
+
+impl Part for PlanError {
+    fn put(&self, o: &mut Out) {
+        self.explain(o);
     }
 }
 
@@ -80,39 +149,31 @@ impl Drop for Out {
 /// Bytes shown as text (names and paths from the plan are ASCII).
 pub struct Show<'a>(pub &'a [u8]);
 
-impl fmt::Display for Show<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Part for Show<'_> {
+    #[inline(never)]
+    fn put(&self, o: &mut Out) {
         for &c in self.0 {
-            let c = if (b' '..0x7f).contains(&c) { c as char } else { '?' };
-            fmt::Write::write_char(f, c)?;
+            o.bytes(&[if (b' '..0x7f).contains(&c) { c } else { b'?' }]);
         }
-        Ok(())
     }
 }
 
-/// A short description of an errno value as finit_module reports them.
+/// The name of an errno value as finit_module and open report them, with
+/// a hint where the name alone says little.
 pub fn errno_text(e: i32) -> &'static str {
     match e {
-        1 => "operation not permitted (need CAP_SYS_MODULE, or module loading is locked)",
-        2 => "no such file (module file missing from the image, or a symbol provider missing)",
-        5 => "input/output error",
-        8 => "exec format error (not a valid module for this kernel)",
-        11 => "resource temporarily unavailable",
-        12 => "out of memory",
-        13 => "permission denied",
-        14 => "bad address",
-        16 => "device or resource busy",
-        17 => "already loaded",
-        19 => "no such device (the driver found no hardware)",
-        22 => "invalid argument (bad parameter or module)",
-        28 => "no space left",
-        38 => "function not implemented",
-        61 => "no data available",
-        62 => "timer expired",
-        95 => "operation not supported",
-        110 => "timed out",
-        126 => "required key not available (module signature)",
-        129 => "key rejected (module signature)",
+        1 => "EPERM (need CAP_SYS_MODULE, or loading is locked)",
+        2 => "ENOENT (file or needed symbol missing)",
+        8 => "ENOEXEC (not a module for this kernel)",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        19 => "ENODEV (no such device)",
+        22 => "EINVAL (bad parameter or module)",
+        95 => "EOPNOTSUPP",
+        110 => "ETIMEDOUT",
+        126 | 129 => "ENOKEY/EKEYREJECTED (module signature)",
         _ => "error",
     }
 }

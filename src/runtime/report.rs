@@ -1,7 +1,8 @@
 //! The end of a run: one line per module that did not load, the summary
 //! line, the exit status, and the binary trace.
 
-use core::fmt::Write;
+use super::sched::at;
+use super::out::emit;
 use core::sync::atomic::Ordering::Relaxed;
 
 use parmod::plan::trace::{self, result, TraceHeader, TraceRecord, NO_CAUSE, NO_WORKER};
@@ -9,7 +10,7 @@ use parmod::plan::Compression;
 use rustix::fs::{Mode, OFlags};
 
 use super::out::{errno_text, Out, Show};
-use super::sched::{Ctx, NOT_WANTED, READY, RUNNING, STUCK, WAITING};
+use super::sched::{Ctx, NOT_WANTED, READY, RUNNING, STUCK, WAITING, WAIT_ACTIVE, WAIT_IDLE, WAIT_SATISFIED, WAIT_TIMED_OUT};
 
 #[derive(Default)]
 pub struct Counts {
@@ -20,6 +21,7 @@ pub struct Counts {
     pub skipped: u32,
     pub stuck: u32,
     pub blocked: u32,
+    pub waits_failed: u32,
 }
 
 fn name(ctx: &Ctx, m: u32) -> Show<'static> {
@@ -28,7 +30,7 @@ fn name(ctx: &Ctx, m: u32) -> Show<'static> {
 
 /// How a module ended (or stands, at the deadline), as a trace result.
 pub fn outcome(ctx: &Ctx, m: u32) -> u8 {
-    let s = ctx.st.status[m as usize].load(Relaxed);
+    let s = at(ctx.st.status, m as usize).load(Relaxed);
     match s & !STUCK {
         WAITING | READY => result::BLOCKED,
         RUNNING => result::STUCK,
@@ -41,7 +43,7 @@ pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool, summary: bool) 
     let st = &ctx.st;
     let mut c = Counts::default();
     for m in 0..ctx.plan.module_count() {
-        if st.status[m as usize].load(Relaxed) == NOT_WANTED {
+        if at(st.status, m as usize).load(Relaxed) == NOT_WANTED {
             continue;
         }
         let r = outcome(ctx, m);
@@ -52,82 +54,111 @@ pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool, summary: bool) 
             result::BUILTIN => c.builtin += 1,
             result::FAILED => {
                 c.failed += 1;
-                let e = st.errno[m as usize].load(Relaxed) as i32;
-                let _ = write!(o, "parmod: failed: {}: ", name(ctx, m));
+                let e = at(st.errno, m as usize).load(Relaxed) as i32;
+                emit!(o, "parmod: failed: ", name(ctx, m), ": ");
                 let comp = ctx.plan.module(m).map_or(Compression::None, |x| x.compression());
                 if e == 95 && comp != Compression::None {
-                    let _ = writeln!(
-                        o,
-                        "compressed with {} but the kernel decompresses {}; put an uncompressed module in the image",
-                        comp.kernel_name(),
-                        ctx.kernel_decompress.map_or("nothing", |k| k.kernel_name())
-                    );
+                    emit!(o, "compressed with ", comp.kernel_name(), " but the kernel decompresses ", ctx.kernel_decompress.map_or("nothing", |k| k.kernel_name()), "; put an uncompressed module in the image\n");
                 } else {
-                    let _ = writeln!(o, "{} (errno {})", errno_text(e), e);
+                    emit!(o, errno_text(e), " (errno ", e, ")\n");
                 }
             }
             result::SKIPPED => {
                 c.skipped += 1;
                 if !quiet {
-                    let cause = st.cause[m as usize].load(Relaxed);
+                    let cause = at(st.cause, m as usize).load(Relaxed);
                     if cause == m {
-                        let _ = writeln!(o, "parmod: skipped: {}: blacklisted on the kernel command line", name(ctx, m));
+                        emit!(o, "parmod: skipped: ", name(ctx, m), ": blacklisted on the kernel command line\n");
+                    } else if matches!(outcome(ctx, cause) & !result::STUCK_FLAG, result::LOADED | result::PRESENT | result::BUILTIN) {
+                        emit!(o, "parmod: skipped: ", name(ctx, m), ": a wait after ", name(ctx, cause), " timed out\n");
                     } else {
-                        let _ = writeln!(o, "parmod: skipped: {}: dependency {} failed", name(ctx, m), name(ctx, cause));
+                        emit!(o, "parmod: skipped: ", name(ctx, m), ": dependency ", name(ctx, cause), " failed\n");
                     }
                 }
             }
             result::STUCK => {
                 c.stuck += 1;
-                let ms = now.saturating_sub(st.start[m as usize].load(Relaxed)) / 1_000_000;
-                let _ = writeln!(
-                    o,
-                    "parmod: stuck: {}: still inside finit_module after {} ms (worker {}); left behind",
-                    name(ctx, m),
-                    ms,
-                    st.worker[m as usize].load(Relaxed)
-                );
+                let ms = now.saturating_sub(at(st.start, m as usize).load(Relaxed)) / 1_000_000;
+                emit!(o, "parmod: stuck: ", name(ctx, m), ": still inside finit_module after ", ms, " ms (worker ", at(st.worker, m as usize).load(Relaxed), "); left behind\n");
             }
             _ => {
                 c.blocked += 1;
                 if !quiet {
-                    let _ = write!(o, "parmod: blocked: {}: ", name(ctx, m));
+                    emit!(o, "parmod: blocked: ", name(ctx, m), ": ");
                     match blocker(ctx, m) {
                         Some(d) => {
                             let why = if outcome(ctx, d) == result::STUCK { "stuck" } else { "not loaded" };
-                            let _ = writeln!(o, "waiting for {} ({why}) at the deadline", name(ctx, d));
+                            emit!(o, "waiting for ", name(ctx, d), " (", why, ") at the deadline\n");
                         }
                         None => {
-                            let _ = writeln!(o, "not started by the deadline");
+                            emit!(o, "not started by the deadline\n");
                         }
                     }
                 }
             }
         }
         if r & result::STUCK_FLAG != 0 && r != result::STUCK && !quiet {
-            let ms = st.end[m as usize].load(Relaxed).saturating_sub(st.start[m as usize].load(Relaxed)) / 1_000_000;
-            let _ = writeln!(o, "parmod: slow: {}: took {} ms, over its {} ms timeout", name(ctx, m), ms, ctx.timeout_ms(m));
+            let ms = at(st.end, m as usize).load(Relaxed).saturating_sub(at(st.start, m as usize).load(Relaxed)) / 1_000_000;
+            emit!(o, "parmod: slow: ", name(ctx, m), ": took ", ms, " ms, over its ", ctx.timeout_ms(m), " ms timeout\n");
         }
     }
-    let bad = c.failed + c.skipped + c.stuck + c.blocked;
+    for w in ctx.plan.waits() {
+        let i = w.index() as usize;
+        let state = at(st.wstatus, i).load(Relaxed);
+        if state == WAIT_SATISFIED || (state == WAIT_IDLE && !w.module().is_some_and(|m| outcome(ctx, m) == result::LOADED)) {
+            // Satisfied, or never started because its module did not load
+            // (that module's own line says why).
+            continue;
+        }
+        c.waits_failed += 1;
+        let mut o = Out::stderr();
+        emit!(o, "parmod: wait ");
+        let waited = now.saturating_sub(at(st.wstart, i).load(Relaxed)) / 1_000_000;
+        match state {
+            WAIT_TIMED_OUT => {
+                let ms = at(st.wend, i).load(Relaxed).saturating_sub(at(st.wstart, i).load(Relaxed)) / 1_000_000;
+                emit!(o, "timed out: ", Show(w.path()), " not there after ", ms, " ms");
+            }
+            WAIT_ACTIVE => {
+                emit!(o, "unfinished: ", Show(w.path()), " not there after ", waited, " ms at the deadline");
+            }
+            _ => {
+                emit!(o, "not started: ", Show(w.path()));
+            }
+        }
+        match w.module() {
+            Some(m) => {
+                emit!(o, " (after ", name(ctx, m));
+                let mut held = 0;
+                for d in ctx.plan.module(m).into_iter().flat_map(|x| x.dependents()).filter(|e| e.hard) {
+                    if held < 8 {
+                        emit!(o, if held == 0 { "; held back:" } else { "," }, " ", name(ctx, d.module));
+                    }
+                    held += 1;
+                }
+                if held > 8 {
+                    emit!(o, " and ", held - 8, " more");
+                }
+                emit!(o, ")\n");
+            }
+            None => {
+                emit!(o, " (needed before success)\n");
+            }
+        }
+    }
+    let bad = c.failed + c.skipped + c.stuck + c.blocked + c.waits_failed;
     if !summary && bad == 0 {
         return 0;
     }
     let mut o = Out::stderr();
-    let _ = write!(
-        o,
-        "parmod: {} loaded ({} already present, {} built in), {} failed, {} skipped, {} stuck",
-        c.loaded + c.present + c.builtin,
-        c.present,
-        c.builtin,
-        c.failed,
-        c.skipped,
-        c.stuck
-    );
+    emit!(o, "parmod: ", c.loaded + c.present + c.builtin, " loaded (", c.present, " already present, ", c.builtin, " built in), ", c.failed, " failed, ", c.skipped, " skipped, ", c.stuck, " stuck");
     if c.blocked > 0 {
-        let _ = write!(o, ", {} blocked", c.blocked);
+        emit!(o, ", ", c.blocked, " blocked");
     }
-    let _ = writeln!(o, " in {} ms", elapsed_ms);
+    if c.waits_failed > 0 {
+        emit!(o, ", ", c.waits_failed, " waits failed");
+    }
+    emit!(o, " in ", elapsed_ms, " ms\n");
     if bad > 0 {
         1
     } else {
@@ -154,7 +185,7 @@ pub fn write_trace(ctx: &Ctx, path: &core::ffi::CStr, t0: u64, jobs: u32) -> Res
     let n = ctx.plan.module_count();
     let header = TraceHeader {
         plan_checksum: ctx.plan.checksum(),
-        record_count: n,
+        record_count: n + ctx.plan.wait_count(),
         t0_ns: t0,
         jobs: jobs as u16,
         simulated: ctx.simulate,
@@ -169,14 +200,37 @@ pub fn write_trace(ctx: &Ctx, path: &core::ffi::CStr, t0: u64, jobs: u32) -> Res
         let r = outcome(ctx, m);
         let started = !matches!(r, result::SKIPPED | result::BLOCKED);
         let rec = TraceRecord {
-            start_ns: if started { st.start[i].load(Relaxed) } else { 0 },
-            end_ns: if started && r != result::STUCK { st.end[i].load(Relaxed) } else { 0 },
+            start_ns: if started { at(st.start, i).load(Relaxed) } else { 0 },
+            end_ns: if started && r != result::STUCK { at(st.end, i).load(Relaxed) } else { 0 },
             index: m,
-            errno: st.errno[i].load(Relaxed) as i32,
-            cause: if r == result::SKIPPED { st.cause[i].load(Relaxed) } else { NO_CAUSE },
-            worker: if started { st.worker[i].load(Relaxed) as u16 } else { NO_WORKER },
+            errno: at(st.errno, i).load(Relaxed) as i32,
+            cause: if r == result::SKIPPED { at(st.cause, i).load(Relaxed) } else { NO_CAUSE },
+            worker: if started { at(st.worker, i).load(Relaxed) as u16 } else { NO_WORKER },
             kind: trace::kind::MODULE,
             result: r,
+        };
+        if len + trace::TRACE_RECORD_SIZE > buf.len() {
+            write_all(&fd, &buf[..len])?;
+            len = 0;
+        }
+        buf[len..len + trace::TRACE_RECORD_SIZE].copy_from_slice(&rec.encode());
+        len += trace::TRACE_RECORD_SIZE;
+    }
+    for w in ctx.plan.waits() {
+        let i = w.index() as usize;
+        let rec = TraceRecord {
+            start_ns: at(st.wstart, i).load(Relaxed),
+            end_ns: at(st.wend, i).load(Relaxed),
+            index: w.index(),
+            errno: 0,
+            cause: w.module().unwrap_or(NO_CAUSE),
+            worker: NO_WORKER,
+            kind: trace::kind::WAIT,
+            result: match at(st.wstatus, i).load(Relaxed) {
+                WAIT_SATISFIED => result::SATISFIED,
+                WAIT_TIMED_OUT => result::TIMED_OUT,
+                _ => result::BLOCKED,
+            },
         };
         if len + trace::TRACE_RECORD_SIZE > buf.len() {
             write_all(&fd, &buf[..len])?;

@@ -1,11 +1,14 @@
 //! Worker tasks. Each worker is a raw `clone` task sharing our address
-//! space, files and cwd (CLONE_VM|CLONE_FS|CLONE_FILES) but *not* our thread
-//! group: a worker stuck inside `finit_module` must not stop parmod from
-//! exiting (a thread group is only reaped once all its threads are gone), and
-//! in /init mode the stuck task simply stays behind when PID 1 moves on.
-//! Workers run with every signal blocked and die with the main task
-//! (PR_SET_PDEATHSIG), and make raw system calls only.
+//! space (CLONE_VM) but *not* our thread group: a worker stuck inside
+//! `finit_module` must not stop parmod from exiting (a thread group is only
+//! reaped once all its threads are gone), and in /init mode the stuck task
+//! simply stays behind when PID 1 execs the next stage. For the same reason
+//! workers get copies of the descriptor table and cwd rather than sharing
+//! them, and report their exit with SIGCHLD, so whichever init inherits them
+//! reaps them like any child. Workers run with every signal blocked, die
+//! with the main task (PR_SET_PDEATHSIG), and make raw system calls only.
 
+use super::sched::at;
 use rustix::io::Errno;
 
 use super::arch;
@@ -13,12 +16,11 @@ use super::mapping;
 use super::sched::CTX;
 
 const CLONE_VM: usize = 0x0000_0100;
-const CLONE_FS: usize = 0x0000_0200;
-const CLONE_FILES: usize = 0x0000_0400;
 const CLONE_SYSVSEM: usize = 0x0004_0000;
 const CLONE_PARENT_SETTID: usize = 0x0010_0000;
 const CLONE_CHILD_CLEARTID: usize = 0x0020_0000;
 const SIG_SETMASK: u32 = 2;
+const SIGCHLD: usize = 17;
 
 /// Stack of a worker: it formats nothing and keeps one 1 KiB path buffer.
 const STACK_SIZE: usize = 64 * 1024;
@@ -27,8 +29,8 @@ const STACK_SIZE: usize = 64 * 1024;
 pub fn spawn(id: usize) -> Result<(), Errno> {
     let ctx = CTX.get().ok_or(Errno::INVAL)?;
     let top = mapping::map_stack(STACK_SIZE)?;
-    let tid = ctx.st.slot_tid[id].as_ptr();
-    let flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SYSVSEM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+    let tid = at(ctx.st.slot_tid, id).as_ptr();
+    let flags = CLONE_VM | CLONE_SYSVSEM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD;
     // Block every signal across clone so the child starts with all blocked
     // and no handler of ours can run on its stack; restore ours afterwards.
     let all: u64 = !0;
