@@ -22,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 W=$repo/build/qemu
 ONLY="" MODE=auto
-ALL="fixture-graph failure stuck real-devices busybox-next cmdline rescue-next rescue-plan"
+ALL="fixture-graph failure stuck real-devices real-large busybox-next cmdline rescue-next rescue-plan"
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=${2//,/ }; shift 2 ;;
@@ -385,6 +385,28 @@ EOF
     local seen
     seen=$(sed -n 's/^T: appeared \(.*\) after \(.*\)$/\1 +\2/p' "$LOG" | tr '\n' ',' | sed 's/,$//; s/,/, /g')
     finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //'); nodes after parmod: ${seen:-none}"
+}
+
+# --- (d2) a large real module set: GPU, file system, wireless, network ------
+# No hardware for most of them: their inits register drivers and return 0.
+LARGE_SET="amdgpu i915 nouveau radeon btrfs xfs ext4 f2fs mac80211 iwlwifi ath9k snd_hda_intel e1000e igb ixgbe r8169 nvme ahci virtio_net virtio_gpu btusb usbhid hid_generic uvcvideo dm_crypt raid456 nf_tables bridge vxlan wireguard sctp fuse overlay"
+scenario_real-large() {
+    local name=real-large append="quiet"
+    # shellcheck disable=SC2086
+    plan "$name" $LARGE_SET || { fail "plan compile failed"; return; }
+    local n
+    n=$("$PARMOD_PLAN" show --json "$W/img/$name.plan" | grep -c '"path": "')
+    image "$name" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
+    boot "$name" "$append" -cpu max
+    local m
+    for m in $LARGE_SET; do
+        has_module "$m" || fail "$m not loaded"
+    done
+    [ "$(summary_field loaded)" = "$n" ] && [ "$(summary_field failed)" = 0 ] \
+        || fail "summary '$(summary)', want $n loaded, 0 failed"
+    check_exit 0
+    finish "$name" "boot ${BOOT_SECS} s, $(du -m "$W/img/$name.img" | cut -f1) MB image, $(summary | sed 's/^parmod: //')"
 }
 
 # --- (e) busybox init as the next stage -------------------------------------
