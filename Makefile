@@ -18,7 +18,7 @@ PARMOD_PLAN := $(OUT)/host/parmod-plan
 # The stripped runtime must stay within this many bytes.
 SIZE_BUDGET := 65536
 
-.PHONY: all build deps rust-target test unit-test size-check bench bench-plan demo qemu-test clean
+.PHONY: all build deps rust-target test unit-test size-check bench bench-plan demo qemu-test initramfs clean
 
 all: build
 
@@ -53,7 +53,23 @@ unit-test: deps build
 	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 \
 	  $(CARGO) test --features host
 
-test: deps size-check unit-test
+test: deps size-check unit-test qemu-test
+
+# The QEMU boot suite (installs qemu, the Debian kernel and headers, busybox).
+qemu-test: build
+	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/run.sh
+
+# An initramfs: make initramfs KVER=... MODULES="a b c" [CONFIG=dir] [IMAGE=file]
+KVER ?= $(shell ls /lib/modules 2>/dev/null | sort -V | tail -n 1)
+MODULES ?=
+IMAGE ?= build/initramfs-$(KVER).cpio.gz
+initramfs: build
+	@[ -n "$(MODULES)" ] || { echo "usage: make initramfs KVER=... MODULES=\"mod1 mod2\" [CONFIG=dir] [IMAGE=file]" >&2; exit 2; }
+	mkdir -p build/initramfs
+	$(PARMOD_PLAN) compile --kver $(KVER) $(if $(CONFIG),--config $(CONFIG)) -o build/initramfs/parmod.plan $(MODULES)
+	initramfs/mkinitramfs.sh --kver $(KVER) --modules-dir /lib/modules/$(KVER) \
+	  --plan build/initramfs/parmod.plan --parmod $(PARMOD) --parmod-plan $(PARMOD_PLAN) \
+	  --busybox --compress gzip -o $(IMAGE)
 
 bench-plan: deps
 	bench/bench-plan.sh
