@@ -22,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 W=$repo/build/qemu
 ONLY="" MODE=auto
-ALL="fixture-graph failure stuck real-devices real-large busybox-next cmdline rescue-next rescue-plan"
+ALL="fixture-graph failure stuck late-waits real-devices real-large busybox-next cmdline rescue-next rescue-plan"
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=${2//,/ }; shift 2 ;;
@@ -346,10 +346,82 @@ scenario_stuck() {
     finish "$name" "boot ${BOOT_SECS} s, next stage at ${ns:-?} s uptime, $(summary | sed 's/^parmod: //')"
 }
 
+# --- (c2) late device nodes and attributes: wait-for ------------------------
+scenario_late-waits() {
+    local name=late-waits append="quiet"
+    local cd=$W/conf/$name.d
+    rm -rf "$cd"
+    mkdir -p "$cd"
+    cp "$ROOT/etc/modprobe.d/pm-fixtures.conf" "$cd/"
+    cat > "$cd/waits.conf" <<'EOF'
+# pm_diamond_bottom may start only once pm_late_attr's late attribute is there.
+softdep pm_diamond_bottom pre: pm_late_attr
+wait-for /sys/kernel/pm_late/ready after pm_late_attr timeout 5000
+# A final wait: parmod reports success only with /dev/pm_late there.
+wait-for /dev/pm_late timeout 5000
+# A wait that times out after a hard dependency: its dependents are skipped.
+wait-for /dev/pm_never after pm_chain_a timeout 1000
+# ... and after a soft one: the dependent still loads, once the wait is over.
+softdep pm_request pre: pm_requested
+wait-for /dev/pm_never_soft after pm_requested timeout 1000
+EOF
+    plan "$name" --config "$cd" pm_chain_c pm_diamond_top pm_late_misc pm_request \
+        || { fail "plan compile failed"; return; }
+    printf '/dev/pm_late 5000\n/sys/kernel/pm_late/ready 5000\n' > "$W/conf/$name.wait"
+    image "$name" --extra "$W/conf/$name.wait:/etc/check-wait" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
+    boot "$name" "$append"
+    grep -q '^T: appeared /dev/pm_late after 0ms' "$LOG" || fail "/dev/pm_late not there when parmod was done ($(grep -m1 'T: .* /dev/pm_late' "$LOG"))"
+    grep -q '^T: appeared /sys/kernel/pm_late/ready after 0ms' "$LOG" || fail "/sys/kernel/pm_late/ready not there when parmod was done"
+    local created ds
+    created=$(sed -n 's/.*pm_fixture: pm_late_attr created \/sys\/kernel\/pm_late\/ready \([0-9]*\) .*/\1/p' "$LOG" | head -n1)
+    ds=$(kt pm_diamond_bottom start)
+    if [ -n "$created" ] && [ -n "$ds" ]; then
+        [ "$ds" -ge "$created" ] || fail "pm_diamond_bottom started at $ds before /sys/kernel/pm_late/ready was created at $created"
+    else
+        fail "no ktime for the attribute (${created:-none}) or pm_diamond_bottom (${ds:-none})"
+    fi
+    local re rs
+    re=$(kt pm_requested end) rs=$(kt pm_request start)
+    if [ -n "$re" ] && [ -n "$rs" ]; then
+        [ "$rs" -ge $((re + 900000000)) ] || fail "pm_request started $(( (rs - re) / 1000000 )) ms after pm_requested ended, before its 1000 ms wait was over"
+    else
+        fail "no ktime for pm_requested's end (${re:-none}) or pm_request's start (${rs:-none})"
+    fi
+    local m
+    for m in pm_chain_a pm_diamond_bottom pm_diamond_left pm_diamond_right pm_diamond_top \
+        pm_late_misc pm_late_attr pm_requested pm_request; do
+        has_module "$m" || fail "$m not loaded"
+    done
+    for m in pm_chain_b pm_chain_c; do
+        has_module "$m" && fail "$m loaded although the wait after pm_chain_a timed out"
+    done
+    grep -q 'parmod: skipped: pm_chain_b: a wait after pm_chain_a timed out' "$LOG" \
+        || fail "no 'skipped: pm_chain_b: a wait after pm_chain_a timed out' line"
+    grep -q 'parmod: wait .*/dev/pm_never ' "$LOG" || fail "no 'parmod: wait ... /dev/pm_never' line"
+    [ "$(summary_field loaded)" = 9 ] && [ "$(summary_field skipped)" = 2 ] \
+        && [ "$(summary | grep -o '[0-9]* waits failed' | cut -d' ' -f1)" = 2 ] \
+        || fail "summary '$(summary)', want 9 loaded, 2 skipped, 2 waits failed"
+    check_exit 1
+    finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //')"
+}
+
 # --- (d) real Debian modules with real QEMU devices -------------------------
 scenario_real-devices() {
     local name=real-devices append="quiet"
-    plan "$name" virtio_pci virtio_blk e1000 snd_hda_intel snd_hda_codec_generic \
+    # parmod waits for the nodes itself; /dev/sda comes ~1 s late (usb-storage
+    # waits delay_use before scanning).
+    local cd=$W/conf/$name.d
+    rm -rf "$cd"
+    mkdir -p "$cd"
+    cat > "$cd/waits.conf" <<'EOF'
+wait-for /dev/snd/controlC* after snd_hda_intel timeout 10000
+wait-for /sys/class/net/eth0 after e1000 timeout 10000
+wait-for /dev/vda timeout 10000
+wait-for /dev/sda timeout 15000
+wait-for /dev/dri/card0 timeout 10000
+EOF
+    plan "$name" --config "$cd" virtio_pci virtio_blk e1000 snd_hda_intel snd_hda_codec_generic \
         xhci_pci usb_storage sd_mod bochs || { fail "plan compile failed"; return; }
     cat > "$W/conf/$name.wait" <<'EOF'
 /dev/vda 10000
@@ -379,6 +451,7 @@ EOF
     local p
     for p in /dev/vda /sys/class/net/eth0 /dev/snd/controlC0 /dev/sda /dev/dri/card0; do
         grep -q "^T: appeared $p " "$LOG" || fail "$p did not appear"
+        grep -q "^T: appeared $p after 0ms" "$LOG" || fail "$p was not there when parmod was done (its wait-for)"
     done
     check_exit 0
     [ "$(summary_field failed)" = 0 ] || fail "summary: $(summary)"
@@ -496,6 +569,8 @@ for s in $ONLY; do
     case " $ALL " in *" $s "*) ;; *) echo "run: unknown scenario $s" >&2; exit 2 ;; esac
     log "scenario $s"
     "scenario_$s"
+    # A scenario that gave up before booting has not reported yet.
+    [ -z "$REASONS" ] || finish "$s" "gave up before booting"
 done
 
 log "mode $MODE, $(( $(date +%s) - t_start )) s in all"
