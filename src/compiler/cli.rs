@@ -116,8 +116,14 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
         (None, Some(_)) => return Err(Error::Usage("compile: --profile-plan needs --profile TRACE".into())),
     }
     let mut warn = |m: String| eprintln!("parmod-plan: warning: {m}");
-    let b = super::compile(&o, &mut warn)?;
+    let inputs = super::load_inputs(&o, &mut warn)?;
+    let requests = super::requests(&o)?;
+    let b = super::compile_requests(&o, &inputs, &requests, &mut warn)?;
     super::write_plan(&b, &out)?;
+    // The process exits right after: freeing tens of thousands of strings
+    // one by one would only cost time (a few ms on a full kernel tree).
+    std::mem::forget(b);
+    std::mem::forget(inputs);
     Ok(0)
 }
 

@@ -95,6 +95,43 @@ pub struct Node {
     pub file_size: u32,
 }
 
+/// [`ModprobeConfig::softdep_for`] for many names: patterns without glob
+/// characters in a map, so that a name costs one hash lookup and a glob
+/// match per glob pattern instead of a glob match per softdep line.
+struct SoftdepIndex<'a> {
+    /// Literal pattern -> index of its first softdep line.
+    literal: FastMap<&'a str, usize>,
+    /// Indices of the softdep lines whose pattern is a glob, in order.
+    globs: Vec<usize>,
+}
+
+impl<'a> SoftdepIndex<'a> {
+    fn new(cfg: &'a ModprobeConfig) -> Self {
+        let mut literal: FastMap<&'a str, usize> = FastMap::default();
+        let mut globs = Vec::new();
+        for (i, sd) in cfg.softdeps.iter().enumerate() {
+            if sd.pattern.contains(['*', '?', '[', '\\']) {
+                globs.push(i);
+            } else {
+                literal.entry(sd.pattern.as_str()).or_insert(i);
+            }
+        }
+        SoftdepIndex { literal, globs }
+    }
+
+    /// The first softdep line whose pattern matches `name`, as `softdep_for` finds it.
+    fn find<'c>(&self, cfg: &'c ModprobeConfig, name: &str) -> Option<&'c super::config::SoftDep> {
+        let lit = self.literal.get(name).copied();
+        let glob = self
+            .globs
+            .iter()
+            .copied()
+            .take_while(|&i| lit.is_none_or(|l| i < l))
+            .find(|&i| glob_match(cfg.softdeps[i].pattern.as_bytes(), name.as_bytes()));
+        glob.or(lit).map(|i| &cfg.softdeps[i])
+    }
+}
+
 /// The closure of the requested names.
 #[derive(Debug, Default)]
 pub struct Graph {
@@ -143,6 +180,10 @@ impl Graph {
     ) -> Result<Graph> {
         let mut g = Graph::default();
         let mut queue = VecDeque::new();
+        let softdeps = SoftdepIndex::new(cfg);
+        // Soft dependency names repeat (crypto-crc32c, ecb, ...) and are often
+        // aliases, the slowest lookup: resolve each once.
+        let mut soft_lookups: FastMap<&str, Lookup> = FastMap::default();
         for r in requests {
             let found = lookup(idx, cfg, &r.name, warn);
             if found.targets.is_empty() {
@@ -182,11 +223,11 @@ impl Graph {
                     g.nodes[n].waits_for.push((dn, true));
                 }
             }
-            let name = g.nodes[n].name.clone();
-            if let Some(sd) = cfg.softdep_for(&name) {
+            if let Some(sd) = softdeps.find(cfg, &g.nodes[n].name) {
+                let name = g.nodes[n].name.clone();
                 for (pre, list) in [(true, &sd.pre), (false, &sd.post)] {
                     for dep in list {
-                        let found = lookup(idx, cfg, dep, warn);
+                        let found = soft_lookups.entry(dep.as_str()).or_insert_with(|| lookup(idx, cfg, dep, warn));
                         if found.targets.is_empty() {
                             warn(format!(
                                 "{}: soft dependency '{dep}' of '{name}' is no module or alias; ignored",

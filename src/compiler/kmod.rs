@@ -71,10 +71,13 @@ pub struct AliasEntry {
 /// (a plan that names only modules never needs it).
 #[derive(Debug, Default)]
 struct AliasLookup {
-    /// Patterns without glob characters: pattern -> entries in `aliases`.
-    exact: FastMap<String, Vec<u32>>,
-    /// Patterns with glob characters: (index in `aliases`, literal prefix length).
-    globs: Vec<(u32, usize)>,
+    /// Patterns without glob characters: (hash of the pattern, index in
+    /// `aliases`), sorted (so by hash, then in file order).
+    exact: Vec<(u64, u32)>,
+    /// Patterns with glob characters, by the first byte of their literal
+    /// prefix (slot 256: no literal prefix): (index in `aliases`, literal
+    /// prefix length), in file order.
+    globs: Vec<Vec<(u32, usize)>>,
 }
 
 #[derive(Debug, Default)]
@@ -131,6 +134,11 @@ pub fn normalize_alias(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+fn str_hash(s: &str) -> u64 {
+    use std::hash::BuildHasher;
+    BuildHasherDefault::<FastHasher>::default().hash_one(s)
 }
 
 fn is_glob(s: &str) -> bool {
@@ -262,15 +270,18 @@ impl KmodIndex {
 
     fn alias_lookup(&self) -> &AliasLookup {
         self.alias_lookup.get_or_init(|| {
-            let mut l = AliasLookup::default();
+            let mut l = AliasLookup { exact: Vec::new(), globs: vec![Vec::new(); 257] };
             for (e, a) in self.aliases.iter().enumerate() {
                 let pattern = self.alias_pattern(a);
                 if is_glob(pattern) {
-                    l.globs.push((e as u32, literal_prefix(pattern)));
+                    let plen = literal_prefix(pattern);
+                    let slot = if plen == 0 { 256 } else { pattern.as_bytes()[0] as usize };
+                    l.globs[slot].push((e as u32, plen));
                 } else {
-                    l.exact.entry(pattern.to_string()).or_default().push(e as u32);
+                    l.exact.push((str_hash(pattern), e as u32));
                 }
             }
+            l.exact.sort_unstable();
             l
         })
     }
@@ -280,10 +291,19 @@ impl KmodIndex {
     pub fn lookup_alias(&self, name: &str) -> Vec<u32> {
         let l = self.alias_lookup();
         let mut hits: Vec<u32> = Vec::new();
-        if let Some(list) = l.exact.get(name) {
-            hits.extend(list.iter().copied());
+        let h = str_hash(name);
+        let first = l.exact.partition_point(|&(x, _)| x < h);
+        for &(x, e) in &l.exact[first..] {
+            if x != h {
+                break;
+            }
+            if self.alias_pattern(&self.aliases[e as usize]) == name {
+                hits.push(e);
+            }
         }
-        for &(e, plen) in &l.globs {
+        let first = name.as_bytes().first().map_or(256, |&c| c as usize);
+        let candidates = l.globs[first].iter().chain(if first == 256 { &[][..] } else { &l.globs[256][..] });
+        for &(e, plen) in candidates {
             let pat = self.alias_pattern(&self.aliases[e as usize]);
             if name.as_bytes().starts_with(&pat.as_bytes()[..plen])
                 && glob_match(pat.as_bytes(), name.as_bytes())
@@ -337,37 +357,29 @@ fn parse_alias_file(path: &Path) -> Result<RawAliases> {
         return Err(Error::Other(std::format!("{}: too large", path.display())));
     }
     let mut lines = Vec::with_capacity(text.len() / 48);
-    let mut pos = 0usize;
-    while pos < text.len() {
-        let end = text[pos..].iter().position(|&c| c == b'\n').map_or(text.len(), |i| pos + i);
-        let mut words = [(0usize, 0usize); 3];
-        let mut nw = 0;
-        let mut i = pos;
-        while i < end && nw < 3 {
-            while i < end && text[i].is_ascii_whitespace() {
-                i += 1;
+    {
+        let s = std::str::from_utf8(&text).map_err(|_| Error::Other(std::format!("{}: not UTF-8", path.display())))?;
+        let base = s.as_ptr() as usize;
+        let at = |w: &str| (w.as_ptr() as usize - base) as u32;
+        for line in s.lines() {
+            let mut it = line.split_ascii_whitespace();
+            if it.next() != Some("alias") {
+                continue;
             }
-            let start = i;
-            while i < end && !text[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            if i > start {
-                words[nw] = (start, i);
-                nw += 1;
+            let (Some(pattern), Some(module)) = (it.next(), it.next()) else { continue };
+            lines.push((at(pattern), pattern.len() as u32, at(module), module.len() as u32));
+        }
+    }
+    for &(ps, pl, ms, ml) in &lines {
+        let pat = &mut text[ps as usize..(ps + pl) as usize];
+        if pat.contains(&b'-') {
+            normalize_alias_bytes(pat);
+        }
+        for c in &mut text[ms as usize..(ms + ml) as usize] {
+            if *c == b'-' {
+                *c = b'_';
             }
         }
-        if nw == 3 && &text[words[0].0..words[0].1] == b"alias" {
-            let (ps, pe) = words[1];
-            let (ms, me) = words[2];
-            normalize_alias_bytes(&mut text[ps..pe]);
-            for c in &mut text[ms..me] {
-                if *c == b'-' {
-                    *c = b'_';
-                }
-            }
-            lines.push((ps as u32, (pe - ps) as u32, ms as u32, (me - ms) as u32));
-        }
-        pos = end + 1;
     }
     // Only ASCII '-' became ASCII '_': still UTF-8.
     let text = String::from_utf8(text).map_err(|_| Error::Other(std::format!("{}: not UTF-8", path.display())))?;
