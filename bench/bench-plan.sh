@@ -4,6 +4,9 @@
 # wall time and the plan size.
 #
 #   bench/bench-plan.sh [KVER] [RUNS]      (defaults: newest under /lib/modules, 20)
+#
+# PARMOD_PLAN_BIN=path/to/parmod-plan times that binary instead of building
+# one (to compare two versions under the same machine load).
 set -eu
 cd "$(dirname "$0")/.."
 KVER=${1:-$(ls /lib/modules | sort -V | tail -n 1)}
@@ -11,8 +14,12 @@ RUNS=${2:-20}
 DIR=/lib/modules/$KVER
 [ -f "$DIR/modules.dep" ] || { echo "bench-plan: no $DIR/modules.dep; install linux-image-amd64" >&2; exit 1; }
 
-cargo build --quiet --profile host --features host --bin parmod-plan
-BIN=target/host/parmod-plan
+if [ -n "${PARMOD_PLAN_BIN:-}" ]; then
+    BIN=$PARMOD_PLAN_BIN
+else
+    cargo build --quiet --profile host --features host --bin parmod-plan
+    BIN=target/host/parmod-plan
+fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 sed -n 's/:.*//p' "$DIR/modules.dep" | sed 's,.*/,,; s/\.ko.*//' > "$TMP/names"
@@ -44,4 +51,4 @@ SIZE=$(wc -c < "$OUT")
 echo "kernel $KVER: $COUNT modules requested; plan: $("$BIN" show "$OUT" | sed -n "s/^modules: *//p")"
 echo "median wall time over $RUNS runs: $MEDIAN ms"
 echo "plan size: $SIZE bytes"
-echo "machine: $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "machine: $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load average$(uptime | sed 's/.*load average//')"

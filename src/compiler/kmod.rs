@@ -9,7 +9,7 @@ use std::prelude::rust_2021::*;
 use std::vec;
 
 use super::error::{read, Error, Result};
-use crate::plan::{glob_match, is_safe_relative_path};
+use crate::plan::{glob_match, is_safe_relative_path, NONE};
 
 /// A small multiplicative hasher (FxHash-like) for the compiler's string
 /// maps: inputs are trusted local files, and SipHash dominated profiles.
@@ -67,8 +67,7 @@ pub struct AliasEntry {
     pub module: u32,
 }
 
-/// The lookup structure over modules.alias, built on the first alias lookup
-/// (a plan that names only modules never needs it).
+/// The lookup structure over modules.alias (built while modules.dep is read).
 #[derive(Debug, Default)]
 struct AliasLookup {
     /// Patterns without glob characters: (hash of the pattern, index in
@@ -86,12 +85,14 @@ pub struct KmodIndex {
     pub dir: PathBuf,
     pub modules: Vec<ModuleEntry>,
     pub by_name: FastMap<String, u32>,
-    /// Every modules.alias line whose module is in modules.dep, in file order.
+    /// Every modules.alias line, in file order. `module` is
+    /// [`crate::plan::NONE`] when modules.dep does not know the module (such
+    /// an alias cannot be loaded and is never used).
     pub aliases: Vec<AliasEntry>,
     /// modules.alias with its patterns and module names normalised in place
     /// (`-` to `_` never changes a length): the aliases point into it.
     pub alias_text: String,
-    alias_lookup: std::sync::OnceLock<AliasLookup>,
+    alias_lookup: AliasLookup,
     /// Canonical names of built-in modules.
     pub builtin: FastSet<String>,
     /// Aliases of built-in modules (modules.builtin.modinfo): (pattern, name).
@@ -253,14 +254,14 @@ impl KmodIndex {
     }
 
     fn add_aliases(&mut self, raw: RawAliases) {
-        let RawAliases { text, lines } = raw;
+        let RawAliases { text, lines, lookup } = raw;
         self.aliases.reserve(lines.len());
         for (ps, pl, ms, ml) in lines {
-            // Aliases of modules that modules.dep does not know cannot be loaded.
-            let Some(&m) = self.by_name.get(&text[ms as usize..(ms + ml) as usize]) else { continue };
+            let m = self.by_name.get(&text[ms as usize..(ms + ml) as usize]).copied().unwrap_or(NONE);
             self.aliases.push(AliasEntry { start: ps, len: pl, module: m });
         }
         self.alias_text = text;
+        self.alias_lookup = lookup;
     }
 
     /// The pattern of an alias entry.
@@ -268,28 +269,10 @@ impl KmodIndex {
         self.alias_text.get(e.start as usize..(e.start + e.len) as usize).unwrap_or("")
     }
 
-    fn alias_lookup(&self) -> &AliasLookup {
-        self.alias_lookup.get_or_init(|| {
-            let mut l = AliasLookup { exact: Vec::new(), globs: vec![Vec::new(); 257] };
-            for (e, a) in self.aliases.iter().enumerate() {
-                let pattern = self.alias_pattern(a);
-                if is_glob(pattern) {
-                    let plen = literal_prefix(pattern);
-                    let slot = if plen == 0 { 256 } else { pattern.as_bytes()[0] as usize };
-                    l.globs[slot].push((e as u32, plen));
-                } else {
-                    l.exact.push((str_hash(pattern), e as u32));
-                }
-            }
-            l.exact.sort_unstable();
-            l
-        })
-    }
-
     /// Modules whose modules.alias pattern matches `name` (already
     /// normalised), each once, in modules.alias order.
     pub fn lookup_alias(&self, name: &str) -> Vec<u32> {
-        let l = self.alias_lookup();
+        let l = &self.alias_lookup;
         let mut hits: Vec<u32> = Vec::new();
         let h = str_hash(name);
         let first = l.exact.partition_point(|&(x, _)| x < h);
@@ -302,7 +285,8 @@ impl KmodIndex {
             }
         }
         let first = name.as_bytes().first().map_or(256, |&c| c as usize);
-        let candidates = l.globs[first].iter().chain(if first == 256 { &[][..] } else { &l.globs[256][..] });
+        let slot = |i: usize| l.globs.get(i).map_or(&[][..], Vec::as_slice);
+        let candidates = slot(first).iter().chain(if first == 256 { &[][..] } else { slot(256) });
         for &(e, plen) in candidates {
             let pat = self.alias_pattern(&self.aliases[e as usize]);
             if name.as_bytes().starts_with(&pat.as_bytes()[..plen])
@@ -315,7 +299,7 @@ impl KmodIndex {
         let mut out: Vec<u32> = Vec::with_capacity(hits.len());
         for e in hits {
             let m = self.aliases[e as usize].module;
-            if !out.contains(&m) {
+            if m != NONE && !out.contains(&m) {
                 out.push(m);
             }
         }
@@ -340,6 +324,26 @@ impl KmodIndex {
 struct RawAliases {
     text: String,
     lines: Vec<(u32, u32, u32, u32)>,
+    lookup: AliasLookup,
+}
+
+impl AliasLookup {
+    /// Index the patterns of `lines` (entry `e` = line `e`).
+    fn build(text: &str, lines: &[(u32, u32, u32, u32)]) -> Self {
+        let mut l = AliasLookup { exact: Vec::new(), globs: vec![Vec::new(); 257] };
+        for (e, &(ps, pl, _, _)) in lines.iter().enumerate() {
+            let pattern = &text[ps as usize..(ps + pl) as usize];
+            if is_glob(pattern) {
+                let plen = literal_prefix(pattern);
+                let slot = if plen == 0 { 256 } else { pattern.as_bytes()[0] as usize };
+                l.globs[slot].push((e as u32, plen));
+            } else {
+                l.exact.push((str_hash(pattern), e as u32));
+            }
+        }
+        l.exact.sort_unstable();
+        l
+    }
 }
 
 /// Read modules.alias (a missing file has no aliases) without a copy or an
@@ -383,7 +387,8 @@ fn parse_alias_file(path: &Path) -> Result<RawAliases> {
     }
     // Only ASCII '-' became ASCII '_': still UTF-8.
     let text = String::from_utf8(text).map_err(|_| Error::Other(std::format!("{}: not UTF-8", path.display())))?;
-    Ok(RawAliases { text, lines })
+    let lookup = AliasLookup::build(&text, &lines);
+    Ok(RawAliases { text, lines, lookup })
 }
 
 /// [`normalize_alias`] in place.

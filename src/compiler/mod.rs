@@ -191,17 +191,38 @@ pub fn compile_requests(
     let mut g = Graph::build(idx, cfg, requests, warn)?;
     g.check_hard_cycles()?;
     // stat every module file (in parallel: on big plans this is most of the
-    // system time) for its size and to catch a stale modules.dep.
-    let files: Vec<(usize, String)> = g
+    // system time) for its size and to catch a stale modules.dep. Meanwhile,
+    // copy the modules.alias patterns of the modules in the plan (tens of
+    // thousands of strings for a whole kernel).
+    let files: Vec<(usize, &str)> = g
         .nodes
         .iter()
         .enumerate()
         .filter_map(|(n, node)| match node.target {
-            Target::Module(m) => Some((n, idx.modules[m as usize].path.clone())),
+            Target::Module(m) => Some((n, idx.modules[m as usize].path.as_str())),
             Target::Builtin(_) => None,
         })
         .collect();
-    for (n, size) in stat_all(dir, &files) {
+    let mut in_plan = std::vec![false; idx.modules.len()];
+    for node in &g.nodes {
+        if let Target::Module(m) = node.target {
+            in_plan[m as usize] = true;
+        }
+    }
+    let (sizes, alias_copies) = std::thread::scope(|s| {
+        let stat = s.spawn(|| stat_all(dir, &files));
+        let copies: Vec<(String, u32)> = idx
+            .aliases
+            .iter()
+            .filter(|a| a.module != NONE && in_plan[a.module as usize])
+            .map(|a| (idx.alias_pattern(a).to_string(), a.module))
+            .collect();
+        (stat.join().unwrap_or_default(), copies)
+    });
+    if sizes.len() != files.len() {
+        return Err(Error::Other("internal error: a stat thread failed".into()));
+    }
+    for (n, size) in sizes {
         let node = &mut g.nodes[n];
         match size {
             Some(len) => {
@@ -212,7 +233,7 @@ pub fn compile_requests(
                 }
             }
             None => {
-                let path = files.iter().find(|f| f.0 == n).map(|f| dir.join(&f.1)).unwrap_or_default();
+                let path = files.iter().find(|f| f.0 == n).map(|f| dir.join(f.1)).unwrap_or_default();
                 return Err(Error::MissingFile { module: node.name.clone(), path });
             }
         }
@@ -278,13 +299,8 @@ pub fn compile_requests(
             plan_index[m as usize] = pos[n];
         }
     }
-    b.aliases.reserve(idx.aliases.len());
-    for a in &idx.aliases {
-        let p = plan_index[a.module as usize];
-        if p != NONE {
-            b.aliases.push((idx.alias_pattern(a).to_string(), p));
-        }
-    }
+    b.aliases.reserve(alias_copies.len());
+    b.aliases.extend(alias_copies.into_iter().map(|(p, m)| (p, plan_index[m as usize])));
     Ok(b)
 }
 
@@ -325,16 +341,16 @@ fn resolve_waits(
 /// order. Paths are relative to `dir` and looked up from a directory fd
 /// (shorter path walks), in a few threads: on big plans this is most of the
 /// system time.
-fn stat_all(dir: &Path, files: &[(usize, String)]) -> Vec<(usize, Option<u64>)> {
+fn stat_all(dir: &Path, files: &[(usize, &str)]) -> Vec<(usize, Option<u64>)> {
     use rustix::fs::{open, statat, AtFlags, FileType, Mode, OFlags};
     use std::os::unix::ffi::OsStrExt;
     let Ok(dfd) = open(dir.as_os_str().as_bytes(), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
         return files.iter().map(|(n, _)| (*n, None)).collect();
     };
     let dfd = &dfd;
-    let one = move |(n, p): &(usize, String)| {
-        let st = statat(dfd, p.as_str(), AtFlags::empty()).ok();
-        (*n, st.filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).map(|st| st.st_size as u64))
+    let one = move |&(n, p): &(usize, &str)| {
+        let st = statat(dfd, p, AtFlags::empty()).ok();
+        (n, st.filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).map(|st| st.st_size as u64))
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if files.len() < 256 || threads < 2 {
