@@ -371,23 +371,34 @@ fn vec_usize(n: usize) -> Vec<u32> {
 /// Serialise `b` and write it to `out` through a temporary file in the same
 /// directory and a rename: a failed compile never leaves a partial plan.
 pub fn write_plan(b: &PlanBuilder, out: &Path) -> Result<usize> {
-    let bytes = b.build().map_err(|e| Error::Other(format!("cannot build the plan: {e}")))?;
+    let bytes = b.build_unchecked().map_err(|e| Error::Other(format!("cannot build the plan: {e}")))?;
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let fname = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into());
     let tmp = dir.join(format!(".{fname}.tmp.{}", std::process::id()));
-    let res = (|| -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, out)
-    })();
-    if let Err(err) = res {
+    // The writer's self-check runs while the file is written and synced; the
+    // file is renamed into place only when both succeeded.
+    let (check, res) = std::thread::scope(|s| {
+        let check = s.spawn(|| PlanBuilder::self_check(&bytes));
+        let res = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        })();
+        (check.join().unwrap_or_else(|_| Err("internal error: the plan check panicked".into())), res)
+    });
+    let res = match (check, res) {
+        (Err(e), _) => Err(Error::Other(format!("cannot build the plan: {e}"))),
+        (Ok(()), Err(err)) => Err(Error::Other(format!("cannot write plan {}: {err}", out.display()))),
+        (Ok(()), Ok(())) => std::fs::rename(&tmp, out)
+            .map_err(|err| Error::Other(format!("cannot write plan {}: {err}", out.display()))),
+    };
+    if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Other(format!("cannot write plan {}: {err}", out.display())));
+        return Err(e);
     }
     Ok(bytes.len())
 }

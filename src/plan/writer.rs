@@ -161,6 +161,24 @@ impl PlanBuilder {
     /// Serialise. Fails (naming the module) when the order is not a valid
     /// load order or a field cannot be represented.
     pub fn build(&self) -> Result<Vec<u8>, String> {
+        let out = self.build_unchecked()?;
+        Self::self_check(&out)?;
+        Ok(out)
+    }
+
+    /// The writer's own output must satisfy the reader; anything else is a
+    /// bug here. The structural checks are the whole reader minus the
+    /// checksum, which [`build_unchecked`](Self::build_unchecked) computed
+    /// with the reader's own function.
+    pub(crate) fn self_check(out: &[u8]) -> Result<(), String> {
+        super::Plan::parse_structure(out).map(|_| ()).map_err(|e| std::format!("internal error, plan rejected: {e}"))
+    }
+
+    /// [`build`](Self::build) without the final self-check: the caller must
+    /// run [`self_check`](Self::self_check) before using the bytes (the
+    /// compiler does it while the file is being written, and renames it into
+    /// place only if it passes).
+    pub(crate) fn build_unchecked(&self) -> Result<Vec<u8>, String> {
         let n = self.modules.len();
         if n as u64 > MAX_MODULES as u64 {
             return Err(std::format!("{n} modules: a plan holds at most {MAX_MODULES}"));
@@ -339,11 +357,6 @@ impl PlanBuilder {
         put32(&mut out, hdr::ALIAS_RECORD_SIZE, ALIAS_RECORD_SIZE as u32);
         let sum = checksum(&out);
         put32(&mut out, hdr::CHECKSUM, sum);
-
-        // The writer's own output must satisfy the reader; anything else is a
-        // bug here. The structural checks are the whole reader minus the
-        // checksum, which was computed just above with the reader's function.
-        super::Plan::parse_structure(&out).map_err(|e| std::format!("internal error, plan rejected: {e}"))?;
         Ok(out)
     }
 }
