@@ -11,5 +11,8 @@ fn main() {
         // bytes (.init_array, .fini_array, .got) of a static binary that
         // never loads code at run time: not worth 4 KiB of a 64 KiB budget.
         println!("cargo:rustc-link-arg-bin=parmod=-Wl,-z,norelro");
+        // Let the data segment follow the code in the file instead of
+        // starting on a fresh page (it is still mapped on its own page).
+        println!("cargo:rustc-link-arg-bin=parmod=-Wl,-z,common-page-size=64");
     }
 }

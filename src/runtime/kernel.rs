@@ -31,6 +31,11 @@ pub fn load(ctx: &Ctx, m: u32, start_ns: u64) -> Outcome {
     if ctx.simulate {
         return simulate(ctx, m, start_ns, module.weight_us());
     }
+    if is_live(module.name()) {
+        // finit_module would read and check the whole file before saying
+        // EEXIST; kmod looks here first for the same reason.
+        return Outcome::Present;
+    }
     let mut flags = 0;
     if module.flags() & module_flags::IGNORE_MODVERSIONS != 0 {
         flags |= MODULE_INIT_IGNORE_MODVERSIONS;
@@ -98,6 +103,23 @@ pub fn load(ctx: &Ctx, m: u32, start_ns: u64) -> Outcome {
         Err(e) => Outcome::Failed(e.raw_os_error()),
     }
     // fd closes here.
+}
+
+/// Whether `/sys/module/NAME/initstate` says "live".
+fn is_live(name: &[u8]) -> bool {
+    let mut buf = [0u8; 160];
+    let (a, b) = (&b"/sys/module/"[..], &b"/initstate\0"[..]);
+    let len = a.len() + name.len() + b.len();
+    if len > buf.len() {
+        return false;
+    }
+    buf[..a.len()].copy_from_slice(a);
+    buf[a.len()..a.len() + name.len()].copy_from_slice(name);
+    buf[a.len() + name.len()..len].copy_from_slice(b);
+    let Ok(path) = core::ffi::CStr::from_bytes_with_nul(&buf[..len]) else { return false };
+    let Ok(fd) = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else { return false };
+    let mut state = [0u8; 8];
+    matches!(rustix::io::read(&fd, &mut state), Ok(n) if state[..n].starts_with(b"live"))
 }
 
 fn simulate(ctx: &Ctx, m: u32, start_ns: u64, weight_us: u32) -> Outcome {

@@ -254,9 +254,8 @@ fn execute(ctx: &'static Ctx, t0: u64, r: Run<'_>) -> i32 {
             let path = w.path();
             let mut there = waits::exists(path);
             if !there && !waits::is_sys(path) {
-                // Watch first, then look again: nothing created in between is missed.
-                watcher.arm(path);
-                there = waits::exists(path);
+                // Watch, then look again: nothing created in between is missed.
+                there = watcher.arm(path);
             }
             let limit = if w.timeout_ms() > 0 {
                 Some(at(st.wstart, i).load(Relaxed) + w.timeout_ms() as u64 * 1_000_000)
@@ -266,7 +265,9 @@ fn execute(ctx: &'static Ctx, t0: u64, r: Run<'_>) -> i32 {
             if there {
                 at(st.wstatus, i).store(WAIT_SATISFIED, Relaxed);
                 at(st.wend, i).store(now, Relaxed);
-            } else if limit.is_some_and(|l| now >= l) {
+            } else if w.timeout_ms() > 0 && limit.is_some_and(|l| now >= l) {
+                // (A wait without its own timeout stays active: the deadline
+                // reports it as unfinished and its dependents as blocked.)
                 at(st.wstatus, i).store(WAIT_TIMED_OUT, Relaxed);
                 at(st.wend, i).store(now, Relaxed);
             } else {
@@ -547,7 +548,8 @@ fn modprobe(argv: Args, t0: u64) -> i32 {
             return 1;
         }
     }
-    let run = Run { wanted: &wanted, jobs: None, deadline_ms: None, quiet, summary: !quiet, trace: None };
+    // Silent on success, as kmod's modprobe is.
+    let run = Run { wanted: &wanted, jobs: None, deadline_ms: None, quiet, summary: false, trace: None };
     match execute(ctx, t0, run) {
         0 => 0,
         _ => 1,

@@ -71,6 +71,8 @@ pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool, summary: bool) 
                         emit!(o, "parmod: skipped: ", name(ctx, m), ": blacklisted on the kernel command line\n");
                     } else if matches!(outcome(ctx, cause) & !result::STUCK_FLAG, result::LOADED | result::PRESENT | result::BUILTIN) {
                         emit!(o, "parmod: skipped: ", name(ctx, m), ": a wait after ", name(ctx, cause), " timed out\n");
+                    } else if at(st.cause, cause as usize).load(Relaxed) == cause && outcome(ctx, cause) == result::SKIPPED {
+                        emit!(o, "parmod: skipped: ", name(ctx, m), ": dependency ", name(ctx, cause), " is blacklisted\n");
                     } else {
                         emit!(o, "parmod: skipped: ", name(ctx, m), ": dependency ", name(ctx, cause), " failed\n");
                     }

@@ -179,6 +179,13 @@ pub struct Ctx {
 
 pub static CTX: mapping::SetOnce<Ctx> = mapping::SetOnce::new();
 
+/// CLOCK_MONOTONIC, ns (the clock of the trace and of the kernel's ktime).
+#[cfg(target_arch = "x86_64")]
+pub fn now_ns() -> u64 {
+    super::arch::x86_64::monotonic_ns()
+}
+
+#[cfg(not(target_arch = "x86_64"))]
 pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64

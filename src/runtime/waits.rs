@@ -32,10 +32,6 @@ pub struct Watcher {
     step: u64,
 }
 
-fn has_glob(c: &[u8]) -> bool {
-    c.iter().any(|&b| matches!(b, b'*' | b'?' | b'['))
-}
-
 pub fn is_sys(path: &[u8]) -> bool {
     path.starts_with(b"/sys/")
 }
@@ -54,29 +50,40 @@ fn cpath<'b>(buf: &'b mut [u8; PATH_MAX], parts: &[&[u8]]) -> Option<&'b CStr> {
     CStr::from_bytes_with_nul(&buf[..=len]).ok()
 }
 
-/// Whether `path` exists; glob components match any entry of their directory.
+/// Whether `path` exists; a glob component matches any entry of its directory.
 pub fn exists(path: &[u8]) -> bool {
-    exists_under(b"", path)
+    walk(None, b"", path)
 }
 
-fn exists_under(prefix: &[u8], rest: &[u8]) -> bool {
-    // Split `rest` ("/a/b*/c") at the first component that has a glob.
-    let mut start = 0;
-    let mut glob_at = None;
-    for (i, comp) in rest.split(|&c| c == b'/').enumerate() {
-        if i > 0 && has_glob(comp) {
-            glob_at = Some((start, start + comp.len()));
-            break;
-        }
-        start += comp.len() + 1;
-    }
+/// Walk `prefix` + `rest` ("/a/b*/c"), expanding glob components. With an
+/// inotify descriptor, watch what can change the answer on the way: the
+/// nearest existing ancestor of each plain part, and every directory a glob
+/// matched so far (a file that arrives inside a directory matched by `eth*`
+/// is seen). Returns whether the path exists.
+fn walk(watch: Option<&OwnedFd>, prefix: &[u8], rest: &[u8]) -> bool {
     let mut buf = [0u8; PATH_MAX];
-    let Some((a, b)) = glob_at else {
+    // The first glob component, if any: rest[dir_end + 1 .. comp_end].
+    let glob = rest.iter().position(|&c| matches!(c, b'*' | b'?' | b'['));
+    let plain = &rest[..glob.unwrap_or(rest.len())];
+    let dir_end = plain.iter().rposition(|&c| c == b'/').unwrap_or(0);
+    if let Some(fd) = watch {
+        // Watch the nearest existing ancestor of the plain part's directory.
+        let mask = inotify::WatchFlags::CREATE | inotify::WatchFlags::MOVED_TO | inotify::WatchFlags::ATTRIB;
+        let mut end = dir_end;
+        loop {
+            let dir = if end == 0 && prefix.is_empty() { &b"/"[..] } else { &rest[..end] };
+            if cpath(&mut buf, &[prefix, dir]).is_some_and(|c| inotify::add_watch(fd, c, mask).is_ok()) || end == 0 {
+                break;
+            }
+            end = rest[..end].iter().rposition(|&c| c == b'/').unwrap_or(0);
+        }
+    }
+    let Some(g) = glob else {
         return cpath(&mut buf, &[prefix, rest])
             .is_some_and(|p| rustix::fs::access(p, rustix::fs::Access::EXISTS).is_ok());
     };
-    // `rest[..a]` is "/dir/" (plain), `rest[a..b]` the pattern, `rest[b..]` what follows.
-    let (dir, pattern, tail) = (&rest[..a], &rest[a..b], &rest[b..]);
+    let comp_end = rest[g..].iter().position(|&c| c == b'/').map_or(rest.len(), |i| g + i);
+    let (dir, pattern, tail) = (&rest[..dir_end + 1], &rest[dir_end + 1..comp_end], &rest[comp_end..]);
     let Some(dirc) = cpath(&mut buf, &[prefix, dir]) else { return false };
     let Ok(fd) = rustix::fs::open(dirc, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
         return false;
@@ -84,24 +91,26 @@ fn exists_under(prefix: &[u8], rest: &[u8]) -> bool {
     let mut space = [MaybeUninit::<u8>::uninit(); 2048];
     let mut entries = RawDir::new(fd, &mut space);
     let mut sub = [0u8; PATH_MAX];
+    let mut found = false;
     while let Some(Ok(e)) = entries.next() {
         let name = e.file_name().to_bytes();
-        if name == b"." || name == b".." || !glob_match(pattern, name) {
+        let plen = prefix.len() + dir.len() + name.len();
+        if name == b"." || name == b".." || !glob_match(pattern, name) || plen >= PATH_MAX {
             continue;
         }
-        // prefix + dir + name becomes the new prefix; the tail stays.
-        let plen = prefix.len() + dir.len() + name.len();
-        if plen >= PATH_MAX {
-            continue;
+        if tail.is_empty() {
+            return true;
         }
         sub[..prefix.len()].copy_from_slice(prefix);
         sub[prefix.len()..prefix.len() + dir.len()].copy_from_slice(dir);
         sub[prefix.len() + dir.len()..plen].copy_from_slice(name);
-        if tail.is_empty() || exists_under(&sub[..plen], tail) {
+        // When watching, keep going: every matching directory gets a watch.
+        found |= walk(watch, &sub[..plen], tail);
+        if found && watch.is_none() {
             return true;
         }
     }
-    false
+    found
 }
 
 impl Watcher {
@@ -117,31 +126,11 @@ impl Watcher {
         Watcher { inotify, uevents, recheck_at: u64::MAX, step: BACKOFF_FIRST_NS }
     }
 
-    /// Watch the nearest existing ancestor of `path` (before any glob).
-    /// Adding the same directory again is harmless (inotify returns the
-    /// same watch).
-    pub fn arm(&self, path: &[u8]) {
-        let Some(fd) = &self.inotify else { return };
-        // The plain directory part: everything before the first glob
-        // component, without the last component.
-        let mut end = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
-        if let Some(g) = path.iter().position(|&c| matches!(c, b'*' | b'?' | b'[')) {
-            end = end.min(path[..g].iter().rposition(|&c| c == b'/').unwrap_or(0));
-        }
-        let mut buf = [0u8; PATH_MAX];
-        loop {
-            let dir = if end == 0 { &b"/"[..] } else { &path[..end] };
-            if let Some(c) = cpath(&mut buf, &[dir]) {
-                let mask = inotify::WatchFlags::CREATE | inotify::WatchFlags::MOVED_TO | inotify::WatchFlags::ATTRIB;
-                if inotify::add_watch(fd, c, mask).is_ok() {
-                    return;
-                }
-            }
-            if end == 0 {
-                return;
-            }
-            end = path[..end].iter().rposition(|&c| c == b'/').unwrap_or(0);
-        }
+    /// Watch what can change whether `path` exists (see [`walk`]) and
+    /// look again: returns whether it exists now. Adding the same directory
+    /// again is harmless (inotify returns the same watch).
+    pub fn arm(&self, path: &[u8]) -> bool {
+        walk(self.inotify.as_ref(), b"", path)
     }
 
     /// Start (or restart) the /sys back-off re-checks at `now`.
@@ -270,11 +259,8 @@ pub fn wait_command(args: &super::mapping::Args) -> i32 {
             if exists(p) {
                 continue;
             }
-            if !is_sys(p) {
-                w.arm(p);
-                if exists(p) {
-                    continue;
-                }
+            if !is_sys(p) && w.arm(p) {
+                continue;
             }
             sys |= is_sys(p);
             missing += 1;

@@ -3,7 +3,7 @@
 //! functions and contracts.
 
 #[cfg(target_arch = "x86_64")]
-mod x86_64;
+pub mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{clone_task, execve, exit_process, exit_task, sigprocmask};
 
