@@ -52,24 +52,29 @@ pub struct PlanBuilder {
 /// the builder (no copies) and hashed with the compiler's fast hasher: the
 /// ~26k alias patterns of a full kernel made SipHash and the key copies a
 /// visible part of the build.
+/// The table is appended straight to the output buffer, after the
+/// (still zeroed) header and records: no second copy of it.
 struct Strings<'a> {
+    /// The whole file so far; the table starts at `base`.
     bytes: Vec<u8>,
+    base: usize,
     seen: FastMap<&'a str, u32>,
 }
 
 impl<'a> Strings<'a> {
-    fn with_capacity(strings: usize, bytes: usize) -> Self {
-        let mut b = Vec::with_capacity(bytes + 1);
-        b.push(0);
+    /// A table at offset `base` of a file of about `base + bytes` bytes.
+    fn new(base: usize, strings: usize, bytes: usize) -> Self {
+        let mut b = Vec::with_capacity(base + bytes + 1);
+        b.resize(base + 1, 0);
         let mut seen = FastMap::default();
         seen.reserve(strings);
-        Strings { bytes: b, seen }
+        Strings { bytes: b, base, seen }
     }
     fn add(&mut self, s: &'a str) -> u32 {
         if s.is_empty() {
             return 0;
         }
-        let next = self.bytes.len() as u32;
+        let next = (self.bytes.len() - self.base) as u32;
         let off = *self.seen.entry(s).or_insert(next);
         if off == next {
             self.bytes.extend_from_slice(s.as_bytes());
@@ -224,13 +229,20 @@ impl PlanBuilder {
             }
         }
 
-        // Strings first (the table's size fixes the layout), then every
-        // section straight into the output buffer.
+        // The layout up to the string table, then the table straight into
+        // the output buffer, then every other section in place.
+        let edge_total: usize = waits_for.iter().map(Vec::len).sum::<usize>() * 2
+            + self.modules.iter().map(|m| m.soft_pre.len() + m.soft_post.len()).sum::<usize>();
+        let modules_off = HEADER_SIZE;
+        let edges_off = modules_off + n * MODULE_RECORD_SIZE;
+        let waits_off = edges_off + edge_total * 4;
+        let aliases_off = waits_off + self.waits.len() * WAIT_RECORD_SIZE;
+        let strings_off = aliases_off + self.aliases.len() * ALIAS_RECORD_SIZE;
         let bytes_hint = self.modules.iter().map(|m| m.name.len() + m.params.len() + m.path.as_ref().map_or(0, String::len) + 3).sum::<usize>()
             + self.aliases.iter().map(|(p, _)| p.len() + 1).sum::<usize>()
             + self.waits.iter().map(|w| w.path.len() + 1).sum::<usize>()
             + self.kernel_release.len() + 1;
-        let mut strings = Strings::with_capacity(n * 3 + self.aliases.len() + self.waits.len() + 1, bytes_hint);
+        let mut strings = Strings::new(strings_off, n * 3 + self.aliases.len() + self.waits.len() + 1, bytes_hint);
         let kernel = strings.add(&self.kernel_release);
         let mut module_strings: Vec<(u32, u32, u32, u32)> = Vec::with_capacity(n);
         for m in &self.modules {
@@ -258,19 +270,12 @@ impl PlanBuilder {
         }
         let wait_paths: Vec<u32> = wait_order.iter().map(|&w| strings.add(&self.waits[w].path)).collect();
         let alias_patterns: Vec<u32> = self.aliases.iter().map(|(p, _)| strings.add(p)).collect();
-
-        let edge_total: usize = waits_for.iter().map(Vec::len).sum::<usize>() * 2
-            + self.modules.iter().map(|m| m.soft_pre.len() + m.soft_post.len()).sum::<usize>();
-        let modules_off = HEADER_SIZE;
-        let edges_off = modules_off + n * MODULE_RECORD_SIZE;
-        let waits_off = edges_off + edge_total * 4;
-        let aliases_off = waits_off + self.waits.len() * WAIT_RECORD_SIZE;
-        let strings_off = aliases_off + self.aliases.len() * ALIAS_RECORD_SIZE;
-        let file_size = strings_off + strings.bytes.len();
+        let mut out = strings.bytes;
+        let file_size = out.len();
+        let strings_len = file_size - strings_off;
         if file_size > u32::MAX as usize {
             return Err(std::format!("plan of {file_size} bytes exceeds the 4 GiB format limit"));
         }
-        let mut out = std::vec![0u8; file_size];
 
         let prio = self.priorities();
         let mut total_weight: u64 = 0;
@@ -330,7 +335,6 @@ impl PlanBuilder {
             put32(&mut out, at, alias_patterns[i]);
             put32(&mut out, at + 4, *m);
         }
-        out[strings_off..].copy_from_slice(&strings.bytes);
 
         out[hdr::MAGIC..hdr::MAGIC + 8].copy_from_slice(&MAGIC);
         put32(&mut out, hdr::VERSION, VERSION);
@@ -346,7 +350,7 @@ impl PlanBuilder {
         put32(&mut out, hdr::ALIAS_COUNT, self.aliases.len() as u32);
         put32(&mut out, hdr::ALIASES_OFF, aliases_off as u32);
         put32(&mut out, hdr::STRINGS_OFF, strings_off as u32);
-        put32(&mut out, hdr::STRINGS_LEN, strings.bytes.len() as u32);
+        put32(&mut out, hdr::STRINGS_LEN, strings_len as u32);
         put32(&mut out, hdr::KERNEL_RELEASE, kernel);
         put32(&mut out, hdr::JOBS, self.jobs);
         put32(&mut out, hdr::MODULE_TIMEOUT_MS, self.module_timeout_ms);
