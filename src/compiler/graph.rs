@@ -179,6 +179,8 @@ impl Graph {
         warn: &mut dyn FnMut(String),
     ) -> Result<Graph> {
         let mut g = Graph::default();
+        g.nodes.reserve(requests.len());
+        g.index.reserve(requests.len());
         let mut queue = VecDeque::new();
         let softdeps = SoftdepIndex::new(cfg);
         // Soft dependency names repeat (crypto-crc32c, ecb, ...) and are often

@@ -205,6 +205,9 @@ impl KmodIndex {
         let text = String::from_utf8_lossy(&text);
         // First pass: every module that has a line, so indices follow the file.
         let mut lines: Vec<(usize, u32, &str)> = Vec::with_capacity(text.len() / 64);
+        let estimate = text.len() / 100;
+        self.modules.reserve(estimate);
+        self.by_name.reserve(estimate);
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {

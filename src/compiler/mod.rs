@@ -211,12 +211,9 @@ pub fn compile_requests(
     }
     let (sizes, alias_copies) = std::thread::scope(|s| {
         let stat = s.spawn(|| stat_all(dir, &files));
-        let copies: Vec<(String, u32)> = idx
-            .aliases
-            .iter()
-            .filter(|a| a.module != NONE && in_plan[a.module as usize])
-            .map(|a| (idx.alias_pattern(a).to_string(), a.module))
-            .collect();
+        let keep = |a: &&kmod::AliasEntry| a.module != NONE && in_plan[a.module as usize];
+        let mut copies: Vec<(String, u32)> = Vec::with_capacity(idx.aliases.iter().filter(keep).count());
+        copies.extend(idx.aliases.iter().filter(keep).map(|a| (idx.alias_pattern(a).to_string(), a.module)));
         (stat.join().unwrap_or_default(), copies)
     });
     if sizes.len() != files.len() {
@@ -256,6 +253,7 @@ pub fn compile_requests(
         deadline_ms: opts.deadline_ms,
         ..Default::default()
     };
+    b.modules.reserve(order.len());
     for &n in &order {
         let node = &g.nodes[n];
         let mut flags = 0;
@@ -299,8 +297,15 @@ pub fn compile_requests(
             plan_index[m as usize] = pos[n];
         }
     }
-    b.aliases.reserve(alias_copies.len());
-    b.aliases.extend(alias_copies.into_iter().map(|(p, m)| (p, plan_index[m as usize])));
+    let mut alias_copies = alias_copies;
+    for a in &mut alias_copies {
+        a.1 = plan_index[a.1 as usize];
+    }
+    if b.aliases.is_empty() {
+        b.aliases = alias_copies;
+    } else {
+        b.aliases.append(&mut alias_copies);
+    }
     Ok(b)
 }
 
