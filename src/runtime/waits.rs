@@ -5,7 +5,7 @@
 //!   `/dev/snd` appear; every event means "look again".
 //! * `/sys` (kernfs) raises no inotify events for new entries: a
 //!   NETLINK_KOBJECT_UEVENT socket is the wake-up signal, and a bounded
-//!   back-off re-check (10 ms doubling to 500 ms, restarted by every uevent)
+//!   back-off re-check (5 ms doubling to 50 ms, restarted by every uevent)
 //!   covers attributes drivers add after their uevent, or without one.
 //!
 //! A glob (`*`, `?`, `[...]`) may stand in any one or more components.
@@ -21,8 +21,8 @@ use rustix::net::{self, netlink, AddressFamily, SocketFlags, SocketType};
 /// Longest path a wait may name.
 pub const PATH_MAX: usize = 256;
 
-const BACKOFF_FIRST_NS: u64 = 10_000_000;
-const BACKOFF_MAX_NS: u64 = 500_000_000;
+const BACKOFF_FIRST_NS: u64 = 5_000_000;
+const BACKOFF_MAX_NS: u64 = 50_000_000;
 
 pub struct Watcher {
     inotify: Option<OwnedFd>,
