@@ -25,7 +25,12 @@
 //! Weights: without a measurement a module is expected to take
 //! `200 + file_size / 8` µs to load: a first guess calibrated on a TCG
 //! (QEMU without KVM) boot of the Debian 6.1 kernel, where load time grows
-//! roughly with module size. Built-in modules weigh 0.
+//! roughly with module size. Built-in modules weigh 0. With a trace of a
+//! real boot (`compile --profile TRACE --profile-plan PLAN`, see [`profile`])
+//! measured load times replace the estimate.
+//!
+//! Device readiness: `wait-for` statements (see [`config`] and
+//! docs/config.md) become the plan's wait records.
 
 pub mod cli;
 pub mod config;

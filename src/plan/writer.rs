@@ -84,8 +84,10 @@ impl<'a> Strings<'a> {
     }
 }
 
-/// Whether a wait path holds a glob (`*`, `?` or `[`) in some component:
-/// the meaning of [`wait_flags::GLOB`].
+/// Whether a wait path holds a glob (`*`, `?` or `[`) in some component,
+/// not only the last one: the writer sets [`wait_flags::GLOB`] from this, and
+/// the runtime matches such a path component by component. (The compiler
+/// allows a glob in at most one component; the writer does not require it.)
 pub fn has_glob(path: &str) -> bool {
     path.contains(['*', '?', '['])
 }
