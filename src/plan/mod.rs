@@ -58,7 +58,7 @@ pub mod module_flags {
 
 /// Wait flags.
 pub mod wait_flags {
-    /// The last path component is a glob (`*`, `?`, `[...]`).
+    /// Some path component is a glob (`*`, `?`, `[...]`).
     pub const GLOB: u32 = 1 << 0;
     /// Every bit a version-1 reader understands.
     pub const KNOWN: u32 = GLOB;
