@@ -13,6 +13,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount, MountFlags};
 
 use super::arch;
+use super::engine;
 use super::out::{Out, Show};
 
 /// Descriptor of /dev/kmsg once opened (-1 before): messages on stderr are
@@ -129,3 +130,52 @@ pub fn sleep_forever() -> ! {
         let _ = rustix::thread::nanosleep(&day);
     }
 }
+
+/// PID 1: load the plan named on the kernel command line (or the default),
+/// then become the next stage. Never returns.
+pub fn main(opts: super::args::Options, t0: u64, envp: *const *const u8) -> ! {
+    let cmdline = CmdlineBuf::read();
+    let cl = cmdline.view();
+    let mut plan_buf = [0u8; 256];
+    let mut next_buf = [0u8; 256];
+    let mut rescue_buf = [0u8; 256];
+    let mut trace_buf = [0u8; 256];
+    let plan_path = match cl.get(b"parmod.plan") {
+        Some(p) => c_path(p, &mut plan_buf),
+        None => Some(opts.plan.unwrap_or(c"/etc/parmod.plan")),
+    };
+    let next = cl.get(b"parmod.next").map_or(Some(c"/sbin/init"), |p| c_path(p, &mut next_buf));
+    let rescue = cl.get(b"parmod.rescue").and_then(|p| c_path(p, &mut rescue_buf));
+    let trace = match cl.get(b"parmod.trace") {
+        Some(p) => c_path(p, &mut trace_buf),
+        None => opts.trace,
+    };
+    let jobs = cl.number(b"parmod.jobs").or(opts.jobs);
+    let deadline_ms = cl.number(b"parmod.deadline").or(opts.deadline_ms);
+    let timeout = cl.number(b"parmod.timeout").or(opts.module_timeout_ms);
+    let Some(next) = next else {
+        emit!(Out::stderr(), "parmod: parmod.next= is too long\n");
+        give_up(rescue, envp)
+    };
+    let Some(plan_path) = plan_path else {
+        emit!(Out::stderr(), "parmod: parmod.plan= is too long\n");
+        give_up(rescue, envp)
+    };
+    let setup = engine::Setup {
+        plan_path,
+        simulate: opts.simulate,
+        force: opts.force,
+        module_dir: opts.module_dir,
+        fail: &opts.fail,
+        hang: &opts.hang,
+        module_timeout_ms: timeout,
+        cmdline,
+    };
+    let Ok(ctx) = engine::prepare(setup) else {
+        give_up(rescue, envp)
+    };
+    let run = engine::Run { wanted: &[], jobs, deadline_ms, quiet: opts.quiet, summary: true, trace };
+    let _ = engine::execute(ctx, t0, run);
+    hand_over(next, rescue, envp)
+}
+
