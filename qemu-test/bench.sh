@@ -1,0 +1,345 @@
+#!/bin/bash
+# Boot benchmark: parmod against kmod's modprobe -a, busybox modprobe and
+# xargs -P modprobe, in QEMU (TCG, -smp 2) with the Debian kernel. Run as root.
+#
+#   qemu-test/bench.sh [--boots N] [--workloads real,fixture] [--summary-only]
+#
+# Two workloads, one image each (parmod, its plans, kmod's modprobe with its
+# libraries, busybox, the module files and the kmod index files):
+#   real     REAL_SET below: 38 requested Debian modules, ~140 with their closure
+#            (amdgpu, i915, nouveau, btrfs, xfs, mac80211, snd-hda-intel, ...)
+#   fixture  the fixture graph of qemu-test/fixtures (inits sleep known times)
+# Variants, each in its own fresh boot (guest/bench-init.sh runs exactly one):
+#   modprobe-a, busybox (one modprobe per name), xargs-P2, xargs-P8,
+#   parmod-j1, -j2, -j4, -j8, and on the real set parmod-profile-j2 (a plan
+#   compiled with --profile from a parmod -j 1 trace of the same image).
+# Each variant is booted N times (BENCH_BOOTS, default 3), interleaved round
+# by round so that drift of the host hits every variant alike; the median is
+# reported. The lower bound comes from the -j 1 traces (parmod-plan report):
+# max(critical path, work / vCPUs) on the real set, the critical path on the
+# fixture graph.
+#
+# Output: build/bench/results.tsv (one line per boot), build/bench/results.md
+# (the tables, printed at the end), traces and console logs in build/bench/.
+# --summary-only re-reads results.tsv and the traces and prints the tables.
+#
+# Environment: BENCH_BOOTS, BENCH_WORKLOADS, PARMOD, PARMOD_PLAN, KVER,
+# QEMU_TIMEOUT (per boot, default 240), BENCH_SMP (default 2).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+W=$repo/build/bench
+BOOTS=${BENCH_BOOTS:-3}
+WORKLOADS=${BENCH_WORKLOADS:-real fixture}
+SUMMARY_ONLY=0
+SMP=${BENCH_SMP:-2}
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --boots) BOOTS=$2; shift 2 ;;
+        --workloads) WORKLOADS=${2//,/ }; shift 2 ;;
+        --summary-only) SUMMARY_ONLY=1; shift ;;
+        *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    esac
+done
+TMO=${QEMU_TIMEOUT:-240}
+MAX_OTHER=${BENCH_MAX_OTHER:-0.3}
+RETRIES=${BENCH_RETRIES:-2}
+[ "$(id -u)" = 0 ] || { echo "bench: must run as root (apt-get, mknod in the images)" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+# The real set: run.sh's real-large list plus USB storage and a few more drivers.
+REAL_SET="amdgpu i915 nouveau radeon btrfs xfs ext4 f2fs mac80211 iwlwifi ath9k snd_hda_intel snd_hda_codec_realtek e1000e igb ixgbe r8169 tg3 nvme ahci virtio_net virtio_gpu btusb usbhid hid_generic uvcvideo usb_storage uas xhci_pci dm_crypt raid456 nf_tables bridge vxlan wireguard sctp fuse overlay"
+FIXTURE_SET="pm_chain_c pm_diamond_top pm_soft_main pm_params pm_request pm_requested pm_late_misc pm_late_attr"
+VARIANTS_COMMON="modprobe-a busybox xargs-P2 xargs-P8 parmod-j1 parmod-j2 parmod-j4 parmod-j8"
+
+KVER=${KVER:-$("$here/setup.sh" --quiet | sed -n 's/^KVER=//p')}
+[ -n "$KVER" ] || { echo "bench: no kernel" >&2; exit 1; }
+mkdir -p "$W/logs" "$W/img" "$W/conf" "$W/traces"
+
+if [ "$SUMMARY_ONLY" = 1 ]; then
+    PARMOD_PLAN=${PARMOD_PLAN:-$repo/target/x86_64-unknown-linux-musl/host/parmod-plan}
+else
+    if [ -z "${PARMOD:-}" ] || [ -z "${PARMOD_PLAN:-}" ]; then
+        log "building parmod (make build)"
+        make -C "$repo" --no-print-directory build >"$W/build.log" 2>&1 || { cat "$W/build.log" >&2; exit 1; }
+        PARMOD=${PARMOD:-$repo/target/x86_64-unknown-linux-musl/release/parmod}
+        PARMOD_PLAN=${PARMOD_PLAN:-$repo/target/x86_64-unknown-linux-musl/host/parmod-plan}
+    fi
+    # Private copies: a rebuild in the tree during the run changes nothing here.
+    mkdir -p "$W/bin"
+    cp "$PARMOD" "$W/bin/parmod"
+    cp "$PARMOD_PLAN" "$W/bin/parmod-plan"
+    PARMOD=$W/bin/parmod PARMOD_PLAN=$W/bin/parmod-plan
+    git -C "$repo" log -1 --format='%h %s' > "$W/commit" 2>/dev/null || true
+fi
+ROOT=$W/root
+MODDIR=$ROOT/lib/modules/$KVER
+RES=$W/results.tsv
+
+variants_of() { # workload
+    if [ "$1" = real ]; then echo "$VARIANTS_COMMON parmod-profile-j2"; else echo "$VARIANTS_COMMON"; fi
+}
+set_of() { if [ "$1" = real ]; then echo "$REAL_SET"; else echo "$FIXTURE_SET"; fi; }
+
+# --- set-up: fixtures, staging tree, kmod for the guest ----------------------
+setup() {
+    log "kernel $KVER; building fixtures"
+    make -C "$here/fixtures" --no-print-directory KVER="$KVER" OUTDIR="$W/fixtures" >"$W/logs/fixtures.log" 2>&1 \
+        || { cat "$W/logs/fixtures.log" >&2; exit 1; }
+    cat > "$W/conf/pm-fixtures.conf" <<'EOF'
+options pm_params level=7 tag=hello
+EOF
+    log "staging module tree $ROOT"
+    "$repo/initramfs/stage-modules.sh" --kver "$KVER" -o "$ROOT" \
+        --extra-dir "parmod:$W/fixtures" --modprobe-conf "$W/conf/pm-fixtures.conf" 2>"$W/logs/stage.log" \
+        || { cat "$W/logs/stage.log" >&2; exit 1; }
+    if ! grep -q 'softdep pm_soft_main pre: pm_soft_pre' "$MODDIR/modules.softdep"; then
+        echo "softdep pm_soft_main pre: pm_soft_pre" >> "$ROOT/etc/modprobe.d/pm-fixtures.conf"
+    fi
+    # kmod is dynamically linked: the binary, its libraries and the loader.
+    KMOD_EXTRAS=()
+    local kmod lib
+    kmod=$(readlink -f "$(command -v kmod)")
+    # (link targets must exist on the host too: mkinitramfs checks them)
+    KMOD_EXTRAS+=(--extra "$kmod:/usr/bin/kmod")
+    ln -sfn /usr/bin/kmod "$W/conf/kmod-modprobe-link"
+    KMOD_EXTRAS+=(--extra "$W/conf/kmod-modprobe-link:/usr/sbin/modprobe")
+    for lib in $(ldd "$kmod" | grep -o '/[^ ]*'); do
+        KMOD_EXTRAS+=(--extra "$(readlink -f "$lib"):$lib")
+    done
+    ln -sfn /bin/busybox "$W/conf/bb-modprobe-link"
+    KMOD_EXTRAS+=(--extra "$W/conf/bb-modprobe-link:/opt/bb/modprobe")
+    # kmod and busybox read the index files; parmod reads only its plan.
+    local f
+    for f in "$MODDIR"/modules.*; do
+        KMOD_EXTRAS+=(--extra "$f:/lib/modules/$KVER/$(basename "$f")")
+    done
+    KMOD_EXTRAS+=(--extra "$ROOT/etc/modprobe.d:/etc/modprobe.d")
+}
+
+plan_of() { # workload -> compile the size-weighted plan
+    local w=$1 cfg=()
+    [ "$w" = fixture ] && cfg=(--config "$ROOT/etc/modprobe.d")
+    # shellcheck disable=SC2046
+    "$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" "${cfg[@]}" -o "$W/img/$w.plan" $(set_of "$w") \
+        >"$W/logs/$w.plan.log" 2>&1 || { cat "$W/logs/$w.plan.log" >&2; exit 1; }
+}
+
+image_of() { # workload (uses $W/img/$w.plan and $W/img/$w-profile.plan)
+    local w=$1
+    set_of "$w" > "$W/conf/$w.modules"
+    "$repo/initramfs/mkinitramfs.sh" --kver "$KVER" --modules-dir "$MODDIR" --plan "$W/img/$w.plan" \
+        --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" --busybox --init-script "$here/guest/bench-init.sh" \
+        "${KMOD_EXTRAS[@]}" --extra "$W/conf/$w.modules:/etc/bench-modules" \
+        --extra "$W/img/$w-profile.plan:/etc/parmod-profile.plan" \
+        -o "$W/img/$w.img" 2>"$W/logs/$w.img.log" || { cat "$W/logs/$w.img.log" >&2; exit 1; }
+}
+
+# Host CPU in use, in jiffies (USER_HZ = 100), and CPU seconds of our waited-for children.
+cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
+child_secs() { times | tail -n1 | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.2f", t }'; }
+
+# Wait (up to BENCH_QUIET_WAIT s, default 90) until the host's other load is
+# below BENCH_MAX_OTHER CPUs over 2 s, so that boots do not start in a build.
+wait_quiet() {
+    local waited=0 b0 b1 other
+    while :; do
+        b0=$(cpu_busy); sleep 2; b1=$(cpu_busy)
+        other=$(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", (b - a) / 100 / 2}')
+        awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{exit !(o <= m)}' && return 0
+        waited=$((waited + 2))
+        if [ "$waited" -ge "${BENCH_QUIET_WAIT:-90}" ]; then
+            log "host still busy ($other CPUs in use by others), booting anyway"
+            return 0
+        fi
+        sleep 3; waited=$((waited + 3))
+    done
+}
+
+# bootone WORKLOAD VARIANT TAG: one boot; appends a line to results.tsv.
+# Columns: workload variant tag ms modules rc load1 load5 date other ok
+# "other" = CPUs used on the host by anything but this boot, on average over
+# the boot; "ok" = 1 when that stayed under BENCH_MAX_OTHER.
+bootone() {
+    local w=$1 v=$2 tag=$3 kind jobs
+    case "$v" in
+        modprobe-a|busybox) kind=$v jobs=1 ;;
+        xargs-P*) kind=xargs jobs=${v#xargs-P} ;;
+        parmod-profile-j*) kind=parmod-profile jobs=${v#parmod-profile-j} ;;
+        parmod-j*) kind=parmod jobs=${v#parmod-j} ;;
+        *) echo "bench: unknown variant $v" >&2; exit 2 ;;
+    esac
+    local name=$w.$v.$tag
+    local raw=$W/logs/$name.console.log logf=$W/logs/$name.log
+    local la rc=0 b0 b1 c0 c1 t0 t1
+    wait_quiet
+    la=$(cut -d' ' -f1,2 /proc/loadavg)
+    b0=$(cpu_busy) c0=$(child_secs) t0=$(date +%s.%N)
+    "$here/boot.sh" --kver "$KVER" --initrd "$W/img/$w.img" --timeout "$TMO" --smp "$SMP" \
+        --log "$raw" --quiet --append "quiet bench.variant=$kind bench.jobs=$jobs" -- -cpu max \
+        2>"$W/logs/$name.boot.log" || rc=$?
+    b1=$(cpu_busy) c1=$(child_secs) t1=$(date +%s.%N)
+    local other ok
+    other=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
+        'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
+    ok=$(awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{print (o <= m) ? 1 : 0}')
+    tr -d '\r' < "$raw" > "$logf"
+    local s e ms mods grc
+    s=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: start$/\1/p' "$logf" | head -n1)
+    e=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: end$/\1/p' "$logf" | head -n1)
+    if [ -n "$s" ] && [ -n "$e" ]; then
+        ms=$(awk -v a="$s" -v b="$e" 'BEGIN{printf "%.1f", (b - a) * 1000}')
+    else
+        ms=NA ok=0
+    fi
+    mods=$(sed -n 's/^T: module-count //p' "$logf" | head -n1)
+    grc=$(sed -n 's/^T: bench-rc //p' "$logf" | head -n1)
+    sed -n 's/^T: modules //p' "$logf" | head -n1 | tr ' ' '\n' | grep . > "$W/logs/$name.modules" || true
+    if grep -q '^T: trace-begin$' "$logf"; then
+        sed -n '/^T: trace-begin$/,/^T: trace-end$/p' "$logf" | grep -v '^T: ' | base64 -d > "$W/traces/$name.trace" 2>/dev/null || true
+    fi
+    [ "$rc" = 0 ] || log "$name: QEMU exit $rc"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$v" "$tag" "$ms" "${mods:-NA}" "${grc:-NA}" \
+        ${la} "$(date -u +%FT%TZ)" "$other" "$ok" >> "$RES"
+    log "$name: ${ms} ms, ${mods:-?} modules, rc ${grc:-?}, load $la, others used $other CPUs$([ "$ok" = 1 ] || echo ' (disturbed)')"
+    LAST_OK=$ok
+}
+
+# bootv WORKLOAD VARIANT ROUND: boot until undisturbed (BENCH_RETRIES more tries).
+bootv() {
+    local try=0 sfx=""
+    while :; do
+        bootone "$1" "$2" "$3$sfx"
+        [ "$LAST_OK" = 1 ] && return 0
+        try=$((try + 1))
+        [ "$try" -le "$RETRIES" ] || return 0
+        sfx=$(printf "\\x$(printf %x $((97 + try)))")
+    done
+}
+
+run_workload() {
+    local w=$1 r v
+    plan_of "$w"
+    cp "$W/img/$w.plan" "$W/img/$w-profile.plan"
+    image_of "$w"
+    if [ "$w" = real ]; then
+        # A -j 1 trace of this image gives the measured weights.
+        bootv "$w" parmod-j1 profile
+        local t=$W/traces/$w.parmod-j1.profile.trace
+        [ -s "$t" ] || { echo "bench: no trace from the profiling boot" >&2; exit 1; }
+        # shellcheck disable=SC2046
+        "$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" --profile "$t" --profile-plan "$W/img/$w.plan" \
+            -o "$W/img/$w-profile.plan" $(set_of "$w") >"$W/logs/$w.profile-plan.log" 2>&1 \
+            || { cat "$W/logs/$w.profile-plan.log" >&2; exit 1; }
+        image_of "$w"
+    fi
+    log "$w: $(du -m "$W/img/$w.img" | cut -f1) MB image, $("$PARMOD_PLAN" show "$W/img/$w.plan" | sed -n 's/^modules: *//p')"
+    for r in $(seq 1 "$BOOTS"); do
+        for v in $(variants_of "$w"); do
+            bootv "$w" "$v" "r$r"
+        done
+    done
+}
+
+# --- summary ------------------------------------------------------------------
+median() { sort -g | awk '{a[NR]=$1} END{if(NR==0){print "NA"} else if(NR%2){print a[(NR+1)/2]} else {printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}}'; }
+
+# vals WORKLOAD VARIANT: the times of the undisturbed boots (all boots when none was).
+vals() {
+    local v
+    v=$(awk -F'\t' -v w="$1" -v v="$2" '$1==w && $2==v && $3 ~ /^r/ && $4!="NA" && $11==1 {print $4}' "$RES")
+    [ -n "$v" ] || v=$(awk -F'\t' -v w="$1" -v v="$2" '$1==w && $2==v && $3 ~ /^r/ && $4!="NA" {print $4}' "$RES")
+    printf '%s\n' "$v"
+}
+
+# bound WORKLOAD: "critical_ms work_ms" from the median of the -j 1 traces.
+bound_of() {
+    local w=$1 t cp wk cps="" wks=""
+    local tag
+    for tag in $(awk -F'\t' -v w="$w" '$1==w && $2=="parmod-j1" && $11==1 {print $3}' "$RES"); do
+        t=$W/traces/$w.parmod-j1.$tag.trace
+        [ -s "$t" ] || continue
+        local out
+        out=$("$PARMOD_PLAN" report --plan "$W/img/$w.plan" "$t" 2>/dev/null | sed -n 's/^lower bound: //p') || continue
+        cp=$(echo "$out" | sed -n 's/.*critical path \([0-9.]*\) ms.*/\1/p')
+        wk=$(echo "$out" | sed -n 's/.*work \([0-9.]*\) ms.*/\1/p')
+        [ -n "$cp" ] && cps="$cps$cp
+"
+        [ -n "$wk" ] && wks="$wks$wk
+"
+    done
+    echo "$(printf '%s' "$cps" | grep . | median) $(printf '%s' "$wks" | grep . | median)"
+}
+
+summary() {
+    [ -s "$RES" ] || { echo "bench: no results in $RES" >&2; exit 1; }
+    local out=$W/results.md w v
+    {
+        echo "Machine: $(uname -m), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), QEMU $(qemu-system-x86_64 --version | head -n1 | awk '{print $4}'), TCG -smp $SMP, guest kernel $KVER"
+        echo "parmod: $(cat "$W/commit" 2>/dev/null); host uptime: $(tr '\n' ';' < "$W/uptime.log" 2>/dev/null)"
+        echo "Date: $(date -u +%F); boots per variant: $(awk -F'\t' '$3 ~ /^r/ {print $3}' "$RES" | sort -u | wc -l)"
+        for w in $WORKLOADS; do
+            grep -q "^$w	" "$RES" || continue
+            local base b cp wk bound
+            base=$(vals "$w" modprobe-a | grep . | median)
+            read -r cp wk < <(bound_of "$w")
+            if [ "$w" = real ]; then
+                bound=$(awk -v c="$cp" -v k="$wk" -v n="$SMP" 'BEGIN{ if (c=="NA"||k=="NA") print "NA"; else { b=k/n; if (c>b) b=c; printf "%.1f", b } }')
+            else
+                bound=$cp
+            fi
+            echo
+            echo "### $w ($(wc -w < <(set_of "$w")) requested, $("$PARMOD_PLAN" show "$W/img/$w.plan" | sed -n 's/^modules: *\([0-9]*\).*/\1/p') modules in the plan)"
+            echo
+            echo "Lower bound from the parmod -j 1 traces (median): critical path $cp ms, work $wk ms; bound = $( [ "$w" = real ] && echo "max(critical path, work / $SMP)" || echo "critical path") = $bound ms"
+            echo
+            echo "| variant | median ms | / modprobe -a | / bound | modules | boots (ms; disturbed in brackets) | load average at boot (1 min) / CPUs used by others during the boot |"
+            echo "|---|---|---|---|---|---|---|"
+            for v in $(variants_of "$w"); do
+                local ms all mods las
+                ms=$(vals "$w" "$v" | grep . | median)
+                # every boot; a disturbed one (others used > BENCH_MAX_OTHER CPUs) in brackets, not in the median
+                all=$(awk -F'\t' -v w="$w" -v v="$v" '$1==w && $2==v && $3 ~ /^r/ {printf "%s%s", s, ($11==1 ? $4 : "(" $4 ")"); s=" "}' "$RES")
+                las=$(awk -F'\t' -v w="$w" -v v="$v" '$1==w && $2==v && $3 ~ /^r/ {printf "%s%s/%s", s, $7, $10; s=" "}' "$RES")
+                mods=$(awk -F'\t' -v w="$w" -v v="$v" '$1==w && $2==v && $3 ~ /^r/ {print $5}' "$RES" | sort -u | tr '\n' '/' | sed 's:/$::')
+                local r1 r2
+                r1=$(awk -v a="$ms" -v b="$base" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2f", a/b }')
+                r2=$(awk -v a="$ms" -v b="$bound" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2f", a/b }')
+                echo "| $v | $ms | $r1 | $r2 | $mods | $all | $las |"
+            done
+            # Same module set after parmod as after modprobe -a?
+            local ref f d=""
+            ref=$(ls "$W"/logs/"$w".modprobe-a.r*.modules 2>/dev/null | head -n1)
+            if [ -n "$ref" ]; then
+                for f in "$W"/logs/"$w".parmod-*.r*.modules; do
+                    [ -f "$f" ] || continue
+                    if ! cmp -s "$ref" "$f"; then
+                        d="$d $(basename "$f" .modules): $(diff "$ref" "$f" | grep '^[<>]' | tr '\n' ' ')"
+                    fi
+                done
+                echo
+                if [ -z "$d" ]; then
+                    echo "Module set after every parmod boot = the set after modprobe -a ($(grep -c . "$ref") modules)."
+                else
+                    echo "Module sets differing from modprobe -a's ($(basename "$ref")):$d"
+                fi
+            fi
+        done
+    } > "$out"
+    cat "$out"
+}
+
+if [ "$SUMMARY_ONLY" = 0 ]; then
+    t0=$(date +%s)
+    setup
+    : > "$RES"
+    echo "start: $(uptime)" > "$W/uptime.log"
+    log "uptime: $(uptime)"
+    for w in $WORKLOADS; do
+        run_workload "$w"
+    done
+    echo "end: $(uptime)" >> "$W/uptime.log"
+    log "$(( $(date +%s) - t0 )) s in all; uptime: $(uptime)"
+fi
+summary

@@ -1,0 +1,81 @@
+#!/bin/sh
+# /init of the benchmark images (qemu-test/bench.sh): runs ONE loader variant
+# on a fresh kernel, times it, reports, powers off.
+#
+# Kernel command line: bench.variant=modprobe-a|busybox|xargs|parmod|parmod-profile
+#                      bench.jobs=N (xargs -P N, parmod -j N)
+# Image: /etc/bench-modules (the requested names, one line), /etc/parmod.plan,
+# /etc/parmod-profile.plan, kmod's modprobe at /usr/sbin/modprobe (with its
+# libraries), busybox's modprobe at /opt/bb/modprobe, parmod at /bin/parmod
+# (/sbin/modprobe -> parmod).
+#
+# The time is taken from the kernel's log clock: a line written to /dev/kmsg
+# right before and right after the variant (µs resolution, same clock for all
+# variants; fork/exec of the loader is included for every one of them).
+# Output (serial console): "T: key value" lines, the trace in base64.
+PATH=/bin:/sbin:/usr/sbin:/usr/bin
+export PATH
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+v="" j=1
+for w in $(cat /proc/cmdline); do
+    case "$w" in
+        bench.variant=*) v=${w#*=} ;;
+        bench.jobs=*) j=${w#*=} ;;
+    esac
+done
+list=$(cat /etc/bench-modules)
+echo "T: bench-ready $(cut -d' ' -f1 /proc/uptime) variant=$v jobs=$j"
+mark() { echo "bench: $1" > /dev/kmsg; }
+rc=0
+case "$v" in
+    modprobe-a)
+        # request_module() from an init goes to the same modprobe.
+        echo /usr/sbin/modprobe > /proc/sys/kernel/modprobe
+        mark start
+        # shellcheck disable=SC2086
+        /usr/sbin/modprobe -a $list || rc=$?
+        mark end
+        ;;
+    busybox)
+        echo /opt/bb/modprobe > /proc/sys/kernel/modprobe
+        mark start
+        for m in $list; do
+            /opt/bb/modprobe "$m" || rc=$?
+        done
+        mark end
+        ;;
+    xargs)
+        echo /usr/sbin/modprobe > /proc/sys/kernel/modprobe
+        mark start
+        echo "$list" | tr ' ' '\n' | xargs -n1 -P "$j" /usr/sbin/modprobe || rc=$?
+        mark end
+        ;;
+    parmod|parmod-profile)
+        plan=/etc/parmod.plan
+        [ "$v" = parmod-profile ] && plan=/etc/parmod-profile.plan
+        # /sbin/modprobe is parmod's modprobe personality (the default helper).
+        mark start
+        /bin/parmod --force -j "$j" --trace /run/parmod.trace "$plan" || rc=$?
+        mark end
+        ;;
+    *)
+        echo "T: bench-error unknown variant '$v'"
+        ;;
+esac
+echo "T: bench-rc $rc"
+echo "T: bench-nproc $(grep -c '^processor' /proc/cpuinfo)"
+# The two marks with their kernel time stamps ("[    3.123456] bench: start").
+dmesg | grep 'bench: \(start\|end\)$' | sed 's/^/T: mark /'
+echo "T: modules $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
+echo "T: module-count $(grep -c . /proc/modules)"
+dmesg | grep -i -E 'Unknown symbol|failed|error' | grep -v 'bench:' | head -n 20 | sed 's/^/K: /'
+if [ -f /run/parmod.trace ]; then
+    echo "T: trace-begin"
+    base64 /run/parmod.trace
+    echo "T: trace-end"
+fi
+echo "T: bench-done $(cut -d' ' -f1 /proc/uptime)"
+sync
+poweroff -f
