@@ -4,7 +4,7 @@
 # busybox-static for arm64) reports /proc/modules and the devices on the
 # serial console. Run as root on Debian 12 (apt, mknod in the image).
 #
-#   qemu-test/arm64.sh [--timeout SECONDS] [--modules "NAME..."]
+#   qemu-test/arm64.sh [--arch arm64|armhf] [--timeout SECONDS] [--modules "NAME..."]
 #
 # Fetches Debian's arm64 kernel (what linux-image-arm64 depends on) and
 # busybox-static:arm64 through multiarch (`apt-get download` + `dpkg-deb -x`
@@ -14,32 +14,53 @@
 # `timeout`). Prints "PASS arm64: ..." or "FAIL arm64: reasons" and the
 # console log on failure; exit 0 on PASS.
 #
-# Environment: PARMOD (aarch64 parmod; default: built into
-# target/aarch64-unknown-linux-musl), PARMOD_PLAN (host tool; default: built
-# into target/x86_64-unknown-linux-musl/host), QEMU_TIMEOUT (default 600).
+# --arch armhf does the same for 32-bit ARM: the armv7 (Thumb-2) parmod,
+# Debian's armmp kernel and busybox-static:armhf, qemu-system-arm -M virt
+# -cpu max (an AArch32 CPU with the CRC and crypto extensions: on a
+# cortex-a15, crc32_arm_ce, which a softdep pulls in, fails with ENODEV), in
+# build/armhf/.
+#
+# Environment: PARMOD (parmod for the architecture; default: built into
+# target/aarch64-unknown-linux-musl or target/armv7-unknown-linux-musleabihf),
+# PARMOD_PLAN (host tool; default: built into
+# target/x86_64-unknown-linux-musl/host), QEMU_TIMEOUT (default 600).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-W=$repo/build/arm64
+DARCH=arm64
 TMO=${QEMU_TIMEOUT:-600}
 # Block and network drivers (with virtio_mmio, the transport of -M virt's
 # virtio devices), file systems and crypto with dependency chains (btrfs:
 # raid6_pq, xor, zstd, libcrc32c...; dm_crypt: dm_mod; aes_ce_blk: the
 # arm64 Crypto Extensions that -cpu max provides).
-MODULES="virtio_mmio virtio_blk virtio_net virtio_rng ext4 btrfs xfs vfat nls_utf8 squashfs
-overlay fuse dm_crypt xts gcm ccm sha3_generic aes_ce_blk chacha20poly1305"
+MODULES=""
 while [ $# -gt 0 ]; do
     case "$1" in
+        --arch) DARCH=$2; shift 2 ;;
         --timeout) TMO=$2; shift 2 ;;
         --modules) MODULES=$2; shift 2 ;;
-        *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
+case "$DARCH" in
+    arm64)
+        RUST_TARGET=aarch64-unknown-linux-musl KMETA=linux-image-arm64 FILE_ARCH='ARM aarch64'
+        QEMU=qemu-system-aarch64 CPU=max,pauth-impdef=on
+        [ -n "$MODULES" ] || MODULES="virtio_mmio virtio_blk virtio_net virtio_rng ext4 btrfs xfs vfat
+            nls_utf8 squashfs overlay fuse dm_crypt xts gcm ccm sha3_generic aes_ce_blk chacha20poly1305" ;;
+    armhf)
+        RUST_TARGET=armv7-unknown-linux-musleabihf KMETA=linux-image-armmp FILE_ARCH='ARM, EABI5'
+        QEMU=qemu-system-arm CPU=max
+        [ -n "$MODULES" ] || MODULES="virtio_mmio virtio_blk virtio_net virtio_rng ext4 btrfs xfs vfat
+            nls_utf8 squashfs overlay fuse dm_crypt xts gcm ccm sha3_generic chacha20poly1305" ;;
+    *) echo "arm64: --arch arm64 or armhf" >&2; exit 2 ;;
+esac
 MODULES=$(echo $MODULES)
+W=$repo/build/$DARCH
 
-log() { echo "arm64: $*" >&2; }
-die() { echo "arm64: $*" >&2; exit 1; }
+log() { echo "$DARCH: $*" >&2; }
+die() { echo "$DARCH: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get, mknod in the image)"
 t_start=$(date +%s.%N)
 
@@ -49,9 +70,9 @@ for p in qemu-system-arm cpio kmod file; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"
 done
 foreign=$(dpkg --print-foreign-architectures)
-if ! echo "$foreign" | grep -qx arm64; then
-    log "adding the arm64 architecture to dpkg"
-    dpkg --add-architecture arm64
+if ! echo "$foreign" | grep -qx "$DARCH"; then
+    log "adding the $DARCH architecture to dpkg"
+    dpkg --add-architecture "$DARCH"
     apt-get update -q >&2 || true
 fi
 if [ -n "$missing" ]; then
@@ -63,12 +84,12 @@ fi
 # --- binaries ---------------------------------------------------------------
 mkdir -p "$W/logs" "$W/img" "$W/deb"
 if [ -z "${PARMOD:-}" ]; then
-    log "building parmod for aarch64"
-    "$repo/packaging/cross/build-runtime.sh" aarch64-unknown-linux-musl >"$W/logs/build.log" 2>&1 || {
+    log "building parmod for $RUST_TARGET"
+    "$repo/packaging/cross/build-runtime.sh" "$RUST_TARGET" >"$W/logs/build.log" 2>&1 || {
         cat "$W/logs/build.log" >&2
-        die "aarch64 build failed"
+        die "$RUST_TARGET build failed"
     }
-    PARMOD=$repo/target/aarch64-unknown-linux-musl/release/parmod
+    PARMOD=$repo/target/$RUST_TARGET/release/parmod
 fi
 if [ -z "${PARMOD_PLAN:-}" ]; then
     log "building parmod-plan for the host"
@@ -80,22 +101,22 @@ if [ -z "${PARMOD_PLAN:-}" ]; then
     PARMOD_PLAN=$repo/target/x86_64-unknown-linux-musl/host/parmod-plan
 fi
 [ -x "$PARMOD" ] && [ -x "$PARMOD_PLAN" ] || die "no parmod binaries ($PARMOD, $PARMOD_PLAN)"
-file -L "$PARMOD" | grep -q 'ARM aarch64' || die "$PARMOD is not an aarch64 binary"
+file -L "$PARMOD" | grep -q "$FILE_ARCH" || die "$PARMOD is not a $DARCH binary"
 
-# --- Debian arm64 kernel, modules and busybox -------------------------------
-# The kernel package linux-image-arm64 points at (linux-image-6.1.0-N-arm64).
-kpkg=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null |
+# --- Debian kernel, modules and busybox -------------------------------------
+# The kernel package the metapackage points at (linux-image-6.1.0-N-arm64).
+kpkg=$(apt-cache depends "$KMETA:$DARCH" 2>/dev/null |
     sed -n 's/^ *Depends: \(linux-image-[0-9][^ :]*\).*/\1/p' | head -n1)
-[ -n "$kpkg" ] || die "apt-cache knows no linux-image-arm64:arm64 (apt-get update after dpkg --add-architecture arm64?)"
+[ -n "$kpkg" ] || die "apt-cache knows no $KMETA:$DARCH (apt-get update after dpkg --add-architecture $DARCH?)"
 KVER=${kpkg#linux-image-}
-fetch() { # PACKAGE DIR: download PACKAGE:arm64 and unpack it into DIR once
+fetch() { # PACKAGE DIR: download PACKAGE:$DARCH and unpack it into DIR once
     local pkg=$1 dir=$2
     [ -f "$dir/.unpacked" ] && return 0
-    log "downloading $pkg:arm64"
+    log "downloading $pkg:$DARCH"
     rm -rf "$dir" "$W/deb/$pkg"
     mkdir -p "$W/deb/$pkg"
     # _apt cannot write to root-owned directories: download as root (quietly).
-    (cd "$W/deb/$pkg" && apt-get download "$pkg:arm64" >"$W/logs/apt-$pkg.log" 2>&1) || {
+    (cd "$W/deb/$pkg" && apt-get download "$pkg:$DARCH" >"$W/logs/apt-$pkg.log" 2>&1) || {
         cat "$W/logs/apt-$pkg.log" >&2
         return 1
     }
@@ -108,7 +129,7 @@ fetch busybox-static "$W/busybox" || die "cannot fetch busybox-static"
 KERNEL=$W/kernel-$KVER/boot/vmlinuz-$KVER
 BUSYBOX=$W/busybox/bin/busybox
 [ -f "$KERNEL" ] || die "no $KERNEL in $kpkg"
-file -L "$BUSYBOX" | grep -q 'ARM aarch64.*statically linked' || die "$BUSYBOX is not a static arm64 busybox"
+file -L "$BUSYBOX" | grep -q "$FILE_ARCH.*statically linked" || die "$BUSYBOX is not a static $DARCH busybox"
 log "kernel $KVER"
 
 ROOT=$W/root
@@ -129,15 +150,15 @@ wait-for /dev/vda after virtio_blk timeout 20000
 wait-for /sys/class/net/eth0 after virtio_net timeout 20000
 EOF
 # shellcheck disable=SC2086
-"$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" --config "$cd_" -o "$W/img/arm64.plan" $MODULES \
+"$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" --config "$cd_" -o "$W/img/$DARCH.plan" $MODULES \
     >"$W/logs/plan.log" 2>&1 || { cat "$W/logs/plan.log" >&2; die "plan compile failed"; }
-n=$("$PARMOD_PLAN" show --json "$W/img/arm64.plan" | grep -c '"path": "[^/]' || true)
+n=$("$PARMOD_PLAN" show --json "$W/img/$DARCH.plan" | grep -c '"path": "[^/]' || true)
 log "plan: $(echo "$MODULES" | wc -w) names, $n module files"
 printf '/dev/vda 20000\n/sys/class/net/eth0 20000\n' > "$W/conf.check-wait"
-"$repo/initramfs/mkinitramfs.sh" --kver "$KVER" --modules-dir "$MODDIR" --plan "$W/img/arm64.plan" \
+"$repo/initramfs/mkinitramfs.sh" --kver "$KVER" --modules-dir "$MODDIR" --plan "$W/img/$DARCH.plan" \
     --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" --busybox-bin "$BUSYBOX" \
     --extra "$here/guest/check.sh:/sbin/check" --extra "$W/conf.check-wait:/etc/check-wait" \
-    -o "$W/img/arm64.img" 2>"$W/logs/img.log" || { cat "$W/logs/img.log" >&2; die "image build failed"; }
+    -o "$W/img/$DARCH.img" 2>"$W/logs/img.log" || { cat "$W/logs/img.log" >&2; die "image build failed"; }
 
 # --- boot -------------------------------------------------------------------
 truncate -s 16M "$W/img/vd.img"
@@ -146,13 +167,13 @@ LOG=$W/logs/console.log
 log "booting (timeout ${TMO} s)"
 t0=$(date +%s.%N)
 rc=0
-# -cpu max,pauth-impdef=on: every arm64 feature, with QEMU's cheap pointer
-# authentication algorithm (the architected one is slow under TCG).
+# arm64: -cpu max,pauth-impdef=on: every arm64 feature, with QEMU's cheap
+# pointer authentication algorithm (the architected one is slow under TCG).
 # stdin from /dev/null: the -nographic serial/monitor mux then reads nothing.
-timeout --kill-after=10 "$TMO" qemu-system-aarch64 \
-    -M virt -cpu max,pauth-impdef=on -accel tcg,thread=multi -smp 2 -m 1024 \
+timeout --kill-after=10 "$TMO" "$QEMU" \
+    -M virt -cpu "$CPU" -accel tcg,thread=multi -smp 2 -m 1024 \
     -nographic -no-reboot -nic none \
-    -kernel "$KERNEL" -initrd "$W/img/arm64.img" \
+    -kernel "$KERNEL" -initrd "$W/img/$DARCH.img" \
     -append "console=ttyAMA0 panic=-1 loglevel=4 quiet parmod.next=/sbin/check" \
     -drive if=none,id=vd,file="$W/img/vd.img",format=raw -device virtio-blk-device,drive=vd \
     -netdev user,id=n0 -device virtio-net-device,netdev=n0 \
@@ -174,11 +195,13 @@ grep -q '^T: check-done' "$LOG" || fail "the next stage did not finish (no check
 grep -q 'Kernel panic' "$LOG" && fail "kernel panic: $(grep -m1 'Kernel panic' "$LOG")"
 loaded=$(t modules)
 for m in $MODULES; do
+    # Built into this kernel (e.g. virtio_mmio on armmp): nothing to load.
+    grep -qE "/${m//_/[-_]}\.ko$" "$MODDIR/modules.builtin" && continue
     echo " $loaded " | grep -q " $m " || fail "$m not in /proc/modules"
 done
 # Every module file of the plan must be loaded (/proc/modules names use _).
 missing_mods=""
-for p in $("$PARMOD_PLAN" show --json "$W/img/arm64.plan" | sed -n 's/^ *"path": *"\([^"/][^"]*\)",\{0,1\} *$/\1/p'); do
+for p in $("$PARMOD_PLAN" show --json "$W/img/$DARCH.plan" | sed -n 's/^ *"path": *"\([^"/][^"]*\)",\{0,1\} *$/\1/p'); do
     m=$(basename "$p" | sed 's/\.ko.*$//' | tr - _)
     echo " $loaded " | grep -q " $m " || missing_mods="$missing_mods $m"
 done
@@ -191,9 +214,9 @@ done
 t_end=$(date +%s.%N)
 wall=$(awk -v a="$t_start" -v b="$t_end" 'BEGIN{printf "%.1f", b - a}')
 if [ -z "$REASONS" ]; then
-    echo "PASS arm64: kernel $KVER, boot ${boot_secs} s (script ${wall} s), $(echo "$loaded" | wc -w) modules in /proc/modules, $(summary | sed 's/^parmod: //')"
+    echo "PASS $DARCH: kernel $KVER, boot ${boot_secs} s (script ${wall} s), $(echo "$loaded" | wc -w) modules in /proc/modules, $(summary | sed 's/^parmod: //')"
     exit 0
 fi
 cat "$LOG"
-echo "FAIL arm64: $REASONS (boot ${boot_secs} s; log $LOG)"
+echo "FAIL $DARCH: $REASONS (boot ${boot_secs} s; log $LOG)"
 exit 1
