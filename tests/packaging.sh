@@ -146,7 +146,7 @@ show:
 	@echo 'PARMOD_CARGO_BUILD_OPTS=\$(PARMOD_CARGO_BUILD_OPTS)'
 	@echo 'HOST_PARMOD_CARGO_BUILD_OPTS=\$(HOST_PARMOD_CARGO_BUILD_OPTS)'
 	@echo 'PARMOD_CARGO_ENV=\$(PARMOD_CARGO_ENV)'
-	@echo 'PARMOD_POST_RSYNC_HOOKS=\$(PARMOD_POST_RSYNC_HOOKS)'
+	@echo 'PARMOD_PRE_BUILD_HOOKS=\$(PARMOD_PRE_BUILD_HOOKS)'
 	@echo 'defined=\$(if \$(value PARMOD_INSTALL_TARGET_CMDS),target)\$(if \$(value HOST_PARMOD_INSTALL_CMDS),+host)\$(if \$(value PARMOD_INSTALL_INIT_SYSTEMD),+systemd)'
 EOF
 if br_out=$(make --no-print-directory -f "$W/br-harness.mk" show 2>&1); then
@@ -162,7 +162,7 @@ if br_out=$(make --no-print-directory -f "$W/br-harness.mk" show 2>&1); then
     check "buildroot: host cargo options build parmod-plan" \
         test "$(brv HOST_PARMOD_CARGO_BUILD_OPTS)" = "--features host --bin parmod-plan"
     check "buildroot: the size profile is kept" sh -c "echo '$(brv PARMOD_CARGO_ENV)' | grep -q 'CARGO_PROFILE_RELEASE_OPT_LEVEL=z'"
-    check "buildroot: vendoring hook registered" test "$(brv PARMOD_POST_RSYNC_HOOKS)" = PARMOD_CARGO_VENDOR
+    check "buildroot: vendoring hook registered" test "$(brv PARMOD_PRE_BUILD_HOOKS)" = PARMOD_CARGO_VENDOR
     check "buildroot: install commands defined (target, host, systemd)" test "$(brv defined)" = "target+host+systemd"
 else
     bad "buildroot: parmod.mk parses (make -f harness)"

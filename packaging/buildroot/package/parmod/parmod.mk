@@ -36,15 +36,17 @@ PARMOD_CARGO_ENV = \
 HOST_PARMOD_CARGO_ENV = CARGO_PROFILE_RELEASE_OPT_LEVEL=3
 
 # A local source is not vendored by the download step: vendor the crates
-# into the build directory (this needs the crates in $(BR_CARGO_HOME) or
-# network access once) and point cargo at them; the builds stay --offline.
+# into the build directory before building (with host-rustc's cargo; this
+# needs the crates in $(BR_CARGO_HOME) or network access once) and point
+# cargo at them, so the builds stay --offline. Idempotent for rebuilds.
 define PARMOD_CARGO_VENDOR
 	cd $(@D) && $(PKG_COMMON_CARGO_ENV) cargo vendor --locked --versioned-dirs \
 		vendor > $(@D)/.cargo/vendor.toml
-	cat $(@D)/.cargo/vendor.toml >> $(@D)/.cargo/config.toml
+	grep -q '^\[source.vendored-sources\]' $(@D)/.cargo/config.toml || \
+		cat $(@D)/.cargo/vendor.toml >> $(@D)/.cargo/config.toml
 endef
-PARMOD_POST_RSYNC_HOOKS += PARMOD_CARGO_VENDOR
-HOST_PARMOD_POST_RSYNC_HOOKS += PARMOD_CARGO_VENDOR
+PARMOD_PRE_BUILD_HOOKS += PARMOD_CARGO_VENDOR
+HOST_PARMOD_PRE_BUILD_HOOKS += PARMOD_CARGO_VENDOR
 
 PARMOD_PROFILE_DIR = $(if $(BR2_ENABLE_DEBUG),debug,release)
 
