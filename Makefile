@@ -8,28 +8,43 @@
 
 SHELL := /bin/bash
 ARCH ?= x86_64
+# parmod-plan runs on the build host, whatever ARCH is.
+HOST_TARGET := x86_64-unknown-linux-musl
 ifeq ($(ARCH),x86_64)
 TARGET ?= x86_64-unknown-linux-musl
+else ifeq ($(ARCH),aarch64)
+TARGET ?= aarch64-unknown-linux-musl
+else ifeq ($(ARCH),armv7)
+TARGET ?= armv7-unknown-linux-musleabihf
+else
+$(error ARCH=$(ARCH): choose x86_64, aarch64 or armv7)
 endif
 CARGO ?= cargo
 OUT := target/$(TARGET)
 PARMOD := $(OUT)/release/parmod
-PARMOD_PLAN := $(OUT)/host/parmod-plan
+PARMOD_PLAN := target/$(HOST_TARGET)/host/parmod-plan
 # The stripped runtime must stay within this many bytes.
 SIZE_BUDGET := 65536
 
-.PHONY: all build deps rust-target test unit-test size-check bench bench-plan demo qemu-test initramfs clean
+.PHONY: all build deps rust-target test unit-test size-check bench bench-plan demo qemu-test initramfs clean \
+	install man qemu-test-arm64 test-packaging
 
 all: build
 
 build: rust-target
+ifeq ($(TARGET),$(HOST_TARGET))
 	$(CARGO) build --release --target $(TARGET) --no-default-features --features runtime --bin parmod
-	$(CARGO) build --profile host --target $(TARGET) --features host --bin parmod-plan
+else
+	CARGO="$(CARGO)" packaging/cross/build-runtime.sh $(TARGET)
+endif
+	$(CARGO) build --profile host --target $(HOST_TARGET) --features host --bin parmod-plan
 	@ls -l $(PARMOD) $(PARMOD_PLAN)
 
+# The host target; packaging/cross/build-runtime.sh sees to a cross target
+# (rustup target or core from source, the cross linker from Debian).
 rust-target:
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
-	@rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || rustup target add $(TARGET)
+	@rustup target list --installed 2>/dev/null | grep -qx $(HOST_TARGET) || rustup target add $(HOST_TARGET)
 
 # Debian packages the tests use: the real kernel tree for the compiler tests,
 # kmod for modprobe --show-depends, strace for the no-heap proof.
@@ -53,7 +68,7 @@ unit-test: deps build
 	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 \
 	  $(CARGO) test --features host
 
-test: deps size-check unit-test qemu-test
+test: deps size-check unit-test test-packaging qemu-test qemu-test-arm64
 
 # The QEMU boot suite (installs qemu, the Debian kernel and headers, busybox).
 qemu-test: build
@@ -70,6 +85,28 @@ initramfs: build
 	initramfs/mkinitramfs.sh --kver $(KVER) --modules-dir /lib/modules/$(KVER) \
 	  --plan build/initramfs/parmod.plan --parmod $(PARMOD) --parmod-plan $(PARMOD_PLAN) \
 	  --busybox --compress gzip -o $(IMAGE)
+
+# Install (onto this system, or into DESTDIR): parmod to $(PREFIX)/sbin,
+# parmod-plan to $(PREFIX)/bin, man pages, the systemd unit; without DESTDIR
+# also compile /etc/parmod.plan and enable the unit (packaging/install.sh).
+PREFIX ?= /usr/local
+install: build
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" packaging/install.sh --parmod $(PARMOD) --parmod-plan $(PARMOD_PLAN)
+
+# parmod(8) and parmod-plan(8) from --help, into build/man/.
+man: build
+	packaging/man/gen-man.sh --parmod $(PARMOD) --parmod-plan $(PARMOD_PLAN)
+
+# The arm64 QEMU boot test: the aarch64 parmod as /init of Debian's arm64 kernel.
+qemu-test-arm64:
+	$(MAKE) --no-print-directory ARCH=aarch64 build
+	PARMOD=$(CURDIR)/target/aarch64-unknown-linux-musl/release/parmod \
+	  PARMOD_PLAN=$(CURDIR)/target/$(HOST_TARGET)/host/parmod-plan qemu-test/arm64.sh
+
+# Offline checks of the Buildroot and Yocto packaging, man pages, unit and
+# install script (host binaries: run with the default ARCH).
+test-packaging: build
+	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) tests/packaging.sh
 
 bench-plan: deps
 	bench/bench-plan.sh
