@@ -23,13 +23,20 @@
 # (the tables, printed at the end), traces and console logs in build/bench/.
 # --summary-only re-reads results.tsv and the traces and prints the tables.
 #
-# Environment: BENCH_BOOTS, BENCH_WORKLOADS, PARMOD, PARMOD_PLAN, KVER,
+# Boots start only when the host is quiet: anything else using more than
+# BENCH_MAX_OTHER CPUs (default 0.3) is waited out for up to BENCH_QUIET_WAIT
+# seconds (default 60); a boot during which others used more than that is
+# marked disturbed, repeated up to BENCH_RETRIES times (default 1), and left
+# out of the medians (unless no boot of that variant was undisturbed).
+#
+# Environment: BENCH_BOOTS, BENCH_WORKLOADS, BENCH_VARIANTS (a subset, for
+# quick runs), BENCH_DIR (default build/bench), PARMOD, PARMOD_PLAN, KVER,
 # QEMU_TIMEOUT (per boot, default 240), BENCH_SMP (default 2).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-W=$repo/build/bench
+W=${BENCH_DIR:-$repo/build/bench}
 BOOTS=${BENCH_BOOTS:-3}
 WORKLOADS=${BENCH_WORKLOADS:-real fixture}
 SUMMARY_ONLY=0
@@ -39,12 +46,12 @@ while [ $# -gt 0 ]; do
         --boots) BOOTS=$2; shift 2 ;;
         --workloads) WORKLOADS=${2//,/ }; shift 2 ;;
         --summary-only) SUMMARY_ONLY=1; shift ;;
-        *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        *) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 TMO=${QEMU_TIMEOUT:-240}
 MAX_OTHER=${BENCH_MAX_OTHER:-0.3}
-RETRIES=${BENCH_RETRIES:-2}
+RETRIES=${BENCH_RETRIES:-1}
 [ "$(id -u)" = 0 ] || { echo "bench: must run as root (apt-get, mknod in the images)" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
 
@@ -78,6 +85,7 @@ MODDIR=$ROOT/lib/modules/$KVER
 RES=$W/results.tsv
 
 variants_of() { # workload
+    if [ -n "${BENCH_VARIANTS:-}" ]; then echo "$BENCH_VARIANTS"; return; fi
     if [ "$1" = real ]; then echo "$VARIANTS_COMMON parmod-profile-j2"; else echo "$VARIANTS_COMMON"; fi
 }
 set_of() { if [ "$1" = real ]; then echo "$REAL_SET"; else echo "$FIXTURE_SET"; fi; }
@@ -138,9 +146,11 @@ image_of() { # workload (uses $W/img/$w.plan and $W/img/$w-profile.plan)
 
 # Host CPU in use, in jiffies (USER_HZ = 100), and CPU seconds of our waited-for children.
 cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-child_secs() { times | tail -n1 | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.2f", t }'; }
+# secs_of FILE: children's user + system seconds from the output of `times`
+# (which must run in this shell: a $(...) subshell has no children of its own).
+secs_of() { tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.2f", t }'; }
 
-# Wait (up to BENCH_QUIET_WAIT s, default 90) until the host's other load is
+# Wait (up to BENCH_QUIET_WAIT s, default 60) until the host's other load is
 # below BENCH_MAX_OTHER CPUs over 2 s, so that boots do not start in a build.
 wait_quiet() {
     local waited=0 b0 b1 other
@@ -149,7 +159,7 @@ wait_quiet() {
         other=$(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", (b - a) / 100 / 2}')
         awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{exit !(o <= m)}' && return 0
         waited=$((waited + 2))
-        if [ "$waited" -ge "${BENCH_QUIET_WAIT:-90}" ]; then
+        if [ "$waited" -ge "${BENCH_QUIET_WAIT:-60}" ]; then
             log "host still busy ($other CPUs in use by others), booting anyway"
             return 0
         fi
@@ -175,11 +185,14 @@ bootone() {
     local la rc=0 b0 b1 c0 c1 t0 t1
     wait_quiet
     la=$(cut -d' ' -f1,2 /proc/loadavg)
-    b0=$(cpu_busy) c0=$(child_secs) t0=$(date +%s.%N)
+    times > "$W/.times0"
+    b0=$(cpu_busy) t0=$(date +%s.%N)
     "$here/boot.sh" --kver "$KVER" --initrd "$W/img/$w.img" --timeout "$TMO" --smp "$SMP" \
         --log "$raw" --quiet --append "quiet bench.variant=$kind bench.jobs=$jobs" -- -cpu max \
         2>"$W/logs/$name.boot.log" || rc=$?
-    b1=$(cpu_busy) c1=$(child_secs) t1=$(date +%s.%N)
+    times > "$W/.times1"
+    b1=$(cpu_busy) t1=$(date +%s.%N)
+    c0=$(secs_of "$W/.times0") c1=$(secs_of "$W/.times1")
     local other ok
     other=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
         'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
@@ -223,7 +236,7 @@ run_workload() {
     plan_of "$w"
     cp "$W/img/$w.plan" "$W/img/$w-profile.plan"
     image_of "$w"
-    if [ "$w" = real ]; then
+    if [ "$w" = real ] && variants_of "$w" | grep -qw parmod-profile-j2; then
         # A -j 1 trace of this image gives the measured weights.
         bootv "$w" parmod-j1 profile
         local t=$W/traces/$w.parmod-j1.profile.trace

@@ -455,7 +455,13 @@ pub fn svg(a: &Analysis) -> String {
     let plot_h = lanes.max(1) as f64 * SVG_LANE_H;
     let axis_y = SVG_TOP + plot_h;
     let legend_y = axis_y + 40.0;
-    let height = legend_y + 30.0;
+    let not_started: Vec<String> = a
+        .events
+        .iter()
+        .filter(|e| !e.started())
+        .map(|e| format!("{} ({})", e.name, e.result_name()))
+        .collect();
+    let height = legend_y + if not_started.is_empty() { 30.0 } else { 50.0 };
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -585,6 +591,14 @@ pub fn svg(a: &Analysis) -> String {
     }
     let _ = writeln!(o, r##"<rect x="{lx}" y="{:.1}" width="14" height="12" fill="#ffffff" stroke="#000000" stroke-width="2"/>"##, legend_y - 10.0);
     let _ = writeln!(o, r#"<text x="{}" y="{legend_y}">critical path</text>"#, lx + 18.0);
+    if !not_started.is_empty() {
+        let _ = writeln!(
+            o,
+            r#"<text class="not-started" x="{SVG_LEFT}" y="{}">not started: {}</text>"#,
+            legend_y + 22.0,
+            esc(&not_started.join(", "))
+        );
+    }
     o.push_str("</svg>\n");
     o
 }
