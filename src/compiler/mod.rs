@@ -34,6 +34,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod decompress;
 pub mod error;
 pub mod graph;
 pub mod kmod;
@@ -84,6 +85,9 @@ pub struct Options {
     pub deadline_ms: u32,
     /// Measured load times replacing the size estimates (see [`profile`]).
     pub profile: Option<profile::Profile>,
+    /// Decompress the plan's compressed module files into this directory and
+    /// plan the uncompressed paths (see [`decompress`]).
+    pub decompress: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -98,6 +102,7 @@ impl Default for Options {
             module_timeout_ms: DEFAULT_MODULE_TIMEOUT_MS,
             deadline_ms: DEFAULT_DEADLINE_MS,
             profile: None,
+            decompress: None,
         }
     }
 }
@@ -181,7 +186,7 @@ pub fn compile(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<PlanBuild
 }
 
 /// Compile a plan for `requests` from already loaded inputs (only the header
-/// fields of `opts` are used).
+/// fields, the profile and the decompress directory of `opts` are used).
 pub fn compile_requests(
     opts: &Options,
     inputs: &Inputs,
@@ -215,12 +220,16 @@ pub fn compile_requests(
         }
     }
     let (sizes, alias_copies) = std::thread::scope(|s| {
-        let stat = s.spawn(|| stat_all(dir, &files));
+        let stat = s.spawn(|| match &opts.decompress {
+            Some(out) => decompress::decompress_all(dir, out, &files),
+            None => Ok(stat_all(dir, &files)),
+        });
         let keep = |a: &&kmod::AliasEntry| a.module != NONE && in_plan[a.module as usize];
         let mut copies: Vec<(String, u32)> = Vec::with_capacity(idx.aliases.iter().filter(keep).count());
         copies.extend(idx.aliases.iter().filter(keep).map(|a| (idx.alias_pattern(a).to_string(), a.module)));
-        (stat.join().unwrap_or_default(), copies)
+        (stat.join().unwrap_or_else(|_| Ok(Vec::new())), copies)
     });
+    let sizes = sizes?;
     if sizes.len() != files.len() {
         return Err(Error::Other("internal error: a stat thread failed".into()));
     }
@@ -269,6 +278,9 @@ pub fn compile_requests(
             flags |= module_flags::SOFT_ONLY;
         }
         let path = match node.target {
+            Target::Module(m) if opts.decompress.is_some() => {
+                Some(decompress::plan_path(&idx.modules[m as usize].path).to_string())
+            }
             Target::Module(m) => Some(idx.modules[m as usize].path.clone()),
             Target::Builtin(_) => None,
         };
