@@ -28,6 +28,7 @@
 # seconds (default 60); a boot during which others used more than that is
 # marked disturbed, repeated up to BENCH_RETRIES times (default 1), and left
 # out of the medians (unless no boot of that variant was undisturbed).
+# --summary-only applies the BENCH_MAX_OTHER given then (a stricter one, say).
 #
 # Environment: BENCH_BOOTS, BENCH_WORKLOADS, BENCH_VARIANTS (a subset, for
 # quick runs), BENCH_DIR (default build/bench), PARMOD, PARMOD_PLAN, KVER,
@@ -261,7 +262,7 @@ median() { sort -g | awk '{a[NR]=$1} END{if(NR==0){print "NA"} else if(NR%2){pri
 # vals WORKLOAD VARIANT: the times of the undisturbed boots (all boots when none was).
 vals() {
     local v
-    v=$(awk -F'\t' -v w="$1" -v v="$2" '$1==w && $2==v && $3 ~ /^r/ && $4!="NA" && $11==1 {print $4}' "$RES")
+    v=$(awk -F'\t' -v w="$1" -v v="$2" -v mx="$MAX_OTHER" '$1==w && $2==v && $3 ~ /^r/ && $4!="NA" && $10<=mx {print $4}' "$RES")
     [ -n "$v" ] || v=$(awk -F'\t' -v w="$1" -v v="$2" '$1==w && $2==v && $3 ~ /^r/ && $4!="NA" {print $4}' "$RES")
     printf '%s\n' "$v"
 }
@@ -270,7 +271,7 @@ vals() {
 bound_of() {
     local w=$1 t cp wk cps="" wks=""
     local tag
-    for tag in $(awk -F'\t' -v w="$w" '$1==w && $2=="parmod-j1" && $11==1 {print $3}' "$RES"); do
+    for tag in $(awk -F'\t' -v w="$w" -v mx="$MAX_OTHER" '$1==w && $2=="parmod-j1" && $10<=mx {print $3}' "$RES"); do
         t=$W/traces/$w.parmod-j1.$tag.trace
         [ -s "$t" ] || continue
         local out
@@ -313,7 +314,7 @@ summary() {
                 local ms all mods las
                 ms=$(vals "$w" "$v" | grep . | median)
                 # every boot; a disturbed one (others used > BENCH_MAX_OTHER CPUs) in brackets, not in the median
-                all=$(awk -F'\t' -v w="$w" -v v="$v" '$1==w && $2==v && $3 ~ /^r/ {printf "%s%s", s, ($11==1 ? $4 : "(" $4 ")"); s=" "}' "$RES")
+                all=$(awk -F'\t' -v w="$w" -v v="$v" -v mx="$MAX_OTHER" '$1==w && $2==v && $3 ~ /^r/ {printf "%s%s", s, ($10<=mx ? $4 : "(" $4 ")"); s=" "}' "$RES")
                 las=$(awk -F'\t' -v w="$w" -v v="$v" '$1==w && $2==v && $3 ~ /^r/ {printf "%s%s/%s", s, $7, $10; s=" "}' "$RES")
                 mods=$(awk -F'\t' -v w="$w" -v v="$v" '$1==w && $2==v && $3 ~ /^r/ {print $5}' "$RES" | sort -u | tr '\n' '/' | sed 's:/$::')
                 local r1 r2

@@ -10,6 +10,9 @@ use super::error::{Error, Result};
 use super::Options;
 use crate::plan::Plan;
 
+#[path = "report.rs"]
+pub mod report;
+
 pub const USAGE: &str = "\
 usage:
   parmod-plan compile [--root DIR] [--kver VERSION] [--config PATH]... [--modules-load PATH]...
@@ -17,6 +20,7 @@ usage:
                       [--profile TRACE --profile-plan OLD_PLAN] -o PLAN [MODULE_OR_ALIAS]...
   parmod-plan show [--json] PLAN
   parmod-plan show --trace TRACE [--json] PLAN
+  parmod-plan report --plan PLAN TRACE [--svg FILE] [--chrome-trace FILE]
 
 compile: resolve the names (modules, aliases; and the modules-load.d entries), pull in
   their dependencies (modules.dep) and soft dependencies (modules.softdep, modprobe.d),
@@ -37,6 +41,10 @@ compile: resolve the names (modules, aliases; and the modules-load.d entries), p
   --profile-plan PLAN  the plan TRACE was recorded with (required with --profile)
   -o PLAN              output file (written atomically)
 show: print a plan (or a parmod trace against its plan) for people, or as JSON.
+report: what a boot did, from a parmod --trace file and the plan it ran: the slowest modules,
+  the critical path taken, worker idle time, queueing, waits, the lower bound;
+  --svg FILE a timeline (one lane per worker), --chrome-trace FILE trace-event JSON
+  (Perfetto, chrome://tracing).
 ";
 
 fn value<'a>(args: &'a [String], i: &mut usize, opt: &str) -> Result<&'a str> {
@@ -201,12 +209,13 @@ pub fn run(args: &[String]) -> i32 {
     let res = match args.first().map(String::as_str) {
         Some("compile") => compile_cmd(&args[1..]),
         Some("show") => show_cmd(&args[1..]),
+        Some("report") => report::run_cmd(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(0)
         }
-        Some(other) => Err(Error::Usage(format!("unknown command '{other}' (expected compile or show)"))),
-        None => Err(Error::Usage("missing command (compile or show)".into())),
+        Some(other) => Err(Error::Usage(format!("unknown command '{other}' (expected compile, show or report)"))),
+        None => Err(Error::Usage("missing command (compile, show or report)".into())),
     };
     match res {
         Ok(code) => code,

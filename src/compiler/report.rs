@@ -69,6 +69,9 @@ pub struct Analysis {
     by_module: BTreeMap<u32, usize>,
     /// Positions in `events`, first to last.
     pub critical: Vec<usize>,
+    /// For each entry of `critical`, what it waited for before it started:
+    /// "start" (the first), "dependency", or "worker" (a busy worker).
+    pub critical_via: Vec<&'static str>,
     /// Worker lanes, sorted.
     pub workers: Vec<u16>,
     pub makespan_ms: f64,
@@ -122,8 +125,11 @@ pub fn analyse(plan: &Plan<'_>, trace_bytes: &[u8]) -> std::result::Result<Analy
     let makespan_ms = events.iter().filter(|e| e.started()).map(|e| e.end_ms).fold(0.0, f64::max);
 
     // The path actually taken: from the module that ended last, back through
-    // the dependency (hard or soft) that ended last before each start.
+    // what it waited for: the dependency (hard or soft) that ended last
+    // before its start, or, when that came later, the module its worker was
+    // busy with (it was ready but had no free worker).
     let mut critical = Vec::new();
+    let mut critical_via = Vec::new();
     let last = events
         .iter()
         .enumerate()
@@ -135,17 +141,34 @@ pub fn analyse(plan: &Plan<'_>, trace_bytes: &[u8]) -> std::result::Result<Analy
             critical.push(cur);
             let Some(m) = plan.module(events[cur].index) else { break };
             let start = events[cur].start_ms.unwrap_or(0.0);
-            let prev = m
+            let before = |j: usize| j != cur && events[j].started() && events[j].end_ms <= start + 1e-6;
+            let dep = m
                 .waits_for()
                 .filter_map(|e| by_module.get(&e.module).copied())
-                .filter(|&j| events[j].started() && events[j].end_ms <= start + 1e-6)
+                .filter(|&j| before(j))
                 .max_by(|&a, &b| events[a].end_ms.total_cmp(&events[b].end_ms));
+            let busy = events[cur].worker.and_then(|w| {
+                (0..events.len())
+                    .filter(|&j| !events[j].is_wait && events[j].worker == Some(w) && before(j))
+                    .max_by(|&a, &b| events[a].end_ms.total_cmp(&events[b].end_ms))
+            });
+            let prev = match (dep, busy) {
+                (Some(d), Some(b)) if events[b].end_ms > events[d].end_ms + 1e-6 => Some((b, "worker")),
+                (Some(d), _) => Some((d, "dependency")),
+                (None, Some(b)) => Some((b, "worker")),
+                (None, None) => None,
+            };
             match prev {
-                Some(p) if !critical.contains(&p) => cur = p,
+                Some((p, via)) if !critical.contains(&p) => {
+                    critical_via.push(via);
+                    cur = p;
+                }
                 _ => break,
             }
         }
+        critical_via.push("start");
         critical.reverse();
+        critical_via.reverse();
     }
 
     // Lower bound from the measured load times: the longest chain of
@@ -195,6 +218,7 @@ pub fn analyse(plan: &Plan<'_>, trace_bytes: &[u8]) -> std::result::Result<Analy
         events,
         by_module,
         critical,
+        critical_via,
         workers,
         makespan_ms,
         bound_critical_ms,
@@ -275,11 +299,15 @@ pub fn text(plan: &Plan<'_>, a: &Analysis) -> String {
         );
     }
 
-    let _ = writeln!(o, "\ncritical path taken (from the module that ended last, back through the dependency that ended last):");
-    let _ = writeln!(o, "  {:>9} {:>9} {:>9} {:>9}  module", "start_ms", "end_ms", "load_ms", "gap_ms");
+    let _ = writeln!(
+        o,
+        "\ncritical path taken (from the module that ended last, back through the dependency that ended last,\n\
+         or the module its worker was busy with when that ended later):"
+    );
+    let _ = writeln!(o, "  {:>9} {:>9} {:>9} {:>9}  {:<10}  module", "start_ms", "end_ms", "load_ms", "gap_ms", "after");
     let mut prev_end = 0.0;
     let (mut load_sum, mut gap_sum) = (0.0, 0.0);
-    for &i in &a.critical {
+    for (k, &i) in a.critical.iter().enumerate() {
         let e = &a.events[i];
         let s = e.start_ms.unwrap_or(0.0);
         let gap = (s - prev_end).max(0.0);
@@ -287,11 +315,12 @@ pub fn text(plan: &Plan<'_>, a: &Analysis) -> String {
         gap_sum += gap;
         let _ = writeln!(
             o,
-            "  {:9.1} {:9.1} {:9.1} {:9.1}  {} (worker {})",
+            "  {:9.1} {:9.1} {:9.1} {:9.1}  {:<10}  {} (worker {})",
             s,
             e.end_ms,
             e.duration_ms(),
             gap,
+            a.critical_via.get(k).copied().unwrap_or("-"),
             e.name,
             e.worker.map(|w| w.to_string()).unwrap_or_else(|| "-".into())
         );
@@ -304,6 +333,13 @@ pub fn text(plan: &Plan<'_>, a: &Analysis) -> String {
         load_sum,
         gap_sum
     );
+    let by_worker = a.critical_via.iter().filter(|v| **v == "worker").count();
+    if by_worker > 0 {
+        let _ = writeln!(
+            o,
+            "  {by_worker} of its steps waited for a busy worker, not for a dependency: the run was bound by workers"
+        );
+    }
 
     let _ = writeln!(o, "\nworkers (over {:.1} ms):", a.makespan_ms);
     let mut idle_total = 0.0;
@@ -469,7 +505,7 @@ pub fn svg(a: &Analysis) -> String {
     );
     let _ = writeln!(o, r##"<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>"##);
     let title = format!(
-        "parmod: {} modules, {} workers (jobs {}), {:.1} ms; critical path outlined",
+        "parmod: {} modules, {} workers (jobs {}), {:.1} ms; critical path marked in black",
         a.events.iter().filter(|e| !e.is_wait && e.started()).count(),
         a.workers.len(),
         a.jobs,
@@ -530,7 +566,7 @@ pub fn svg(a: &Analysis) -> String {
         let x0 = x(s);
         let w = (x(e.end_ms) - x0).max(1.0);
         let crit = !e.is_wait && a.is_critical(i);
-        let stroke = if crit { r##" stroke="#000000" stroke-width="2""## } else { r##" stroke="#ffffff" stroke-width="0.5""## };
+        let stroke = r##" stroke="#ffffff" stroke-width="0.5""##;
         let cls = if e.is_wait { "wait" } else if crit { "module critical" } else { "module" };
         let tip = format!(
             "{}{}: {}, {:.1} ms ({:.1} - {:.1} ms){}",
@@ -549,6 +585,14 @@ pub fn svg(a: &Analysis) -> String {
             colour(e),
             esc(&tip)
         );
+        if crit {
+            // The critical path: a black strip along the top of the bar.
+            let _ = writeln!(
+                o,
+                r##"<rect class="critical-mark" x="{x0:.2}" y="{:.1}" width="{w:.2}" height="3" fill="#000000"/>"##,
+                y - 3.5
+            );
+        }
         // ~6.2 px per character at 11 px.
         if w >= e.name.len() as f64 * 6.2 + 6.0 {
             let _ = writeln!(
@@ -565,8 +609,8 @@ pub fn svg(a: &Analysis) -> String {
     for pair in a.critical.windows(2) {
         let (p, q) = (&a.events[pair[0]], &a.events[pair[1]]);
         let (Some(lp), Some(lq)) = (lane_of(p), lane_of(q)) else { continue };
-        let y1 = SVG_TOP + lp as f64 * SVG_LANE_H + SVG_LANE_H / 2.0;
-        let y2 = SVG_TOP + lq as f64 * SVG_LANE_H + SVG_LANE_H / 2.0;
+        let y1 = SVG_TOP + lp as f64 * SVG_LANE_H + 2.0;
+        let y2 = SVG_TOP + lq as f64 * SVG_LANE_H + 2.0;
         let _ = writeln!(
             o,
             r##"<line class="critical-link" x1="{:.2}" y1="{y1:.1}" x2="{:.2}" y2="{y2:.1}" stroke="#000000" stroke-width="1.2" stroke-dasharray="3,2"/>"##,
@@ -589,8 +633,8 @@ pub fn svg(a: &Analysis) -> String {
         let _ = writeln!(o, r#"<text x="{}" y="{legend_y}">{label}</text>"#, lx + 18.0);
         lx += 30.0 + label.len() as f64 * 6.5;
     }
-    let _ = writeln!(o, r##"<rect x="{lx}" y="{:.1}" width="14" height="12" fill="#ffffff" stroke="#000000" stroke-width="2"/>"##, legend_y - 10.0);
-    let _ = writeln!(o, r#"<text x="{}" y="{legend_y}">critical path</text>"#, lx + 18.0);
+    let _ = writeln!(o, r##"<rect x="{lx}" y="{:.1}" width="14" height="3" fill="#000000"/>"##, legend_y - 6.0);
+    let _ = writeln!(o, r#"<text x="{}" y="{legend_y}">critical path (strip above the bars)</text>"#, lx + 18.0);
     if !not_started.is_empty() {
         let _ = writeln!(
             o,
