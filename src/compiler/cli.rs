@@ -17,7 +17,8 @@ pub const USAGE: &str = "\
 usage:
   parmod-plan compile [--root DIR] [--kver VERSION] [--config PATH]... [--modules-load PATH]...
                       [--jobs N] [--module-timeout MS] [--deadline MS]
-                      [--profile TRACE --profile-plan OLD_PLAN] -o PLAN [MODULE_OR_ALIAS]...
+                      [--profile TRACE --profile-plan OLD_PLAN] [--decompress DIR]
+                      -o PLAN [MODULE_OR_ALIAS]...
   parmod-plan show [--json] PLAN
   parmod-plan show --trace TRACE [--json] PLAN
   parmod-plan report --plan PLAN TRACE [--svg FILE] [--chrome-trace FILE]
@@ -39,6 +40,11 @@ compile: resolve the names (modules, aliases; and the modules-load.d entries), p
                        the size estimate (unmeasured modules: the estimate times the median
                        measured/estimated ratio)
   --profile-plan PLAN  the plan TRACE was recorded with (required with --profile)
+  --decompress DIR     for a kernel that cannot decompress modules itself: decompress the plan's
+                       .ko.xz/.ko.zst/.ko.gz files into DIR at the same relative path without the
+                       suffix (kernel/fs/xfs/xfs.ko.xz -> DIR/kernel/fs/xfs/xfs.ko) and plan the .ko
+                       paths. Uncompressed modules are not copied: layer DIR over lib/modules/VERSION
+                       in the image. DIR may be ROOT/lib/modules/VERSION itself.
   -o PLAN              output file (written atomically)
 show: print a plan (or a parmod trace against its plan) for people, or as JSON.
 report: what a boot did, from a parmod --trace file and the plan it ran: the slowest modules,
@@ -108,6 +114,7 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
             "-o" | "--output" => out = Some(PathBuf::from(val(&mut i)?)),
             "--profile" => profile = Some(PathBuf::from(val(&mut i)?)),
             "--profile-plan" => profile_plan = Some(PathBuf::from(val(&mut i)?)),
+            "--decompress" => o.decompress = Some(PathBuf::from(val(&mut i)?)),
             _ => return Err(Error::Usage(format!("compile: unknown option '{a}'"))),
         }
         i += 1;
