@@ -328,8 +328,10 @@ fn files_from_the_command_line_tools() {
     let list: Vec<(&str, &[u8], &str)> = mods.iter().map(|m| (m.0.as_str(), m.1.as_slice(), "")).collect();
     tree(&s, &list);
     let out = s.0.join("d");
-    let names: Vec<String> =
-        mods.iter().map(|m| Path::new(&m.0).file_name().unwrap().to_str().unwrap().split('.').next().unwrap().into()).collect();
+    let names: Vec<String> = mods
+        .iter()
+        .map(|m| Path::new(&m.0).file_name().unwrap().to_str().unwrap().split('.').next().unwrap().into())
+        .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let (r, _) = compile(&s, Some(&out), &names);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -372,7 +374,8 @@ fn corrupt_archives_fail_naming_the_file() {
         assert!(r.stderr.contains(&format!("not valid {algo} data")), "case {i}: {}", r.stderr);
         assert!(r.stderr.contains("reinstall"), "case {i}: what to do: {}", r.stderr);
         assert!(!plan.exists(), "case {i}: no plan written");
-        let stray: Vec<String> = files_under(&out).into_iter().filter(|f| f.contains(".tmp.") || f.contains("bad")).collect();
+        let stray: Vec<String> =
+            files_under(&out).into_iter().filter(|f| f.contains(".tmp.") || f.contains("bad")).collect();
         assert!(stray.is_empty(), "case {i}: no partial file left: {stray:?}");
     }
 }

@@ -185,9 +185,9 @@ fn write_atomic(dest: &Path, data: &[u8]) -> std::result::Result<(), (&'static s
     std::fs::create_dir_all(&dir).map_err(|e| ("create the directory for", e))?;
     let fname = dest.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{fname}.tmp.{}", std::process::id()));
-    let res = std::fs::write(&tmp, data).map_err(|e| ("write", e)).and_then(|()| {
-        std::fs::rename(&tmp, dest).map_err(|e| ("rename a temporary file to", e))
-    });
+    let res = std::fs::write(&tmp, data)
+        .map_err(|e| ("write", e))
+        .and_then(|()| std::fs::rename(&tmp, dest).map_err(|e| ("rename a temporary file to", e)));
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
