@@ -50,7 +50,7 @@ rust-target:
 # kmod for modprobe --show-depends, strace for the no-heap proof.
 deps:
 	@missing=""; \
-	for p in kmod strace linux-image-amd64 python3; do \
+	for p in kmod strace linux-image-amd64 python3 musl-tools librsvg2-bin file; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -65,7 +65,7 @@ size-check: build
 	[ $$size -le $(SIZE_BUDGET) ] || { echo "parmod is over its size budget" >&2; exit 1; }
 
 unit-test: deps build
-	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 \
+	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 PARMOD_REQUIRE_RSVG=1 \
 	  $(CARGO) test --features host
 
 test: deps size-check unit-test test-packaging qemu-test qemu-test-arm64
