@@ -130,7 +130,7 @@ while IFS= read -r rel; do
         *.ko.xz) comp=xz ;; *.ko.zst) comp=zstd ;; *.ko.gz) comp=gzip ;; *) comp="" ;;
     esac
     if [ -n "$comp" ] && ! kernel_decompresses "$comp"; then
-        die "$rel is $comp-compressed and kernel $KVER cannot decompress it; stage a decompressed tree (initramfs/stage-modules.sh --decompress) and rebuild the plan"
+        die "$rel is $comp-compressed and kernel $KVER cannot decompress it; compile the plan with \`parmod-plan compile --decompress $MODDIR ...\` (the .ko files are written beside the compressed ones), or stage a decompressed tree (initramfs/stage-modules.sh --decompress) and rebuild the plan"
     fi
     cp -L "$src" "$dst"
     count=$((count + 1))
