@@ -111,8 +111,18 @@ test-packaging: build
 bench-plan: deps
 	bench/bench-plan.sh
 
+# The benchmarks: the scheduler on simulated plans, device-wait latency in
+# QEMU, and the QEMU boot benchmark against modprobe (docs/BENCHMARKS.md).
+# BENCH_BOOTS=N boots per variant (default 3).
 bench: build
 	PARMOD_BIN=$(CURDIR)/$(PARMOD) $(CARGO) run --quiet --profile host --features host --example simbench
+	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/wait-latency.sh
+	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/bench.sh
+
+# One boot with parmod, one with modprobe -a, and the report of the parmod boot
+# (build/demo/: report.txt, timeline.svg, trace.json).
+demo: deps build
+	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/demo.sh
 
 clean:
 	$(CARGO) clean
