@@ -7,6 +7,8 @@
 #   make demo         QEMU boot of the Debian kernel: parmod beside modprobe -a
 
 SHELL := /bin/bash
+# rustup installs cargo here when the machine has none.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 ARCH ?= x86_64
 # parmod-plan runs on the build host, whatever ARCH is.
 HOST_TARGET := x86_64-unknown-linux-musl
@@ -43,7 +45,10 @@ endif
 # The host target; packaging/cross/build-runtime.sh sees to a cross target
 # (rustup target or core from source, the cross linker from Debian).
 rust-target:
-	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
+	@command -v cargo >/dev/null || { \
+	  echo "cargo not found: installing Rust with rustup"; \
+	  command -v curl >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl ca-certificates; }; \
+	  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal; }
 	@rustup target list --installed 2>/dev/null | grep -qx $(HOST_TARGET) || rustup target add $(HOST_TARGET)
 
 # Debian packages the tests use: the real kernel tree for the compiler tests,
