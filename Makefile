@@ -55,7 +55,7 @@ rust-target:
 # kmod for modprobe --show-depends, strace for the no-heap proof.
 deps:
 	@missing=""; \
-	for p in kmod strace linux-image-amd64 python3 musl-tools librsvg2-bin file; do \
+	for p in gcc kmod strace linux-image-amd64 python3 musl-tools librsvg2-bin file; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
