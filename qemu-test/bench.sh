@@ -2,7 +2,7 @@
 # Boot benchmark: parmod against kmod's modprobe -a, busybox modprobe and
 # xargs -P modprobe, in QEMU (TCG, -smp 2) with the Debian kernel. Run as root.
 #
-#   qemu-test/bench.sh [--boots N] [--workloads real,fixture] [--summary-only]
+#   qemu-test/bench.sh [--boots N] [--workloads real,fixture] [--summary-only] [--more N]
 #
 # Two workloads, one image each (parmod, its plans, kmod's modprobe with its
 # libraries, busybox, the module files and the kmod index files):
@@ -22,6 +22,7 @@
 # Output: build/bench/results.tsv (one line per boot), build/bench/results.md
 # (the tables, printed at the end), traces and console logs in build/bench/.
 # --summary-only re-reads results.tsv and the traces and prints the tables.
+# --more N adds N rounds to an earlier run (same images and plans, results appended).
 #
 # Boots start only when the host is quiet: anything else using more than
 # BENCH_MAX_OTHER CPUs (default 0.3) is waited out for up to BENCH_QUIET_WAIT
@@ -40,13 +41,14 @@ repo=$(cd "$here/.." && pwd)
 W=${BENCH_DIR:-$repo/build/bench}
 BOOTS=${BENCH_BOOTS:-3}
 WORKLOADS=${BENCH_WORKLOADS:-real fixture}
-SUMMARY_ONLY=0
+SUMMARY_ONLY=0 MORE=0
 SMP=${BENCH_SMP:-2}
 while [ $# -gt 0 ]; do
     case "$1" in
         --boots) BOOTS=$2; shift 2 ;;
         --workloads) WORKLOADS=${2//,/ }; shift 2 ;;
         --summary-only) SUMMARY_ONLY=1; shift ;;
+        --more) MORE=$2; shift 2 ;;
         *) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
@@ -67,6 +69,9 @@ mkdir -p "$W/logs" "$W/img" "$W/conf" "$W/traces"
 
 if [ "$SUMMARY_ONLY" = 1 ]; then
     PARMOD_PLAN=${PARMOD_PLAN:-$repo/target/x86_64-unknown-linux-musl/host/parmod-plan}
+elif [ "$MORE" -gt 0 ]; then
+    # The images hold the binaries of the first run.
+    PARMOD=$W/bin/parmod PARMOD_PLAN=$W/bin/parmod-plan
 else
     if [ -z "${PARMOD:-}" ] || [ -z "${PARMOD_PLAN:-}" ]; then
         log "building parmod (make build)"
@@ -233,7 +238,23 @@ bootv() {
 }
 
 run_workload() {
-    local w=$1 r v
+    local w=$1 r v first=1 last=$BOOTS
+    if [ "$MORE" -gt 0 ]; then
+        [ -f "$W/img/$w.img" ] || { echo "bench: --more: no earlier run of $w in $W" >&2; exit 1; }
+        first=$(( $(awk -F'\t' -v w="$w" '$1==w && $3 ~ /^r[0-9]/ {sub(/^r/, "", $3); sub(/[a-z]*$/, "", $3); print $3}' "$RES" | sort -n | tail -n1) + 1 ))
+        last=$((first + MORE - 1))
+    else
+        run_setup_workload "$w"
+    fi
+    for r in $(seq "$first" "$last"); do
+        for v in $(variants_of "$w"); do
+            bootv "$w" "$v" "r$r"
+        done
+    done
+}
+
+run_setup_workload() {
+    local w=$1
     plan_of "$w"
     cp "$W/img/$w.plan" "$W/img/$w-profile.plan"
     image_of "$w"
@@ -249,11 +270,6 @@ run_workload() {
         image_of "$w"
     fi
     log "$w: $(du -m "$W/img/$w.img" | cut -f1) MB image, $("$PARMOD_PLAN" show "$W/img/$w.plan" | sed -n 's/^modules: *//p')"
-    for r in $(seq 1 "$BOOTS"); do
-        for v in $(variants_of "$w"); do
-            bootv "$w" "$v" "r$r"
-        done
-    done
 }
 
 # --- summary ------------------------------------------------------------------
@@ -292,7 +308,7 @@ summary() {
     {
         echo "Machine: $(uname -m), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), QEMU $(qemu-system-x86_64 --version | head -n1 | awk '{print $4}'), TCG -smp $SMP, guest kernel $KVER"
         echo "parmod: $(cat "$W/commit" 2>/dev/null); host uptime: $(tr '\n' ';' < "$W/uptime.log" 2>/dev/null)"
-        echo "Date: $(date -u +%F); boots per variant: $(awk -F'\t' '$3 ~ /^r/ {print $3}' "$RES" | sort -u | wc -l)"
+        echo "Date: $(date -u +%F); rounds: $(awk -F'\t' '$3 ~ /^r/ {sub(/[a-z]*$/, "", $3); print $3}' "$RES" | sort -u | wc -l) (a disturbed boot is repeated as rNb)"
         for w in $WORKLOADS; do
             grep -q "^$w	" "$RES" || continue
             local base b cp wk bound
@@ -346,9 +362,13 @@ summary() {
 
 if [ "$SUMMARY_ONLY" = 0 ]; then
     t0=$(date +%s)
-    setup
-    : > "$RES"
-    echo "start: $(uptime)" > "$W/uptime.log"
+    [ "$MORE" -gt 0 ] || setup
+    if [ "$MORE" = 0 ]; then
+        : > "$RES"
+        echo "start: $(uptime)" > "$W/uptime.log"
+    else
+        echo "more: $(uptime)" >> "$W/uptime.log"
+    fi
     log "uptime: $(uptime)"
     for w in $WORKLOADS; do
         run_workload "$w"
