@@ -25,7 +25,7 @@
 # --more N adds N rounds to an earlier run (same images and plans, results appended).
 #
 # Boots start only when the host is quiet: anything else using more than
-# BENCH_MAX_OTHER CPUs (default 0.3) is waited out for up to BENCH_QUIET_WAIT
+# BENCH_MAX_OTHER CPUs (default 0.1) is waited out for up to BENCH_QUIET_WAIT
 # seconds (default 60); a boot during which others used more than that is
 # marked disturbed, repeated up to BENCH_RETRIES times (default 1), and left
 # out of the medians (unless no boot of that variant was undisturbed).
@@ -53,7 +53,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 TMO=${QEMU_TIMEOUT:-240}
-MAX_OTHER=${BENCH_MAX_OTHER:-0.3}
+MAX_OTHER=${BENCH_MAX_OTHER:-0.1}
 RETRIES=${BENCH_RETRIES:-1}
 [ "$(id -u)" = 0 ] || { echo "bench: must run as root (apt-get, mknod in the images)" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
