@@ -679,8 +679,9 @@ pub fn chrome(a: &Analysis) -> Value {
                 None => continue,
             }
         };
-        let ts = (s * 1000.0).max(0.0);
-        let dur = (e.duration_ms() * 1000.0).max(0.0);
+        // µs, to the ns the trace has (no binary-fraction noise in the file).
+        let ts = ((s * 1e6).round() / 1000.0).max(0.0);
+        let dur = ((e.duration_ms() * 1e6).round() / 1000.0).max(0.0);
         let mut args = json!({
             "result": e.result_name(),
             "critical_path": !e.is_wait && a.is_critical(i),
