@@ -400,10 +400,8 @@ fn chrome_trace_events() {
                 *prev = ts;
                 names_x.push((name.to_string(), tid, ts, dur, ob["args"].clone()));
             }
-            "M" => {
-                if name == "thread_name" {
-                    thread_names.push((tid, ob["args"]["name"].as_str().expect("thread name").to_string()));
-                }
+            "M" if name == "thread_name" => {
+                thread_names.push((tid, ob["args"]["name"].as_str().expect("thread name").to_string()));
             }
             _ => {}
         }
