@@ -330,34 +330,25 @@ impl Graph {
         for n in 0..self.nodes.len() {
             // pre: n waits for d. post: d waits for n.
             let pre = std::mem::take(&mut self.nodes[n].soft_pre);
-            let mut kept_pre = Vec::new();
-            for d in pre {
-                if self.waits_transitively(d, n) {
-                    warn(format!(
-                        "soft dependency '{}' pre: '{}' would close a dependency cycle; dropped",
-                        self.nodes[n].name, self.nodes[d].name
-                    ));
-                    continue;
-                }
-                self.nodes[n].waits_for.push((d, false));
-                kept_pre.push(d);
-            }
-            self.nodes[n].soft_pre = kept_pre;
+            self.nodes[n].soft_pre = pre.into_iter().filter(|&d| self.add_soft_edge(n, d, "pre", warn)).collect();
             let post = std::mem::take(&mut self.nodes[n].soft_post);
-            let mut kept_post = Vec::new();
-            for d in post {
-                if self.waits_transitively(n, d) {
-                    warn(format!(
-                        "soft dependency '{}' post: '{}' would close a dependency cycle; dropped",
-                        self.nodes[n].name, self.nodes[d].name
-                    ));
-                    continue;
-                }
-                self.nodes[d].waits_for.push((n, false));
-                kept_post.push(d);
-            }
-            self.nodes[n].soft_post = kept_post;
+            self.nodes[n].soft_post = post.into_iter().filter(|&d| self.add_soft_edge(d, n, "post", warn)).collect();
         }
+    }
+
+    /// Make `waiter` wait (softly) for `waited`, unless that would close a
+    /// cycle: then warn and return false. `kind` names the declaration.
+    fn add_soft_edge(&mut self, waiter: usize, waited: usize, kind: &str, warn: &mut dyn FnMut(String)) -> bool {
+        if self.waits_transitively(waited, waiter) {
+            let (module, other) = if kind == "pre" { (waiter, waited) } else { (waited, waiter) };
+            warn(format!(
+                "soft dependency '{}' {kind}: '{}' would close a dependency cycle; dropped",
+                self.nodes[module].name, self.nodes[other].name
+            ));
+            return false;
+        }
+        self.nodes[waiter].waits_for.push((waited, false));
+        true
     }
 
     /// Longest remaining path (weights included) from each node through the
