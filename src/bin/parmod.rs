@@ -12,8 +12,10 @@ use core::ffi::{c_char, c_int};
 #[link(name = "c")]
 extern "C" {}
 
+/// # Safety
+/// Called by the C start-up code with the process's arguments and environment.
 #[no_mangle]
-pub extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const u8) -> c_int {
+pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const u8) -> c_int {
     // SAFETY: the C runtime passes argc strings that live as long as the process.
     let args = unsafe { runtime::mapping::Args::new(argc, argv) };
     runtime::run(args, envp)

@@ -26,6 +26,8 @@ const SYSFS_MAGIC: i64 = 0x6265_6572;
 /// Mount /proc, /sys and /dev unless they already are, and make sure fds
 /// 0-2 are the console.
 pub fn setup() {
+    // f_type is i64 on x86_64 and aarch64 but 32 bits on arm.
+    #[allow(clippy::unnecessary_cast)]
     let is = |path: &CStr, magic: i64| rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == magic);
     let _ = rustix::fs::mkdir(c"/proc", Mode::from_raw_mode(0o555));
     let _ = rustix::fs::mkdir(c"/sys", Mode::from_raw_mode(0o555));

@@ -51,13 +51,13 @@ fn ensure_std_fds() {
 
 fn usage_error(e: ArgError) -> i32 {
     let mut o = Out::stderr();
-    let _ = match e {
+    match e {
         ArgError::Missing(f) => emit!(o, "parmod: ", f, " needs a value\n"),
         ArgError::Number(f, v) => emit!(o, "parmod: ", f, " takes a whole number, not '", Show(v), "'\n"),
         ArgError::Unknown(a) => emit!(o, "parmod: unknown argument '", Show(a), "'\n"),
         ArgError::TooMany(f) => emit!(o, "parmod: too many names for ", f, " (at most ", args::MAX_SIM_NAMES, ")\n"),
         ArgError::NoPlan => emit!(o, "parmod: no plan given\n"),
-    };
+    }
     emit!(o, "Try 'parmod --help'.\n");
     EXIT_USAGE
 }
@@ -100,7 +100,7 @@ pub fn run(argv: Args, envp: *const *const u8) -> i32 {
         Out::stdout().bytes(args::USAGE.as_bytes());
         return 0;
     }
-    if !opts.simulate && !(opts.fail.is_empty() && opts.hang.is_empty()) {
+    if !opts.simulate && (!opts.fail.is_empty() || !opts.hang.is_empty()) {
         emit!(Out::stderr(), "parmod: --fail and --hang only work with --simulate\n");
         return EXIT_USAGE;
     }

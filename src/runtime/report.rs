@@ -107,7 +107,7 @@ pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool, summary: bool) 
     for w in ctx.plan.waits() {
         let i = w.index() as usize;
         let state = at(st.wstatus, i).load(Relaxed);
-        if state == WAIT_SATISFIED || (state == WAIT_IDLE && !w.module().is_some_and(|m| outcome(ctx, m) == result::LOADED)) {
+        if state == WAIT_SATISFIED || (state == WAIT_IDLE && w.module().is_none_or(|m| outcome(ctx, m) != result::LOADED)) {
             // Satisfied, or never started because its module did not load
             // (that module's own line says why).
             continue;

@@ -173,7 +173,7 @@ impl Watcher {
             }
         }
         if let Some(fd) = &self.uevents {
-            while let Ok(_) = net::recv(fd, &mut buf, net::RecvFlags::DONTWAIT) {
+            while net::recv(fd, &mut buf, net::RecvFlags::DONTWAIT).is_ok() {
                 sys = true;
             }
         }
