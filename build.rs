@@ -14,5 +14,8 @@ fn main() {
         // Let the data segment follow the code in the file instead of
         // starting on a fresh page (it is still mapped on its own page).
         println!("cargo:rustc-link-arg-bin=parmod=-Wl,-z,common-page-size=64");
+        // musl again after core: unoptimised builds (no LTO) call memcmp &
+        // co. from core's objects, which come after the first -lc.
+        println!("cargo:rustc-link-arg-bin=parmod=-lc");
     }
 }

@@ -21,6 +21,13 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *co
     runtime::run(args, envp)
 }
 
+/// Unoptimised builds keep core's reference to the unwinding personality
+/// routine even with `panic = "abort"`; nothing ever unwinds, so a routine
+/// that is never called satisfies the linker (release builds drop it).
+#[cfg(debug_assertions)]
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     let mut o = runtime::out::Out::stderr();
