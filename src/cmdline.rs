@@ -8,6 +8,15 @@ use crate::plan::same_name;
 #[derive(Clone, Copy)]
 pub struct Cmdline<'a>(pub &'a [u8]);
 
+/// A whole decimal number of 1 to 9 digits (so it fits a u32), as parmod
+/// reads them from its command line and the kernel's.
+pub fn decimal(v: &[u8]) -> Option<u32> {
+    if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u32, |n, &c| n * 10 + (c - b'0') as u32))
+}
+
 impl<'a> Cmdline<'a> {
     /// Tokens separated by blanks; double quotes group (`tag="a b"`) and
     /// stay in the token (the kernel's module parameter parser removes them).
@@ -40,11 +49,7 @@ impl<'a> Cmdline<'a> {
 
     /// The last `key=N` as a number (None when absent or not a number).
     pub fn number(self, key: &[u8]) -> Option<u32> {
-        let v = self.get(key)?;
-        if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(v.iter().fold(0u32, |n, &c| n * 10 + (c - b'0') as u32))
+        decimal(self.get(key)?)
     }
 
     /// Whether `modprobe.blacklist=a,b` (given any number of times) names `module`.

@@ -56,17 +56,7 @@ pub enum ArgError {
 }
 
 fn number(flag: &'static str, v: &'static [u8]) -> Result<u32, ArgError> {
-    if v.is_empty() || v.len() > 9 {
-        return Err(ArgError::Number(flag, v));
-    }
-    let mut n: u32 = 0;
-    for &c in v {
-        if !c.is_ascii_digit() {
-            return Err(ArgError::Number(flag, v));
-        }
-        n = n * 10 + (c - b'0') as u32;
-    }
-    Ok(n)
+    parmod::cmdline::decimal(v).ok_or(ArgError::Number(flag, v))
 }
 
 fn names(

@@ -127,7 +127,7 @@ pub fn give_up(rescue: Option<&CStr>, envp: *const *const u8) -> ! {
 }
 
 pub fn sleep_forever() -> ! {
-    let day = rustix::time::Timespec { tv_sec: 86_400, tv_nsec: 0 };
+    let day = super::sched::timespec(86_400 * 1_000_000_000);
     loop {
         let _ = rustix::thread::nanosleep(&day);
     }

@@ -6,7 +6,7 @@ use super::sched::at;
 use parmod::plan::{module_flags, Compression};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use rustix::time::{ClockId, Timespec};
+use rustix::time::ClockId;
 
 use super::sched::{Ctx, SIM_FAIL, SIM_HANG};
 
@@ -129,7 +129,7 @@ fn simulate(ctx: &Ctx, m: u32, start_ns: u64, weight_us: u32) -> Outcome {
         // Nothing left to wait (weight 0): no system call at all.
         return if sim & SIM_FAIL != 0 { Outcome::Failed(Errno::NODEV.raw_os_error()) } else { Outcome::Loaded };
     }
-    let ts = Timespec { tv_sec: (until / 1_000_000_000) as _, tv_nsec: (until % 1_000_000_000) as _ };
+    let ts = super::sched::timespec(until);
     while let Err(Errno::INTR) = rustix::thread::clock_nanosleep_absolute(ClockId::Monotonic, &ts) {}
     if sim & SIM_FAIL != 0 {
         Outcome::Failed(Errno::NODEV.raw_os_error())

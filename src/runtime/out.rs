@@ -62,15 +62,8 @@ impl Out {
                 let _ = rustix::io::write(kfd, &rec[..3 + self.len]);
             }
         }
-        let mut rest = &self.buf[..self.len];
-        while !rest.is_empty() {
-            match rustix::io::write(self.fd, rest) {
-                Ok(0) => break,
-                Ok(n) => rest = &rest[n..],
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => break, // nowhere left to complain
-            }
-        }
+        // A failed write has nowhere left to complain to.
+        let _ = write_all(self.fd, &self.buf[..self.len]);
         self.len = 0;
     }
 }
@@ -144,6 +137,20 @@ impl Drop for Out {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// Write all of `b`, retrying after signals; an error or a zero-length
+/// write ends it with an error.
+pub fn write_all(fd: BorrowedFd<'_>, mut b: &[u8]) -> Result<(), rustix::io::Errno> {
+    while !b.is_empty() {
+        match rustix::io::write(fd, b) {
+            Ok(0) => return Err(rustix::io::Errno::IO),
+            Ok(n) => b = &b[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Bytes shown as text (names and paths from the plan are ASCII).

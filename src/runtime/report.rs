@@ -1,16 +1,15 @@
 //! The end of a run: one line per module that did not load, the summary
 //! line, the exit status, and the binary trace.
 
-use super::sched::at;
-use super::out::emit;
 use core::sync::atomic::Ordering::Relaxed;
 
 use parmod::plan::trace::{self, result, TraceHeader, TraceRecord, NO_CAUSE, NO_WORKER};
 use parmod::plan::Compression;
+use rustix::fd::AsFd;
 use rustix::fs::{Mode, OFlags};
 
-use super::out::{errno_text, Out, Show};
-use super::sched::{Ctx, NOT_WANTED, READY, RUNNING, STUCK, WAITING, WAIT_ACTIVE, WAIT_IDLE, WAIT_SATISFIED, WAIT_TIMED_OUT};
+use super::out::{emit, errno_text, write_all, Out, Show};
+use super::sched::{at, Ctx, NOT_WANTED, READY, RUNNING, STUCK, WAITING, WAIT_ACTIVE, WAIT_IDLE, WAIT_SATISFIED, WAIT_TIMED_OUT};
 
 #[derive(Default)]
 pub struct Counts {
@@ -196,62 +195,51 @@ pub fn write_trace(ctx: &Ctx, path: &core::ffi::CStr, t0: u64, jobs: u32) -> Res
     let mut len = 0;
     buf[..trace::TRACE_HEADER_SIZE].copy_from_slice(&header.encode());
     len += trace::TRACE_HEADER_SIZE;
-    let st = &ctx.st;
-    for m in 0..n {
-        let i = m as usize;
-        let r = outcome(ctx, m);
-        let started = !matches!(r, result::SKIPPED | result::BLOCKED);
-        let rec = TraceRecord {
-            start_ns: if started { at(st.start, i).load(Relaxed) } else { 0 },
-            end_ns: if started && r != result::STUCK { at(st.end, i).load(Relaxed) } else { 0 },
-            index: m,
-            errno: at(st.errno, i).load(Relaxed) as i32,
-            cause: if r == result::SKIPPED { at(st.cause, i).load(Relaxed) } else { NO_CAUSE },
-            worker: if started { at(st.worker, i).load(Relaxed) as u16 } else { NO_WORKER },
-            kind: trace::kind::MODULE,
-            result: r,
-        };
+    let modules = (0..n).map(|m| module_record(ctx, m));
+    let waits = ctx.plan.waits().map(|w| wait_record(ctx, w));
+    for rec in modules.chain(waits) {
         if len + trace::TRACE_RECORD_SIZE > buf.len() {
-            write_all(&fd, &buf[..len])?;
+            write_all(fd.as_fd(), &buf[..len])?;
             len = 0;
         }
         buf[len..len + trace::TRACE_RECORD_SIZE].copy_from_slice(&rec.encode());
         len += trace::TRACE_RECORD_SIZE;
     }
-    for w in ctx.plan.waits() {
-        let i = w.index() as usize;
-        let rec = TraceRecord {
-            start_ns: at(st.wstart, i).load(Relaxed),
-            end_ns: at(st.wend, i).load(Relaxed),
-            index: w.index(),
-            errno: 0,
-            cause: w.module().unwrap_or(NO_CAUSE),
-            worker: NO_WORKER,
-            kind: trace::kind::WAIT,
-            result: match at(st.wstatus, i).load(Relaxed) {
-                WAIT_SATISFIED => result::SATISFIED,
-                WAIT_TIMED_OUT => result::TIMED_OUT,
-                _ => result::BLOCKED,
-            },
-        };
-        if len + trace::TRACE_RECORD_SIZE > buf.len() {
-            write_all(&fd, &buf[..len])?;
-            len = 0;
-        }
-        buf[len..len + trace::TRACE_RECORD_SIZE].copy_from_slice(&rec.encode());
-        len += trace::TRACE_RECORD_SIZE;
-    }
-    write_all(&fd, &buf[..len])
+    write_all(fd.as_fd(), &buf[..len])
 }
 
-fn write_all(fd: &rustix::fd::OwnedFd, mut b: &[u8]) -> Result<(), rustix::io::Errno> {
-    while !b.is_empty() {
-        match rustix::io::write(fd, b) {
-            Ok(0) => return Err(rustix::io::Errno::IO),
-            Ok(n) => b = &b[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
+/// The trace record of module `m` (never-started ones have no times or worker).
+fn module_record(ctx: &Ctx, m: u32) -> TraceRecord {
+    let (st, i) = (&ctx.st, m as usize);
+    let r = outcome(ctx, m);
+    let started = !matches!(r, result::SKIPPED | result::BLOCKED);
+    TraceRecord {
+        start_ns: if started { at(st.start, i).load(Relaxed) } else { 0 },
+        end_ns: if started && r != result::STUCK { at(st.end, i).load(Relaxed) } else { 0 },
+        index: m,
+        errno: at(st.errno, i).load(Relaxed) as i32,
+        cause: if r == result::SKIPPED { at(st.cause, i).load(Relaxed) } else { NO_CAUSE },
+        worker: if started { at(st.worker, i).load(Relaxed) as u16 } else { NO_WORKER },
+        kind: trace::kind::MODULE,
+        result: r,
     }
-    Ok(())
+}
+
+/// The trace record of a wait (cause: the module it follows).
+fn wait_record(ctx: &Ctx, w: parmod::plan::Wait<'_>) -> TraceRecord {
+    let (st, i) = (&ctx.st, w.index() as usize);
+    TraceRecord {
+        start_ns: at(st.wstart, i).load(Relaxed),
+        end_ns: at(st.wend, i).load(Relaxed),
+        index: w.index(),
+        errno: 0,
+        cause: w.module().unwrap_or(NO_CAUSE),
+        worker: NO_WORKER,
+        kind: trace::kind::WAIT,
+        result: match at(st.wstatus, i).load(Relaxed) {
+            WAIT_SATISFIED => result::SATISFIED,
+            WAIT_TIMED_OUT => result::TIMED_OUT,
+            _ => result::BLOCKED,
+        },
+    }
 }

@@ -179,6 +179,11 @@ pub struct Ctx {
 
 pub static CTX: mapping::SetOnce<Ctx> = mapping::SetOnce::new();
 
+/// `ns` nanoseconds as a timespec (an absolute time or a duration).
+pub fn timespec(ns: u64) -> rustix::time::Timespec {
+    rustix::time::Timespec { tv_sec: (ns / 1_000_000_000) as _, tv_nsec: (ns % 1_000_000_000) as _ }
+}
+
 /// CLOCK_MONOTONIC, ns (the clock of the trace and of the kernel's ktime).
 #[cfg(target_arch = "x86_64")]
 pub fn now_ns() -> u64 {
@@ -555,8 +560,7 @@ impl Ctx {
             if now >= end {
                 return false;
             }
-            let left = end - now;
-            let ts = rustix::time::Timespec { tv_sec: (left / 1_000_000_000) as _, tv_nsec: (left % 1_000_000_000) as _ };
+            let ts = timespec(end - now);
             // The kernel's wake at task exit is a shared futex wake: wait
             // without the PRIVATE flag to match it.
             let _ = futex::wait(w, futex::Flags::empty(), tid, Some(&ts));
@@ -617,25 +621,10 @@ impl Ctx {
     /// Sleep until a worker wakes the main task, a watched descriptor has
     /// something, or `until` (ns) passes.
     pub fn wait_event(&self, until: Option<u64>, watched: [Option<rustix::fd::BorrowedFd<'_>>; 2]) {
-        use rustix::event::{PollFd, PollFlags};
+        use rustix::fd::AsFd;
         self.st.main_until.store(until.unwrap_or(u64::MAX), SeqCst);
-        let ts;
-        let timeout = match until {
-            Some(u) => {
-                let left = u.saturating_sub(now_ns()).max(1);
-                ts = rustix::time::Timespec { tv_sec: (left / 1_000_000_000) as _, tv_nsec: (left % 1_000_000_000) as _ };
-                Some(&ts)
-            }
-            None => None,
-        };
-        let mut fds: heapless::Vec<PollFd<'_>, 3> = heapless::Vec::new();
-        if let Some(fd) = &self.wake_fd {
-            let _ = fds.push(PollFd::new(fd, PollFlags::IN));
-        }
-        for fd in watched.into_iter().flatten() {
-            let _ = fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
-        }
-        let _ = rustix::event::poll(&mut fds, timeout);
+        let [a, b] = watched;
+        super::waits::poll_until(&[self.wake_fd.as_ref().map(|f| f.as_fd()), a, b], until);
     }
 
 }

@@ -203,13 +203,12 @@ pub fn poll_until(fds: &[Option<rustix::fd::BorrowedFd<'_>>], until: Option<u64>
     let ts;
     let timeout = match until {
         Some(u) => {
-            let left = u.saturating_sub(super::sched::now_ns()).max(1);
-            ts = rustix::time::Timespec { tv_sec: (left / 1_000_000_000) as _, tv_nsec: (left % 1_000_000_000) as _ };
+            ts = super::sched::timespec(u.saturating_sub(super::sched::now_ns()).max(1));
             Some(&ts)
         }
         None => None,
     };
-    let mut list: heapless::Vec<PollFd<'_>, 4> = heapless::Vec::new();
+    let mut list: heapless::Vec<PollFd<'_>, 3> = heapless::Vec::new();
     for fd in fds.iter().flatten() {
         let _ = list.push(PollFd::from_borrowed_fd(*fd, PollFlags::IN));
     }
@@ -229,11 +228,11 @@ pub fn wait_command(args: &super::mapping::Args) -> i32 {
         if a == b"--timeout" || a == b"-t" {
             let v = args.get(i).map(|v| v.to_bytes()).unwrap_or(b"");
             i += 1;
-            if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
+            let Some(ms) = parmod::cmdline::decimal(v) else {
                 emit!(Out::stderr(), "parmod wait: --timeout takes milliseconds, not '", Show(v), "'\n");
                 return 2;
-            }
-            timeout_ms = v.iter().fold(0u64, |n, &c| n * 10 + (c - b'0') as u64);
+            };
+            timeout_ms = ms as u64;
         } else if a.first() != Some(&b'/') || a.len() >= PATH_MAX {
             emit!(Out::stderr(), "parmod wait: '", Show(a), "' is not an absolute path\n");
             return 2;
