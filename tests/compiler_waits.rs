@@ -3,12 +3,13 @@
 #![cfg(feature = "host")]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use parmod::plan::{wait_flags, Plan, NONE};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_parmod-plan");
+mod plan_tool;
+
+use plan_tool::run;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/waits")
@@ -18,26 +19,9 @@ fn root_s() -> String {
     root().display().to_string()
 }
 
+/// A fresh, empty scratch directory for one test.
 fn scratch(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("parmod-waits-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Run {
-    let out = Command::new(BIN).args(args).output().expect("run parmod-plan");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    plan_tool::scratch("waits", test)
 }
 
 /// Compile with `--root waits` and `args`; returns (plan bytes, plan path).

@@ -15,11 +15,10 @@ use parmod::plan::trace::{kind, result, TraceHeader, TraceRecord, NO_CAUSE, NO_W
 use parmod::plan::{ModuleSpec, Plan, PlanBuilder, WaitSpec};
 use serde_json::Value;
 
+mod plan_tool;
+
 fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("parmod-report-{}-{tag}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+    plan_tool::scratch("report", tag)
 }
 
 fn module(name: &str, waits_for: &[(u32, bool)]) -> ModuleSpec {
@@ -142,7 +141,7 @@ fn run_report(dir: &Path) -> Outputs {
     fs::write(&trace_p, trace(checksum)).unwrap();
     let svg_p = dir.join("t.svg");
     let json_p = dir.join("t.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_parmod-plan"))
+    let out = Command::new(plan_tool::BIN)
         .arg("report")
         .arg("--plan")
         .arg(&plan_p)
@@ -211,12 +210,12 @@ fn text_summary() {
 
 #[test]
 fn usage_errors() {
-    let out = Command::new(env!("CARGO_BIN_EXE_parmod-plan")).args(["report", "x.trace"]).output().unwrap();
+    let out = Command::new(plan_tool::BIN).args(["report", "x.trace"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "missing --plan is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--plan"));
-    let out = Command::new(env!("CARGO_BIN_EXE_parmod-plan")).args(["report", "--bogus"]).output().unwrap();
+    let out = Command::new(plan_tool::BIN).args(["report", "--bogus"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let help = Command::new(env!("CARGO_BIN_EXE_parmod-plan")).arg("--help").output().unwrap();
+    let help = Command::new(plan_tool::BIN).arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("parmod-plan report --plan PLAN TRACE"));
 }
 
