@@ -4,8 +4,8 @@
 //!   no allocation; writer: host only).
 //! * [`compiler`] (feature `host`): turns `/lib/modules/$KVER` and modprobe.d
 //!   into a plan.
-//! * The target runtime lives in `src/runtime/` and is compiled only into the
-//!   `parmod` binary (feature `runtime`).
+//! * [`runtime`] (feature `runtime`): the target loader, `no_std` and
+//!   heap-free; `src/bin/parmod.rs` is its thin `main`.
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
@@ -17,3 +17,6 @@ pub mod plan;
 
 #[cfg(feature = "host")]
 pub mod compiler;
+
+#[cfg(feature = "runtime")]
+pub mod runtime;

@@ -3,8 +3,7 @@
 #![no_std]
 #![no_main]
 
-#[path = "../runtime/mod.rs"]
-mod runtime;
+use parmod::runtime;
 
 use core::ffi::{c_char, c_int};
 

@@ -56,7 +56,7 @@ pub enum ArgError {
 }
 
 fn number(flag: &'static str, v: &'static [u8]) -> Result<u32, ArgError> {
-    parmod::cmdline::decimal(v).ok_or(ArgError::Number(flag, v))
+    crate::cmdline::decimal(v).ok_or(ArgError::Number(flag, v))
 }
 
 fn names(

@@ -4,7 +4,7 @@
 
 use core::sync::atomic::Ordering::Relaxed;
 
-use parmod::plan::{same_name, Compression, Plan};
+use crate::plan::{same_name, Compression, Plan};
 use rustix::fs::{Mode, OFlags};
 
 use super::init::CmdlineBuf;

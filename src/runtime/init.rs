@@ -8,7 +8,7 @@ use core::ffi::CStr;
 use super::out::emit;
 use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
-use parmod::cmdline::Cmdline;
+use crate::cmdline::Cmdline;
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount, MountFlags};
 

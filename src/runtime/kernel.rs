@@ -3,7 +3,7 @@
 //! (with injected failures and hangs for tests).
 
 use super::sched::at;
-use parmod::plan::{module_flags, Compression};
+use crate::plan::{module_flags, Compression};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::time::ClockId;

@@ -69,7 +69,7 @@ pub fn main(argv: Args, t0: u64) -> i32 {
             let _ = wanted.push(m.index());
         } else {
             for a in ctx.plan.aliases() {
-                if parmod::plan::glob_match(a.pattern, name) && !wanted.contains(&a.module) {
+                if crate::plan::glob_match(a.pattern, name) && !wanted.contains(&a.module) {
                     let _ = wanted.push(a.module);
                 }
             }

@@ -2,7 +2,7 @@
 //! written with one `write(2)` per line, so lines from different tasks never
 //! interleave.
 
-use parmod::plan::{MessageSink, PlanError};
+use crate::plan::{MessageSink, PlanError};
 use rustix::fd::BorrowedFd;
 
 /// Write the pieces to an [`Out`]: `emit!(o, "text", number, Show(bytes), ...)`.

@@ -3,8 +3,8 @@
 
 use core::sync::atomic::Ordering::Relaxed;
 
-use parmod::plan::trace::{self, result, TraceHeader, TraceRecord, NO_CAUSE, NO_WORKER};
-use parmod::plan::Compression;
+use crate::plan::trace::{self, result, TraceHeader, TraceRecord, NO_CAUSE, NO_WORKER};
+use crate::plan::Compression;
 use rustix::fd::AsFd;
 use rustix::fs::{Mode, OFlags};
 
@@ -226,7 +226,7 @@ fn module_record(ctx: &Ctx, m: u32) -> TraceRecord {
 }
 
 /// The trace record of a wait (cause: the module it follows).
-fn wait_record(ctx: &Ctx, w: parmod::plan::Wait<'_>) -> TraceRecord {
+fn wait_record(ctx: &Ctx, w: crate::plan::Wait<'_>) -> TraceRecord {
     let (st, i) = (&ctx.st, w.index() as usize);
     TraceRecord {
         start_ns: at(st.wstart, i).load(Relaxed),

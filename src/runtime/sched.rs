@@ -7,8 +7,8 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
-use parmod::plan::trace::result;
-use parmod::plan::{Compression, Plan};
+use crate::plan::trace::result;
+use crate::plan::{Compression, Plan};
 use rustix::io::Errno;
 use rustix::thread::futex;
 

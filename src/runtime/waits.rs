@@ -13,7 +13,7 @@
 use core::ffi::CStr;
 use core::mem::MaybeUninit;
 
-use parmod::plan::glob_match;
+use crate::plan::glob_match;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{inotify, Mode, OFlags, RawDir};
 use rustix::net::{self, netlink, AddressFamily, SocketFlags, SocketType};
@@ -228,7 +228,7 @@ pub fn wait_command(args: &super::mapping::Args) -> i32 {
         if a == b"--timeout" || a == b"-t" {
             let v = args.get(i).map(|v| v.to_bytes()).unwrap_or(b"");
             i += 1;
-            let Some(ms) = parmod::cmdline::decimal(v) else {
+            let Some(ms) = crate::cmdline::decimal(v) else {
                 emit!(Out::stderr(), "parmod wait: --timeout takes milliseconds, not '", Show(v), "'\n");
                 return 2;
             };
