@@ -69,7 +69,10 @@ size-check: build
 	file $(PARMOD) 2>/dev/null | grep -q 'statically linked\|static-pie linked' || { echo "parmod is not static" >&2; exit 1; }; \
 	[ $$size -le $(SIZE_BUDGET) ] || { echo "parmod is over its size budget" >&2; exit 1; }
 
+# The library's unit tests with the runtime (on the fake kernel) and the
+# compiler, then the integration tests against the built binaries.
 unit-test: deps build
+	$(CARGO) test --lib --features host,runtime
 	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 PARMOD_REQUIRE_RSVG=1 \
 	  $(CARGO) test --features host
 

@@ -71,6 +71,38 @@ impl<'a> Cmdline<'a> {
     }
 }
 
+/// Room for the kernel command line (COMMAND_LINE_SIZE is 2048 on x86 and
+/// 4096 on some other architectures).
+pub const CMDLINE_MAX: usize = 4096;
+
+/// The kernel command line, read once and kept (in the run context, without
+/// a heap).
+pub struct CmdlineBuf {
+    buf: [u8; CMDLINE_MAX],
+    len: usize,
+}
+
+impl CmdlineBuf {
+    pub const fn empty() -> Self {
+        CmdlineBuf { buf: [0; CMDLINE_MAX], len: 0 }
+    }
+
+    /// Fill the buffer with `read`, which returns how many bytes it wrote.
+    pub fn read_with(read: impl FnOnce(&mut [u8]) -> usize) -> Self {
+        let mut c = CmdlineBuf::empty();
+        c.len = read(&mut c.buf).min(CMDLINE_MAX);
+        c
+    }
+
+    pub fn view(&self) -> Cmdline<'_> {
+        Cmdline(&self.buf[..self.len])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Cmdline;

@@ -15,9 +15,10 @@ extern "C" {}
 /// Called by the C start-up code with the process's arguments and environment.
 #[no_mangle]
 pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const u8) -> c_int {
-    // SAFETY: the C runtime passes argc strings that live as long as the process.
-    let args = unsafe { runtime::mapping::Args::new(argc, argv) };
-    runtime::run(args, envp)
+    // SAFETY: the C runtime passes argc strings and a NULL-terminated
+    // environment, all of which live as long as the process.
+    let (args, env) = unsafe { (runtime::mapping::Args::new(argc, argv), runtime::arch::Env::new(envp)) };
+    runtime::run(args, env)
 }
 
 /// Unoptimised builds keep core's reference to the unwinding personality

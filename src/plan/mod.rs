@@ -5,6 +5,8 @@
 //! little-endian and every record has a fixed size.
 
 mod crc;
+#[cfg(feature = "host")]
+pub mod fasthash;
 mod reader;
 pub mod trace;
 #[cfg(feature = "host")]

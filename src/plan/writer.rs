@@ -2,7 +2,7 @@
 //! derives the mirror `dependents` lists and the priorities, and lays the
 //! file out exactly as the reader expects.
 
-use crate::compiler::kmod::FastMap;
+use super::fasthash::FastMap;
 use std::string::String;
 use std::vec::Vec;
 

@@ -1,14 +1,83 @@
-//! Command-line parsing for `parmod`.
+//! Command-line parsing: one cursor over the arguments ([`ArgCursor`]) for
+//! parmod's three parsers (`parmod`, `parmod wait`, the modprobe
+//! personality), and `parmod`'s own options.
 
 use core::ffi::CStr;
 
 use heapless::Vec;
 
+use super::kernel::sim::MAX_SIM_NAMES;
 use super::mapping::Args;
 
-/// Names given to --fail / --hang (simulation only).
-pub const MAX_SIM_NAMES: usize = 64;
+/// One argument: a flag (`-x`, `--name`, with the value of `--name=value`)
+/// or a word (anything else, and everything after `--`).
+pub enum Arg {
+    Flag(&'static [u8], Option<&'static CStr>),
+    Word(&'static CStr),
+}
 
+pub enum ArgError {
+    Missing(&'static str),
+    Number(&'static str, &'static [u8]),
+    Unknown(&'static [u8]),
+    TooMany(&'static str),
+    NoPlan,
+}
+
+pub struct ArgCursor<'a> {
+    args: &'a Args,
+    i: usize,
+    words_only: bool,
+}
+
+impl<'a> ArgCursor<'a> {
+    /// Start at argument `first`.
+    pub fn new(args: &'a Args, first: usize) -> Self {
+        ArgCursor { args, i: first, words_only: false }
+    }
+
+    /// The next argument. `--` ends the flags: it is not returned, and
+    /// every argument after it is a word.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<Arg> {
+        let a = self.args.get(self.i)?;
+        self.i += 1;
+        let b = a.to_bytes();
+        if self.words_only || b.first() != Some(&b'-') || b.len() < 2 {
+            return Some(Arg::Word(a));
+        }
+        if b == b"--" {
+            self.words_only = true;
+            return self.next();
+        }
+        // "--name=value": the value is the tail of the same C string.
+        if b.starts_with(b"--") {
+            if let Some(p) = b.iter().position(|&c| c == b'=') {
+                let tail = a.to_bytes_with_nul().get(p + 1..).and_then(|t| CStr::from_bytes_with_nul(t).ok());
+                return Some(Arg::Flag(&b[..p], tail));
+            }
+        }
+        Some(Arg::Flag(b, None))
+    }
+
+    /// The value of flag `name`: its `=value`, else the next argument.
+    pub fn value(&mut self, name: &'static str, inline: Option<&'static CStr>) -> Result<&'static CStr, ArgError> {
+        if let Some(v) = inline {
+            return Ok(v);
+        }
+        let v = self.args.get(self.i).ok_or(ArgError::Missing(name))?;
+        self.i += 1;
+        Ok(v)
+    }
+
+    /// The value of flag `name` as a whole number.
+    pub fn number(&mut self, name: &'static str, inline: Option<&'static CStr>) -> Result<u32, ArgError> {
+        let v = self.value(name, inline)?.to_bytes();
+        crate::cmdline::decimal(v).ok_or(ArgError::Number(name, v))
+    }
+}
+
+#[derive(Default)]
 pub struct Options {
     pub plan: Option<&'static CStr>,
     pub jobs: Option<u32>,
@@ -47,102 +116,37 @@ Exit: 0 all loaded; 1 failed, skipped, stuck, blocked or a wait failed;
 2 usage or plan error (nothing loaded). See parmod(8).
 ";
 
-pub enum ArgError {
-    Missing(&'static str),
-    Number(&'static str, &'static [u8]),
-    Unknown(&'static [u8]),
-    TooMany(&'static str),
-    NoPlan,
-}
-
-fn number(flag: &'static str, v: &'static [u8]) -> Result<u32, ArgError> {
-    crate::cmdline::decimal(v).ok_or(ArgError::Number(flag, v))
-}
-
-fn names(
-    flag: &'static str,
-    v: &'static [u8],
-    into: &mut Vec<&'static [u8], MAX_SIM_NAMES>,
-) -> Result<(), ArgError> {
-    for n in v.split(|&c| c == b',').filter(|n| !n.is_empty()) {
+fn names(flag: &'static str, v: &'static CStr, into: &mut Vec<&'static [u8], MAX_SIM_NAMES>) -> Result<(), ArgError> {
+    for n in v.to_bytes().split(|&c| c == b',').filter(|n| !n.is_empty()) {
         into.push(n).map_err(|_| ArgError::TooMany(flag))?;
     }
     Ok(())
 }
 
+/// `parmod`'s options, from argument `first` on.
 pub fn parse(args: &Args, first: usize) -> Result<Options, ArgError> {
-    let mut o = Options {
-        plan: None,
-        jobs: None,
-        trace: None,
-        module_timeout_ms: None,
-        deadline_ms: None,
-        simulate: false,
-        force: false,
-        quiet: false,
-        module_dir: None,
-        fail: Vec::new(),
-        hang: Vec::new(),
-        help: false,
-    };
-    let mut i = first;
-    while let Some(a) = args.get(i) {
-        i += 1;
-        let a_bytes = a.to_bytes();
-        // Accept both "--flag value" and "--flag=value".
-        let (flag, inline) = match a_bytes.iter().position(|&c| c == b'=') {
-            Some(p) if a_bytes.starts_with(b"--") => (&a_bytes[..p], Some(&a_bytes[p + 1..])),
-            _ => (a_bytes, None),
-        };
-        let mut value = |name: &'static str| -> Result<&'static [u8], ArgError> {
-            if let Some(v) = inline {
-                return Ok(v);
-            }
-            let v = args.get(i).ok_or(ArgError::Missing(name))?;
-            i += 1;
-            Ok(v.to_bytes())
-        };
-        match flag {
-            b"-h" | b"--help" => o.help = true,
-            b"-j" | b"--jobs" => {
-                let v = value("--jobs")?;
-                o.jobs = Some(number("--jobs", v)?);
-            }
-            b"--trace" => {
-                // A path: keep the C string (for open); inline form is not NUL-terminated.
-                if inline.is_some() {
-                    return Err(ArgError::Unknown(a_bytes));
-                }
-                o.trace = Some(args.get(i).ok_or(ArgError::Missing("--trace"))?);
-                i += 1;
-            }
-            b"--module-timeout" => {
-                let v = value("--module-timeout")?;
-                o.module_timeout_ms = Some(number("--module-timeout", v)?);
-            }
-            b"--deadline" => {
-                let v = value("--deadline")?;
-                o.deadline_ms = Some(number("--deadline", v)?);
-            }
-            b"--simulate" => o.simulate = true,
-            b"--init" => {} // seen by `run` before parsing
-            b"--force" => o.force = true,
-            b"-q" | b"--quiet" => o.quiet = true,
-            b"--module-dir" => o.module_dir = Some(value("--module-dir")?),
-            b"--fail" => {
-                let v = value("--fail")?;
-                names("--fail", v, &mut o.fail)?;
-            }
-            b"--hang" => {
-                let v = value("--hang")?;
-                names("--hang", v, &mut o.hang)?;
-            }
-            _ if a_bytes.starts_with(b"-") && a_bytes.len() > 1 => return Err(ArgError::Unknown(a_bytes)),
-            _ => {
+    let mut o = Options::default();
+    let mut c = ArgCursor::new(args, first);
+    while let Some(a) = c.next() {
+        match a {
+            Arg::Flag(b"-h" | b"--help", _) => o.help = true,
+            Arg::Flag(b"-j" | b"--jobs", v) => o.jobs = Some(c.number("--jobs", v)?),
+            Arg::Flag(b"--trace", v) => o.trace = Some(c.value("--trace", v)?),
+            Arg::Flag(b"--module-timeout", v) => o.module_timeout_ms = Some(c.number("--module-timeout", v)?),
+            Arg::Flag(b"--deadline", v) => o.deadline_ms = Some(c.number("--deadline", v)?),
+            Arg::Flag(b"--simulate", _) => o.simulate = true,
+            Arg::Flag(b"--init", _) => {} // seen by `run` before parsing
+            Arg::Flag(b"--force", _) => o.force = true,
+            Arg::Flag(b"-q" | b"--quiet", _) => o.quiet = true,
+            Arg::Flag(b"--module-dir", v) => o.module_dir = Some(c.value("--module-dir", v)?.to_bytes()),
+            Arg::Flag(b"--fail", v) => names("--fail", c.value("--fail", v)?, &mut o.fail)?,
+            Arg::Flag(b"--hang", v) => names("--hang", c.value("--hang", v)?, &mut o.hang)?,
+            Arg::Flag(f, _) => return Err(ArgError::Unknown(f)),
+            Arg::Word(w) => {
                 if o.plan.is_some() {
-                    return Err(ArgError::Unknown(a_bytes));
+                    return Err(ArgError::Unknown(w.to_bytes()));
                 }
-                o.plan = Some(a);
+                o.plan = Some(w);
             }
         }
     }

@@ -5,20 +5,15 @@
 //! endless sleep, never in a return.
 
 use core::ffi::CStr;
-use super::out::emit;
-use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
-use crate::cmdline::Cmdline;
+use crate::cmdline::CmdlineBuf;
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount, MountFlags};
 
-use super::arch;
-use super::engine;
-use super::out::{Out, Show};
-
-/// Descriptor of /dev/kmsg once opened (-1 before): messages on stderr are
-/// copied there in /init mode so they land in the kernel log.
-pub static KMSG: AtomicI32 = AtomicI32::new(-1);
+use super::arch::{self, Env};
+use super::kernel::Kernel;
+use super::out::{emit, Out, Show, Sys, KMSG};
+use super::run;
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
@@ -55,39 +50,13 @@ pub fn setup() {
         }
     }
     if let Ok(k) = rustix::fs::open(c"/dev/kmsg", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
-        use rustix::fd::IntoRawFd;
-        KMSG.store(k.into_raw_fd(), Relaxed);
+        let _ = KMSG.set(k);
     }
 }
 
-/// The kernel command line, read once (kept in the run context).
-pub struct CmdlineBuf {
-    buf: heapless::Vec<u8, 4096>,
-}
-
-impl CmdlineBuf {
-    pub const fn empty() -> Self {
-        CmdlineBuf { buf: heapless::Vec::new() }
-    }
-
-    pub fn read() -> Self {
-        let mut c = CmdlineBuf::empty();
-        if let Ok(fd) = rustix::fs::open(c"/proc/cmdline", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
-            let mut tmp = [0u8; 4096];
-            if let Ok(n) = rustix::io::read(&fd, &mut tmp) {
-                let _ = c.buf.extend_from_slice(&tmp[..n]);
-            }
-        }
-        c
-    }
-
-    pub fn view(&self) -> Cmdline<'_> {
-        Cmdline(&self.buf)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
+/// The kernel command line, read once.
+pub fn read_cmdline(k: &dyn Kernel) -> CmdlineBuf {
+    CmdlineBuf::read_with(|buf| k.read_small(c"/proc/cmdline", buf).unwrap_or(0))
 }
 
 /// Copy `value` into `buf` with a NUL; None when it does not fit.
@@ -100,34 +69,28 @@ pub fn c_path<'b>(value: &[u8], buf: &'b mut [u8; 256]) -> Option<&'b CStr> {
     CStr::from_bytes_with_nul(&buf[..=value.len()]).ok()
 }
 
-/// Replace PID 1 with `path` (argv = [path]). Returns only on failure, with the errno.
-pub fn exec(path: &CStr, envp: *const *const u8) -> i32 {
-    let argv: [*const u8; 2] = [path.as_ptr() as *const u8, core::ptr::null()];
-    -(arch::execve(path, argv.as_ptr(), envp) as i32)
-}
-
 /// Hand over to the next stage, or to the rescue program, or stop here with
 /// a message. Never returns.
-pub fn hand_over(next: &CStr, rescue: Option<&CStr>, envp: *const *const u8) -> ! {
-    let e = exec(next, envp);
-    emit!(Out::stderr(), "parmod: cannot run the next stage ", Show(next.to_bytes()), ": errno ", e, "; set parmod.next= on the kernel command line\n");
-    give_up(rescue, envp)
+pub fn hand_over(next: &CStr, rescue: Option<&CStr>, env: Env) -> ! {
+    let e = arch::exec(next, &[next], env);
+    emit!(Out::stderr(), "parmod: cannot run the next stage ", Show(next.to_bytes()), ": ", Sys::from(e), "; set parmod.next= on the kernel command line\n");
+    give_up(rescue, env)
 }
 
 /// The fallback of /init mode: exec the rescue program if any, else sleep
 /// for ever (PID 1 must not exit; the kernel would panic).
-pub fn give_up(rescue: Option<&CStr>, envp: *const *const u8) -> ! {
+pub fn give_up(rescue: Option<&CStr>, env: Env) -> ! {
     if let Some(r) = rescue {
         emit!(Out::stderr(), "parmod: starting rescue program ", Show(r.to_bytes()), "\n");
-        let e = exec(r, envp);
-        emit!(Out::stderr(), "parmod: cannot run rescue program ", Show(r.to_bytes()), ": errno ", e, "\n");
+        let e = arch::exec(r, &[r], env);
+        emit!(Out::stderr(), "parmod: cannot run rescue program ", Show(r.to_bytes()), ": ", Sys::from(e), "\n");
     }
     emit!(Out::stderr(), "parmod: PID 1 has nothing to run; waiting for ever (fix the image or set parmod.rescue=/bin/sh)\n");
     sleep_forever()
 }
 
 pub fn sleep_forever() -> ! {
-    let day = super::sched::timespec(86_400 * 1_000_000_000);
+    let day = super::clock::timespec(86_400 * 1_000_000_000);
     loop {
         let _ = rustix::thread::nanosleep(&day);
     }
@@ -135,8 +98,8 @@ pub fn sleep_forever() -> ! {
 
 /// PID 1: load the plan named on the kernel command line (or the default),
 /// then become the next stage. Never returns.
-pub fn main(opts: super::args::Options, t0: u64, envp: *const *const u8) -> ! {
-    let cmdline = CmdlineBuf::read();
+pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
+    let cmdline = read_cmdline(&super::kernel::real::REAL);
     let cl = cmdline.view();
     let mut plan_buf = [0u8; 256];
     let mut next_buf = [0u8; 256];
@@ -157,27 +120,16 @@ pub fn main(opts: super::args::Options, t0: u64, envp: *const *const u8) -> ! {
     let timeout = cl.number(b"parmod.timeout").or(opts.module_timeout_ms);
     let Some(next) = next else {
         emit!(Out::stderr(), "parmod: parmod.next= is too long\n");
-        give_up(rescue, envp)
+        give_up(rescue, env)
     };
     let Some(plan_path) = plan_path else {
         emit!(Out::stderr(), "parmod: parmod.plan= is too long\n");
-        give_up(rescue, envp)
+        give_up(rescue, env)
     };
-    let setup = engine::Setup {
-        plan_path,
-        simulate: opts.simulate,
-        force: opts.force,
-        module_dir: opts.module_dir,
-        fail: &opts.fail,
-        hang: &opts.hang,
-        module_timeout_ms: timeout,
-        cmdline,
+    let Ok(s) = super::prepare_run(&opts, plan_path, timeout, cmdline) else {
+        give_up(rescue, env)
     };
-    let Ok(ctx) = engine::prepare(setup) else {
-        give_up(rescue, envp)
-    };
-    let run = engine::Run { wanted: &[], jobs, deadline_ms, quiet: opts.quiet, summary: true, trace };
-    let _ = engine::execute(ctx, t0, run);
-    hand_over(next, rescue, envp)
+    let r = run::Run { wanted: &[], jobs, deadline_ms, quiet: opts.quiet, summary: true, trace };
+    let _ = run::execute(s, t0, r);
+    hand_over(next, rescue, env)
 }
-

@@ -1,14 +1,13 @@
 //! The memory parmod uses, all from `mmap`: the read-only plan view, the one
 //! anonymous mapping that holds every piece of run-time state (as atomics),
-//! worker stacks with guard pages, and the process arguments. The unsafe
-//! conversions from raw mappings to Rust references live here, each with the
-//! reason it is sound.
+//! worker stacks with guard pages, and the process arguments; and the
+//! standard descriptors. The unsafe conversions from raw mappings and
+//! numbers to Rust references live here, each with the reason it is sound.
+#![allow(unsafe_code)]
 
-use core::cell::UnsafeCell;
 use core::ffi::{c_char, CStr};
-use core::mem::MaybeUninit;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64};
 
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
@@ -98,60 +97,20 @@ impl Args {
     }
 }
 
-/// A value set once by the main task before any worker exists, then only
-/// read. Workers find the run context here (a `static`, so it stays valid
-/// even while the main task exits and a stuck worker is still in the kernel).
-pub struct SetOnce<T> {
-    set: AtomicBool,
-    value: UnsafeCell<MaybeUninit<T>>,
+/// Standard output or standard error.
+pub enum Stdio {
+    Out = 1,
+    Err = 2,
 }
 
-// SAFETY: `value` is written exactly once, by `set`, before `set` is
-// published with Release; readers only read after observing it with Acquire.
-unsafe impl<T: Sync> Sync for SetOnce<T> {}
-
-impl<T> SetOnce<T> {
-    pub const fn new() -> Self {
-        SetOnce { set: AtomicBool::new(false), value: UnsafeCell::new(MaybeUninit::uninit()) }
-    }
-
-    /// Store `v`; only the first call has an effect (returns false after).
-    /// Call it from the main task before starting any worker.
-    pub fn set(&self, v: T) -> bool {
-        if self.set.load(Ordering::Acquire) {
-            return false;
-        }
-        // SAFETY: not yet published, and only the main task calls `set`
-        // (before any worker exists), so nobody else touches `value`.
-        unsafe { (*self.value.get()).write(v) };
-        self.set.store(true, Ordering::Release);
-        true
-    }
-
-    pub fn get(&self) -> Option<&T> {
-        if !self.set.load(Ordering::Acquire) {
-            return None;
-        }
-        // SAFETY: published with Release after the write; never written again.
-        Some(unsafe { (*self.value.get()).assume_init_ref() })
-    }
-}
-
-/// A descriptor that stays open for the whole run: 0-2 (main makes sure
-/// they are open before anything else) and /dev/kmsg (opened once, never
-/// closed).
-pub fn static_fd(fd: i32) -> BorrowedFd<'static> {
-    // SAFETY: only called with the descriptors named above, which are open
-    // and never closed while parmod runs.
-    unsafe { BorrowedFd::borrow_raw(fd) }
-}
-
-pub fn stderr() -> BorrowedFd<'static> {
-    static_fd(2)
-}
-
-pub fn stdout() -> BorrowedFd<'static> {
-    static_fd(1)
+/// Descriptor 1 or 2. The runtime's entry (`runtime::run`) opens /dev/null
+/// on any of 0-2 that is closed before anything else, and nothing closes
+/// them, so they stay valid for the whole run.
+pub fn stdio(which: Stdio) -> BorrowedFd<'static> {
+    // SAFETY: see above; the worst case (called before that, e.g. by the
+    // panic handler of a process started with fd 2 closed) is a write that
+    // fails with EBADF, since a borrowed descriptor is never closed.
+    unsafe { BorrowedFd::borrow_raw(which as i32) }
 }
 
 /// Whether descriptor `fd` is open.

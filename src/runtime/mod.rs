@@ -1,37 +1,57 @@
 //! The target runtime: `no_std`, no heap, raw system calls through rustix.
 //!
-//! `run` (here) picks the mode by how parmod was started:
-//! * a plain command (`args`), `parmod wait` (`waits`), /init (`init`) or
-//!   `modprobe` (`modprobe`); all but `parmod wait` go through
-//! * `engine`: one run of a plan: prepare (map, validate, state) and execute
-//!   (workers, supervision, device waits, report), built on
-//! * `sched`: module state, the ready queue, the worker loop;
+//! [`run`] (here) picks the personality by how parmod was started: a plain
+//! command (`args`), `parmod wait` (`wait`), /init (`init`) or `modprobe`
+//! (`modprobe`). Each is a thin entry over
+//! * `run`: one run of a plan: open and validate it, build the run context,
+//!   execute it (workers, supervision, report);
+//! * `sched` (the ready queue and the worker loop) over `state` (the
+//!   atomics of a run), `sync` (futex lock, set-once cell) and `clock`;
+//! * `supervisor`: the main task during a run: device waits, stuck loads,
+//!   the deadline (its device-wait check also serves `parmod wait`);
+//! * `kernel`: the seam: everything a run asks of the kernel (real,
+//!   simulated, and a scripted fake for the tests);
 //! * `thread` and `arch`: raw clone tasks (the only assembly);
-//! * `kernel`: the seam where a module is loaded (or its load simulated);
 //! * `report`: failure lines, the summary, the trace;
-//! * `mapping`: every mmap (plan, state, stacks) and the unsafe views of them;
+//! * `mapping`: every mmap (plan, state, stacks), the process arguments and
+//!   the standard descriptors, with the unsafe views of them;
 //! * `out`: messages without `core::fmt`.
 
 pub mod arch;
 pub mod args;
-pub mod engine;
+pub mod clock;
 pub mod init;
 pub mod kernel;
 pub mod mapping;
 pub mod modprobe;
 pub mod out;
 pub mod report;
+pub mod run;
 pub mod sched;
+pub mod state;
+pub mod supervisor;
+pub mod sync;
 pub mod thread;
-pub mod waits;
+pub mod wait;
+
+#[cfg(all(test, feature = "host"))]
+mod tests;
+
+use core::ffi::CStr;
 
 use rustix::fs::{Mode, OFlags};
 
-use args::ArgError;
-use init::CmdlineBuf;
+use crate::cmdline::CmdlineBuf;
+use arch::Env;
+use args::{ArgError, Options};
+use kernel::real::REAL;
+use kernel::sim::Sim;
+use kernel::Kernel;
 use mapping::Args;
 use out::{emit, Out, Show};
-use sched::now_ns;
+use run::Reported;
+use sched::Sched;
+use sync::SetOnce;
 
 /// Exit status for a usage error or a plan that cannot be used.
 pub const EXIT_USAGE: i32 = 2;
@@ -55,7 +75,7 @@ fn usage_error(e: ArgError) -> i32 {
         ArgError::Missing(f) => emit!(o, "parmod: ", f, " needs a value\n"),
         ArgError::Number(f, v) => emit!(o, "parmod: ", f, " takes a whole number, not '", Show(v), "'\n"),
         ArgError::Unknown(a) => emit!(o, "parmod: unknown argument '", Show(a), "'\n"),
-        ArgError::TooMany(f) => emit!(o, "parmod: too many names for ", f, " (at most ", args::MAX_SIM_NAMES, ")\n"),
+        ArgError::TooMany(f) => emit!(o, "parmod: too many names for ", f, " (at most ", kernel::sim::MAX_SIM_NAMES, ")\n"),
         ArgError::NoPlan => emit!(o, "parmod: no plan given\n"),
     }
     emit!(o, "Try 'parmod --help'.\n");
@@ -66,11 +86,32 @@ fn basename(p: &[u8]) -> &[u8] {
     p.rsplit(|&c| c == b'/').next().unwrap_or(p)
 }
 
+/// The simulated kernel of `parmod --simulate`.
+static SIM: SetOnce<Sim> = SetOnce::new();
+
+/// Open the plan and build the run context for `opts` (simulated or real
+/// kernel), with the kernel command line `cmdline` (/init mode; else empty).
+/// Prints what went wrong and returns Err: nothing has been loaded then.
+pub fn prepare_run(opts: &Options, plan_path: &CStr, timeout_ms: Option<u32>, cmdline: CmdlineBuf) -> Result<&'static Sched, Reported> {
+    let kernel: &'static dyn Kernel = if opts.simulate {
+        let sim = Sim { real: &REAL, fail: opts.fail.clone(), hang: opts.hang.clone() };
+        SIM.set(sim).map_err(|_| Reported)?
+    } else {
+        &REAL
+    };
+    let plan = run::open_plan(plan_path)?;
+    let path = plan_path.to_bytes();
+    run::check_names(&plan, &opts.fail, "--fail", path)?;
+    run::check_names(&plan, &opts.hang, "--hang", path)?;
+    let setup = run::Setup { plan_path: path, force: opts.force, module_dir: opts.module_dir, module_timeout_ms: timeout_ms, cmdline };
+    run::install(run::prepare(plan, kernel, setup)?)
+}
+
 /// The program: `parmod [options] PLAN`, /init mode, or the modprobe
 /// personality, by how it was started. Returns the exit status (never in
 /// /init mode).
-pub fn run(argv: Args, envp: *const *const u8) -> i32 {
-    let t0 = now_ns();
+pub fn run(argv: Args, env: Env) -> i32 {
+    let t0 = REAL.now();
     let arg0 = argv.get(0).map_or(&b""[..], |a| a.to_bytes());
     if basename(arg0) == b"modprobe" {
         ensure_std_fds();
@@ -78,7 +119,7 @@ pub fn run(argv: Args, envp: *const *const u8) -> i32 {
     }
     if argv.get(1).is_some_and(|a| a.to_bytes() == b"wait") {
         ensure_std_fds();
-        return waits::wait_command(&argv);
+        return wait::main(&REAL, &argv);
     }
     let init_mode = rustix::process::getpid().is_init()
         || (1..8).any(|i| argv.get(i).is_some_and(|a| a.to_bytes() == b"--init"));
@@ -91,7 +132,7 @@ pub fn run(argv: Args, envp: *const *const u8) -> i32 {
         Err(e) => {
             if init_mode {
                 let _ = usage_error(e);
-                init::give_up(None, envp);
+                init::give_up(None, env);
             }
             return usage_error(e);
         }
@@ -105,21 +146,11 @@ pub fn run(argv: Args, envp: *const *const u8) -> i32 {
         return EXIT_USAGE;
     }
     if init_mode {
-        init::main(opts, t0, envp);
+        init::main(opts, t0, env);
     }
     let Some(plan_path) = opts.plan else { return usage_error(ArgError::NoPlan) };
-    let setup = engine::Setup {
-        plan_path,
-        simulate: opts.simulate,
-        force: opts.force,
-        module_dir: opts.module_dir,
-        fail: &opts.fail,
-        hang: &opts.hang,
-        module_timeout_ms: opts.module_timeout_ms,
-        cmdline: CmdlineBuf::empty(),
-    };
-    let Ok(ctx) = engine::prepare(setup) else { return EXIT_USAGE };
-    let run = engine::Run {
+    let Ok(s) = prepare_run(&opts, plan_path, opts.module_timeout_ms, CmdlineBuf::empty()) else { return EXIT_USAGE };
+    let run = run::Run {
         wanted: &[],
         jobs: opts.jobs,
         deadline_ms: opts.deadline_ms,
@@ -127,6 +158,5 @@ pub fn run(argv: Args, envp: *const *const u8) -> i32 {
         summary: true,
         trace: opts.trace,
     };
-    engine::execute(ctx, t0, run)
+    run::execute(s, t0, run)
 }
-

@@ -1,9 +1,16 @@
 //! Formatted output without allocation: a line buffer on the stack that is
 //! written with one `write(2)` per line, so lines from different tasks never
-//! interleave.
+//! interleave. In /init mode messages on stderr are copied to /dev/kmsg too.
 
 use crate::plan::{MessageSink, PlanError};
-use rustix::fd::BorrowedFd;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use super::mapping::{stdio, Stdio};
+use super::sync::SetOnce;
+
+/// /dev/kmsg once opened (/init mode): messages on stderr are copied there
+/// so they land in the kernel log.
+pub static KMSG: SetOnce<OwnedFd> = SetOnce::new();
 
 /// Write the pieces to an [`Out`]: `emit!(o, "text", number, Show(bytes), ...)`.
 /// Plain calls instead of `core::fmt` keep the binary small.
@@ -29,13 +36,13 @@ impl Out {
     }
 
     pub fn stderr() -> Self {
-        let mut o = Out::new(super::mapping::stderr());
+        let mut o = Out::new(stdio(Stdio::Err));
         o.kmsg = true;
         o
     }
 
     pub fn stdout() -> Self {
-        Out::new(super::mapping::stdout())
+        Out::new(stdio(Stdio::Out))
     }
 
     #[inline(never)]
@@ -51,16 +58,12 @@ impl Out {
 
     #[inline(never)]
     pub fn flush(&mut self) {
-        if self.kmsg && self.len > 0 {
-            let k = super::init::KMSG.load(core::sync::atomic::Ordering::Relaxed);
-            if k >= 0 {
-                let kfd = super::mapping::static_fd(k);
-                // One record per write; "<5>" is KERN_NOTICE.
-                let mut rec = [0u8; 516];
-                rec[..3].copy_from_slice(b"<5>");
-                rec[3..3 + self.len].copy_from_slice(&self.buf[..self.len]);
-                let _ = rustix::io::write(kfd, &rec[..3 + self.len]);
-            }
+        if let Some(k) = KMSG.get().filter(|_| self.kmsg && self.len > 0) {
+            // One record per write; "<5>" is KERN_NOTICE.
+            let mut rec = [0u8; 516];
+            rec[..3].copy_from_slice(b"<5>");
+            rec[3..3 + self.len].copy_from_slice(&self.buf[..self.len]);
+            let _ = rustix::io::write(k.as_fd(), &rec[..3 + self.len]);
         }
         // A failed write has nowhere left to complain to.
         let _ = write_all(self.fd, &self.buf[..self.len]);
@@ -165,22 +168,72 @@ impl Part for Show<'_> {
     }
 }
 
-/// The name of an errno value as finit_module and open report them, with
-/// a hint where the name alone says little.
+/// An errno value as a message part: its name (and hint), then "(errno N)".
+pub struct Sys(pub i32);
+
+impl Part for Sys {
+    fn put(&self, o: &mut Out) {
+        o.bytes(errno_text(self.0).as_bytes());
+        o.bytes(b" (errno ");
+        o.num(self.0 as u64);
+        o.bytes(b")");
+    }
+}
+
+impl From<rustix::io::Errno> for Sys {
+    fn from(e: rustix::io::Errno) -> Sys {
+        Sys(e.raw_os_error())
+    }
+}
+
+/// The name of an errno value (every one the system calls here can
+/// return), with a hint where the name alone says little.
 pub fn errno_text(e: i32) -> &'static str {
     match e {
         1 => "EPERM (need CAP_SYS_MODULE, or loading is locked)",
         2 => "ENOENT (file or needed symbol missing)",
+        3 => "ESRCH",
+        4 => "EINTR",
+        5 => "EIO (read error)",
+        6 => "ENXIO",
+        7 => "E2BIG (too long)",
         8 => "ENOEXEC (not a module for this kernel)",
-        12 => "ENOMEM",
-        13 => "EACCES",
+        9 => "EBADF",
+        10 => "ECHILD",
+        11 => "EAGAIN (out of processes or memory: RLIMIT_NPROC?)",
+        12 => "ENOMEM (out of memory)",
+        13 => "EACCES (permission denied)",
+        14 => "EFAULT",
         16 => "EBUSY",
         17 => "EEXIST",
+        18 => "EXDEV",
         19 => "ENODEV (no such device)",
+        20 => "ENOTDIR",
+        21 => "EISDIR",
         22 => "EINVAL (bad parameter or module)",
+        23 => "ENFILE (the system's file table is full)",
+        24 => "EMFILE (too many open files: RLIMIT_NOFILE?)",
+        26 => "ETXTBSY (module file is being written)",
+        27 => "EFBIG",
+        28 => "ENOSPC",
+        30 => "EROFS",
+        34 => "ERANGE",
+        36 => "ENAMETOOLONG",
+        38 => "ENOSYS (not supported by this kernel)",
+        40 => "ELOOP",
+        61 => "ENODATA",
+        62 => "ETIME",
+        74 => "EBADMSG (module signature or format)",
+        75 => "EOVERFLOW",
         95 => "EOPNOTSUPP",
+        97 => "EAFNOSUPPORT",
+        105 => "ENOBUFS",
         110 => "ETIMEDOUT",
-        126 | 129 => "ENOKEY/EKEYREJECTED (module signature)",
+        123 => "ENOMEDIUM",
+        126 => "ENOKEY (module signature: key not found)",
+        127 => "EKEYEXPIRED (module signature)",
+        128 => "EKEYREVOKED (module signature)",
+        129 => "EKEYREJECTED (module signature)",
         _ => "error",
     }
 }

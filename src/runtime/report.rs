@@ -8,8 +8,9 @@ use crate::plan::Compression;
 use rustix::fd::AsFd;
 use rustix::fs::{Mode, OFlags};
 
-use super::out::{emit, errno_text, write_all, Out, Show};
-use super::sched::{at, Ctx, NOT_WANTED, READY, RUNNING, STUCK, WAITING, WAIT_ACTIVE, WAIT_IDLE, WAIT_SATISFIED, WAIT_TIMED_OUT};
+use super::out::{emit, write_all, Out, Show, Sys};
+use super::sched::Sched;
+use super::state::{at, NOT_WANTED, READY, RUNNING, STUCK, WAITING, WAIT_ACTIVE, WAIT_IDLE, WAIT_SATISFIED, WAIT_TIMED_OUT};
 
 #[derive(Default)]
 pub struct Counts {
@@ -23,12 +24,12 @@ pub struct Counts {
     pub waits_failed: u32,
 }
 
-fn name(ctx: &Ctx, m: u32) -> Show<'static> {
+fn name(ctx: &Sched, m: u32) -> Show<'static> {
     Show(ctx.plan.module(m).map_or(b"?", |x| x.name()))
 }
 
 /// How a module ended (or stands, at the deadline), as a trace result.
-pub fn outcome(ctx: &Ctx, m: u32) -> u8 {
+pub fn outcome(ctx: &Sched, m: u32) -> u8 {
     let s = at(ctx.st.status, m as usize).load(Relaxed);
     match s & !STUCK {
         WAITING | READY => result::BLOCKED,
@@ -38,7 +39,7 @@ pub fn outcome(ctx: &Ctx, m: u32) -> u8 {
 }
 
 /// Print the per-module lines and the summary; return the exit status.
-pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool, summary: bool) -> i32 {
+pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool) -> i32 {
     let st = &ctx.st;
     let mut c = Counts::default();
     for m in 0..ctx.plan.module_count() {
@@ -57,9 +58,12 @@ pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool, summary: bool) 
                 emit!(o, "parmod: failed: ", name(ctx, m), ": ");
                 let comp = ctx.plan.module(m).map_or(Compression::None, |x| x.compression());
                 if e == 95 && comp != Compression::None {
-                    emit!(o, "compressed with ", comp.kernel_name(), " but the kernel decompresses ", ctx.kernel_decompress.map_or("nothing", |k| k.kernel_name()), "; put an uncompressed module in the image\n");
+                    let mut buf = [0u8; 32];
+                    let n = ctx.kernel.read_small(c"/sys/module/compression", &mut buf).unwrap_or(0);
+                    let has = super::kernel::kernel_compression(&buf[..n]).map_or("nothing", |k| k.kernel_name());
+                    emit!(o, "compressed with ", comp.kernel_name(), " but the kernel decompresses ", has, "; put an uncompressed module in the image\n");
                 } else {
-                    emit!(o, errno_text(e), " (errno ", e, ")\n");
+                    emit!(o, Sys(e), "\n");
                 }
             }
             result::SKIPPED => {
@@ -168,7 +172,7 @@ pub fn report(ctx: &Ctx, now: u64, elapsed_ms: u64, quiet: bool, summary: bool) 
 }
 
 /// The first dependency of `m` that has not loaded.
-fn blocker(ctx: &Ctx, m: u32) -> Option<u32> {
+fn blocker(ctx: &Sched, m: u32) -> Option<u32> {
     let module = ctx.plan.module(m)?;
     // Prefer a dependency that is itself stuck or blocked over one merely pending.
     module.waits_for().map(|e| e.module).find(|&d| {
@@ -177,7 +181,7 @@ fn blocker(ctx: &Ctx, m: u32) -> Option<u32> {
 }
 
 /// Write the binary trace to `path`. Returns an errno on failure.
-pub fn write_trace(ctx: &Ctx, path: &core::ffi::CStr, t0: u64, jobs: u32) -> Result<(), rustix::io::Errno> {
+pub fn write_trace(ctx: &Sched, path: &core::ffi::CStr, t0: u64, jobs: u32) -> Result<(), rustix::io::Errno> {
     let fd = rustix::fs::open(
         path,
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
@@ -189,7 +193,7 @@ pub fn write_trace(ctx: &Ctx, path: &core::ffi::CStr, t0: u64, jobs: u32) -> Res
         record_count: n + ctx.plan.wait_count(),
         t0_ns: t0,
         jobs: jobs as u16,
-        simulated: ctx.simulate,
+        simulated: ctx.kernel.simulated(),
     };
     let mut buf = [0u8; 4096];
     let mut len = 0;
@@ -209,7 +213,7 @@ pub fn write_trace(ctx: &Ctx, path: &core::ffi::CStr, t0: u64, jobs: u32) -> Res
 }
 
 /// The trace record of module `m` (never-started ones have no times or worker).
-fn module_record(ctx: &Ctx, m: u32) -> TraceRecord {
+fn module_record(ctx: &Sched, m: u32) -> TraceRecord {
     let (st, i) = (&ctx.st, m as usize);
     let r = outcome(ctx, m);
     let started = !matches!(r, result::SKIPPED | result::BLOCKED);
@@ -226,7 +230,7 @@ fn module_record(ctx: &Ctx, m: u32) -> TraceRecord {
 }
 
 /// The trace record of a wait (cause: the module it follows).
-fn wait_record(ctx: &Ctx, w: crate::plan::Wait<'_>) -> TraceRecord {
+fn wait_record(ctx: &Sched, w: crate::plan::Wait<'_>) -> TraceRecord {
     let (st, i) = (&ctx.st, w.index() as usize);
     TraceRecord {
         start_ns: at(st.wstart, i).load(Relaxed),

@@ -1,222 +1,46 @@
-//! The scheduler: run-time state of every module, the priority-ordered ready
-//! queue, and the worker loop. A module becomes ready the moment its last
-//! dependency is done; workers take the ready module with the longest
-//! remaining path. All shared state is atomics in one mapping; the queue and
-//! the counters change under one futex lock, and idle workers sleep on a
-//! futex sequence word (no polling).
+//! The scheduler: the priority-ordered ready queue and the worker loop. A
+//! module becomes ready the moment its last dependency is done; workers take
+//! the ready module with the longest remaining path. The queue and the
+//! counters change under one futex lock, and idle workers park on a
+//! sequence word (no polling). Everything here reaches the kernel through
+//! [`Sched::kernel`].
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use core::sync::atomic::Ordering::*;
 
+use crate::cmdline::CmdlineBuf;
 use crate::plan::trace::result;
-use crate::plan::{Compression, Plan};
+use crate::plan::Plan;
 use rustix::io::Errno;
-use rustix::thread::futex;
 
-use super::kernel::{self, Outcome};
-use super::mapping;
+use super::clock::MS;
+use super::kernel::{self, Kernel, LoadCall, Outcome, Work};
+use super::state::*;
+use super::sync::lock;
 
-/// Most worker tasks over a run, replacements of stuck ones included.
-pub const MAX_WORKERS: usize = 128;
-/// Most workers running at once.
-pub const MAX_JOBS: u32 = 64;
-/// "No module" in a worker slot.
-pub const IDLE: u32 = u32::MAX;
-
-/// Module status words: before a result, then the trace result codes
-/// (`result::LOADED`..`result::SKIPPED`), with `result::STUCK_FLAG` or-ed in
-/// once a load outlived its timeout.
-pub const WAITING: u32 = 0;
-pub const READY: u32 = 0x40;
-pub const RUNNING: u32 = 0x41;
-pub const STUCK: u32 = result::STUCK_FLAG as u32;
-/// Not part of this run (the modprobe personality loads a subset).
-pub const NOT_WANTED: u32 = 0x42;
-const WANTED: u32 = 0x43;
-
-/// Worker slot flags.
-pub const SLOT_RETIRED: u32 = 1;
-pub const SLOT_STUCK: u32 = 2;
-
-/// Wait states.
-pub const WAIT_IDLE: u32 = 0;
-pub const WAIT_ACTIVE: u32 = 1;
-pub const WAIT_SATISFIED: u32 = 2;
-pub const WAIT_TIMED_OUT: u32 = 3;
-
-/// Simulation flags per module.
-pub const SIM_FAIL: u32 = 1;
-pub const SIM_HANG: u32 = 2;
-
-// Control words.
-const LOCK: usize = 0;
-const READY_SEQ: usize = 1;
-const AWAIT_LEN: usize = 2;
-const IDLE_COUNT: usize = 3;
-const DONE: usize = 4;
-const HEAP_LEN: usize = 5;
-const SPAWNED: usize = 6;
-const CONTROL_WORDS: usize = 8;
-
-pub struct State {
-    ctl: &'static [AtomicU32],
-    pub status: &'static [AtomicU32],
-    pending: &'static [AtomicU32],
-    pub cause: &'static [AtomicU32],
-    pub errno: &'static [AtomicU32],
-    pub worker: &'static [AtomicU32],
-    pub sim: &'static [AtomicU32],
-    heap: &'static [AtomicU32],
-    skip: &'static [AtomicU32],
-    pub slot_tid: &'static [AtomicU32],
-    pub slot_module: &'static [AtomicU32],
-    pub slot_flags: &'static [AtomicU32],
-    pub start: &'static [AtomicU64],
-    pub end: &'static [AtomicU64],
-    pub slot_start: &'static [AtomicU64],
-    /// Modules loaded whose waits the main task has not yet seen (a stack).
-    awaiting: &'static [AtomicU32],
-    /// Per module: 1 while its dependents wait for its device waits.
-    pub await_flag: &'static [AtomicU32],
-    /// Per wait record: WAIT_* state, start and end (ns).
-    pub wstatus: &'static [AtomicU32],
-    pub wstart: &'static [AtomicU64],
-    pub wend: &'static [AtomicU64],
-    /// When the main task will next look for stuck loads on its own (ns).
-    main_until: &'static AtomicU64,
-}
-
-/// An element of a state array; a stray index reads and writes a dummy
-/// instead of panicking (indices come from a validated plan, so this never
-/// happens; it just keeps a panic path out of every access).
-#[inline(always)]
-pub fn at<T: Slot>(s: &[T], i: usize) -> &T {
-    match s.get(i) {
-        Some(x) => x,
-        None => T::dummy(),
-    }
-}
-
-pub trait Slot: 'static {
-    fn dummy() -> &'static Self;
-}
-
-impl Slot for AtomicU32 {
-    fn dummy() -> &'static Self {
-        static D: AtomicU32 = AtomicU32::new(0);
-        &D
-    }
-}
-
-impl Slot for AtomicU64 {
-    fn dummy() -> &'static Self {
-        static D: AtomicU64 = AtomicU64::new(0);
-        &D
-    }
-}
-
-fn take<T>(s: &mut &'static [T], n: usize) -> &'static [T] {
-    let (a, b) = s.split_at(n);
-    *s = b;
-    a
-}
-
-impl State {
-    /// All state for `n` modules in one anonymous mapping.
-    pub fn new(n: usize, waits: usize) -> Result<State, Errno> {
-        let (mut w64, mut w32) =
-            mapping::map_state(2 * n + MAX_WORKERS + 1 + 2 * waits, CONTROL_WORDS + 10 * n + 3 * MAX_WORKERS + waits)?;
-        Ok(State {
-            ctl: take(&mut w32, CONTROL_WORDS),
-            status: take(&mut w32, n),
-            pending: take(&mut w32, n),
-            cause: take(&mut w32, n),
-            errno: take(&mut w32, n),
-            worker: take(&mut w32, n),
-            sim: take(&mut w32, n),
-            heap: take(&mut w32, n),
-            skip: take(&mut w32, n),
-            slot_tid: take(&mut w32, MAX_WORKERS),
-            slot_module: take(&mut w32, MAX_WORKERS),
-            slot_flags: take(&mut w32, MAX_WORKERS),
-            start: take(&mut w64, n),
-            end: take(&mut w64, n),
-            slot_start: take(&mut w64, MAX_WORKERS),
-            main_until: &take(&mut w64, 1)[0],
-            awaiting: take(&mut w32, n),
-            await_flag: take(&mut w32, n),
-            wstatus: take(&mut w32, waits),
-            wstart: take(&mut w64, waits),
-            wend: take(&mut w64, waits),
-        })
-    }
-
-    pub fn done(&self) -> u32 {
-        at(self.ctl, DONE).load(Acquire)
-    }
-    pub fn spawned(&self) -> usize {
-        at(self.ctl, SPAWNED).load(Acquire) as usize
-    }
-}
-
-/// Everything a worker needs, set once by the main task before any worker.
-pub struct Ctx {
+/// A run: the plan, its state, the kernel, and what a load needs. Built by
+/// `run::prepare`, then shared by the main task and every worker.
+pub struct Sched {
     pub plan: Plan<'static>,
     pub st: State,
-    pub simulate: bool,
+    pub kernel: &'static dyn Kernel,
     /// Directory holding the module files, without a trailing slash.
     pub module_dir: heapless::Vec<u8, 512>,
-    /// The compression the kernel can undo itself (`/sys/module/compression`).
-    pub kernel_decompress: Option<Compression>,
     /// Stuck timeout (ms) for modules without their own; 0: none.
     pub module_timeout_ms: u32,
     /// The command line's --module-timeout overrides per-module values.
     pub timeout_forced: bool,
     /// The kernel command line in /init mode (module parameters, blacklist).
-    pub cmdline: super::init::CmdlineBuf,
-    /// eventfd on which workers wake the main task.
-    pub wake_fd: Option<rustix::fd::OwnedFd>,
+    pub cmdline: CmdlineBuf,
 }
 
-pub static CTX: mapping::SetOnce<Ctx> = mapping::SetOnce::new();
-
-/// `ns` nanoseconds as a timespec (an absolute time or a duration).
-pub fn timespec(ns: u64) -> rustix::time::Timespec {
-    rustix::time::Timespec { tv_sec: (ns / 1_000_000_000) as _, tv_nsec: (ns % 1_000_000_000) as _ }
-}
-
-/// CLOCK_MONOTONIC, ns (the clock of the trace and of the kernel's ktime).
-#[cfg(target_arch = "x86_64")]
-pub fn now_ns() -> u64 {
-    super::arch::x86_64::monotonic_ns()
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
-/// The one lock: a three-state futex mutex (0 free, 1 held, 2 contended).
-pub struct Guard<'a>(&'a AtomicU32);
-
-pub fn lock(w: &AtomicU32) -> Guard<'_> {
-    if w.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
-        while w.swap(2, Acquire) != 0 {
-            let _ = futex::wait(w, futex::Flags::PRIVATE, 2, None);
-        }
-    }
-    Guard(w)
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        if self.0.swap(0, Release) == 2 {
-            let _ = futex::wake(self.0, futex::Flags::PRIVATE, 1);
-        }
+impl Work for Sched {
+    fn work(&self, id: usize) {
+        self.worker_loop(id)
     }
 }
 
-impl Ctx {
+impl Sched {
+    /// The stuck timeout of module `m` (ms; 0: none).
     pub fn timeout_ms(&self, m: u32) -> u32 {
         let own = self.plan.module(m).map_or(0, |x| x.timeout_ms());
         if own != 0 && !self.timeout_forced {
@@ -421,12 +245,61 @@ impl Ctx {
         newly
     }
 
+    /// Move the sequence word and wake `n` parked workers, outside the
+    /// lock (whose guard this takes).
+    fn wake_workers(&self, g: super::sync::Guard<'_>, n: u32) {
+        at(self.st.ctl, READY_SEQ).fetch_add(1, Relaxed);
+        drop(g);
+        self.kernel.unpark(at(self.st.ctl, READY_SEQ), n);
+    }
+
     // ---- workers ----
 
+    /// Load module `m` (taken at `start`): the plan's file and options, the
+    /// kernel command line's parameters, through the kernel.
+    fn load(&self, m: u32, start: u64) -> Outcome {
+        let Some(module) = self.plan.module(m) else { return Outcome::Failed(Errno::INVAL.raw_os_error()) };
+        if module.is_builtin() {
+            return Outcome::Builtin;
+        }
+        let k = self.kernel;
+        if k.is_live(module.name()) {
+            return Outcome::Present;
+        }
+        let failed = |e: Errno| Outcome::Failed(e.raw_os_error());
+        let comp = module.compression();
+        let flags = match kernel::finit_flags(module.flags(), comp, comp == crate::plan::Compression::None || k.decompresses(comp)) {
+            Ok(f) => f,
+            Err(e) => return failed(e),
+        };
+        let mut path = [0u8; 1024];
+        let path = match kernel::module_path(&mut path, &self.module_dir, module.path().unwrap_or(b"")) {
+            Ok(p) => p,
+            Err(e) => return failed(e),
+        };
+        let mut merged = [0u8; 2048];
+        let cl = self.cmdline.view();
+        let params = if cl.module_params(module.name()).next().is_none() {
+            core::ffi::CStr::from_bytes_with_nul(module.params_with_nul()).unwrap_or(c"")
+        } else {
+            match kernel::merge_params(&mut merged, module.params(), cl.module_params(module.name())) {
+                Ok(p) => p,
+                Err(e) => return failed(e),
+            }
+        };
+        let call = LoadCall { module: m, name: module.name(), path, params, flags, weight_us: module.weight_us(), start_ns: start };
+        match k.load(&call) {
+            Ok(()) => Outcome::Loaded,
+            Err(Errno::EXIST) => Outcome::Present,
+            Err(e) => failed(e),
+        }
+    }
+
     /// The loop of worker `id`: take the best ready module, load it, release
-    /// its dependents; sleep on the futex when nothing is ready.
-    pub fn work(&self, id: usize) {
+    /// its dependents; park when nothing is ready.
+    fn worker_loop(&self, id: usize) {
         let st = &self.st;
+        let k = self.kernel;
         let n = self.plan.module_count();
         let mut g = lock(at(st.ctl, LOCK));
         loop {
@@ -434,7 +307,7 @@ impl Ctx {
                 break;
             }
             if let Some(m) = self.pop() {
-                let t = now_ns();
+                let t = k.now();
                 at(st.status, m as usize).store(RUNNING, Relaxed);
                 at(st.start, m as usize).store(t, Relaxed);
                 at(st.worker, m as usize).store(id as u32, Relaxed);
@@ -443,27 +316,25 @@ impl Ctx {
                 drop(g);
                 // The main task times loads out; wake it when it sleeps past
                 // the moment this one would count as stuck.
-                let timeout = self.timeout_ms(m) as u64 * 1_000_000;
+                let timeout = self.timeout_ms(m) as u64 * MS;
                 if timeout > 0 && t + timeout < st.main_until.load(SeqCst) {
-                    self.wake_main();
+                    k.wake();
                 }
 
-                let outcome = kernel::load(self, m, t);
+                let outcome = self.load(m, t);
 
                 g = lock(at(st.ctl, LOCK));
                 at(st.slot_module, id).store(IDLE, Release);
-                let newly = self.finish(m, outcome, now_ns());
+                let newly = self.finish(m, outcome, k.now());
                 if at(st.ctl, DONE).load(Relaxed) >= n {
                     // Everything is done: wake every idle worker and the main task.
-                    at(st.ctl, READY_SEQ).fetch_add(1, Relaxed);
-                    drop(g);
-                    let _ = futex::wake(at(st.ctl, READY_SEQ), futex::Flags::PRIVATE, i32::MAX as u32);
-                    self.wake_main();
+                    self.wake_workers(g, i32::MAX as u32);
+                    k.wake();
                     g = lock(at(st.ctl, LOCK));
                 } else if at(st.await_flag, m as usize).load(Relaxed) != 0 {
                     // Its devices are the main task's to watch.
                     drop(g);
-                    self.wake_main();
+                    k.wake();
                     g = lock(at(st.ctl, LOCK));
                 } else {
                     let idle = at(st.ctl, IDLE_COUNT).load(Relaxed);
@@ -472,9 +343,7 @@ impl Ctx {
                     let retired = at(st.slot_flags, id).load(Relaxed) & SLOT_RETIRED != 0;
                     let wake = if retired { newly } else { newly.saturating_sub(1) }.min(idle);
                     if wake > 0 {
-                        at(st.ctl, READY_SEQ).fetch_add(1, Relaxed);
-                        drop(g);
-                        let _ = futex::wake(at(st.ctl, READY_SEQ), futex::Flags::PRIVATE, wake);
+                        self.wake_workers(g, wake);
                         g = lock(at(st.ctl, LOCK));
                     }
                 }
@@ -483,18 +352,20 @@ impl Ctx {
             if at(st.ctl, DONE).load(Relaxed) >= n {
                 break;
             }
-            // Nothing ready: sleep until the sequence word moves.
+            // Nothing ready: park until the sequence word moves.
             let seq = at(st.ctl, READY_SEQ).load(Relaxed);
             at(st.ctl, IDLE_COUNT).fetch_add(1, Relaxed);
             drop(g);
-            let _ = futex::wait(at(st.ctl, READY_SEQ), futex::Flags::PRIVATE, seq, None);
+            k.park(at(st.ctl, READY_SEQ), seq);
             g = lock(at(st.ctl, LOCK));
             at(st.ctl, IDLE_COUNT).fetch_sub(1, Relaxed);
         }
         drop(g);
     }
 
-    /// Reserve the next worker slot (main task only).
+    // ---- the main task's side ----
+
+    /// Reserve the next worker slot.
     pub fn new_slot(&self) -> Option<usize> {
         let id = at(self.st.ctl, SPAWNED).load(Relaxed) as usize;
         if id >= MAX_WORKERS {
@@ -506,8 +377,14 @@ impl Ctx {
         Some(id)
     }
 
-    /// Main task: mark loads that outlived their timeout as stuck and retire
-    /// their workers. Fills `out` with (worker, module) pairs newly stuck and
+    /// Start a worker in a new slot; the slot on success.
+    pub fn start_worker(&'static self) -> Result<usize, Errno> {
+        let id = self.new_slot().ok_or(Errno::AGAIN)?;
+        self.kernel.spawn(self, id, at(self.st.slot_tid, id)).map(|()| id)
+    }
+
+    /// Mark loads that outlived their timeout as stuck and retire their
+    /// workers. Fills `out` with (worker, module) pairs newly stuck and
     /// returns the earliest time a running load will time out.
     pub fn check_stuck(&self, now: u64, out: &mut heapless::Vec<(usize, u32), MAX_WORKERS>) -> Option<u64> {
         let st = &self.st;
@@ -518,7 +395,7 @@ impl Ctx {
             if m == IDLE || at(st.slot_flags, id).load(Relaxed) & SLOT_STUCK != 0 {
                 continue;
             }
-            let t = self.timeout_ms(m) as u64 * 1_000_000;
+            let t = self.timeout_ms(m) as u64 * MS;
             if t == 0 {
                 continue;
             }
@@ -534,62 +411,49 @@ impl Ctx {
         next
     }
 
-    /// Ask every worker to stop taking work (main task, at the deadline).
+    /// Ask every worker to stop taking work (at the deadline).
     pub fn retire_all(&self) {
         let st = &self.st;
         let g = lock(at(st.ctl, LOCK));
         for id in 0..st.spawned() {
             at(st.slot_flags, id).fetch_or(SLOT_RETIRED, Relaxed);
         }
-        at(st.ctl, READY_SEQ).fetch_add(1, Relaxed);
-        drop(g);
-        let _ = futex::wake(at(st.ctl, READY_SEQ), futex::Flags::PRIVATE, i32::MAX as u32);
+        self.wake_workers(g, i32::MAX as u32);
     }
 
-    /// Wait until worker `id` has exited (its tid word cleared by the kernel),
-    /// at most `timeout_ms`.
+    /// Wait until worker `id` has exited (its tid word cleared), at most
+    /// `timeout_ms` of real time.
     pub fn join(&self, id: usize, timeout_ms: u64) -> bool {
         let w = at(self.st.slot_tid, id);
-        let end = now_ns() + timeout_ms * 1_000_000;
+        let end = super::clock::monotonic_ns() + timeout_ms * MS;
         loop {
             let tid = w.load(Acquire);
             if tid == 0 {
                 return true;
             }
-            let now = now_ns();
+            let now = super::clock::monotonic_ns();
             if now >= end {
                 return false;
             }
-            let ts = timespec(end - now);
+            let ts = super::clock::timespec(end - now);
             // The kernel's wake at task exit is a shared futex wake: wait
             // without the PRIVATE flag to match it.
-            let _ = futex::wait(w, futex::Flags::empty(), tid, Some(&ts));
+            let _ = rustix::thread::futex::wait(w, rustix::thread::futex::Flags::empty(), tid, Some(&ts));
         }
     }
 
-    /// Main task, before it looks at the workers: any load that starts from
+    /// Before the main task looks at the workers: any load that starts from
     /// now on wakes it until it says when it will wake by itself.
     pub fn begin_check(&self) {
         self.st.main_until.store(u64::MAX, SeqCst);
     }
 
-    /// Wake the main task (a worker finished the last module, started a
-    /// load the main task must time, or loaded a module with waits).
-    pub fn wake_main(&self) {
-        if let Some(fd) = &self.wake_fd {
-            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
-        }
+    /// The main task will look again by itself at `until` (ns).
+    pub fn will_wake_at(&self, until: Option<u64>) {
+        self.st.main_until.store(until.unwrap_or(u64::MAX), SeqCst);
     }
 
-    /// Main task: forget earlier wake-ups (they are about to be looked at).
-    pub fn clear_wakeups(&self) {
-        if let Some(fd) = &self.wake_fd {
-            let mut b = [0u8; 8];
-            let _ = rustix::io::read(fd, &mut b);
-        }
-    }
-
-    /// Main task: modules whose waits it has not seen yet.
+    /// Modules whose device waits the main task has not seen yet.
     pub fn take_awaiting(&self, mut each: impl FnMut(u32)) {
         let st = &self.st;
         let _g = lock(at(st.ctl, LOCK));
@@ -599,8 +463,8 @@ impl Ctx {
         }
     }
 
-    /// Main task: the waits of `m` are over (all satisfied: `ok`); release
-    /// or skip its dependents and wake workers for what became ready.
+    /// The device waits of `m` are over (all satisfied: `ok`); release or
+    /// skip its dependents and wake workers for what became ready.
     pub fn release_after_waits(&self, m: u32, ok: bool) {
         let st = &self.st;
         let g = lock(at(st.ctl, LOCK));
@@ -610,21 +474,7 @@ impl Ctx {
         let all = at(st.ctl, DONE).load(Relaxed) >= self.plan.module_count();
         let wake = if all { i32::MAX as u32 } else { newly.min(idle) };
         if wake > 0 {
-            at(st.ctl, READY_SEQ).fetch_add(1, Relaxed);
-        }
-        drop(g);
-        if wake > 0 {
-            let _ = futex::wake(at(st.ctl, READY_SEQ), futex::Flags::PRIVATE, wake);
+            self.wake_workers(g, wake);
         }
     }
-
-    /// Sleep until a worker wakes the main task, a watched descriptor has
-    /// something, or `until` (ns) passes.
-    pub fn wait_event(&self, until: Option<u64>, watched: [Option<rustix::fd::BorrowedFd<'_>>; 2]) {
-        use rustix::fd::AsFd;
-        self.st.main_until.store(until.unwrap_or(u64::MAX), SeqCst);
-        let [a, b] = watched;
-        super::waits::poll_until(&[self.wake_fd.as_ref().map(|f| f.as_fd()), a, b], until);
-    }
-
 }

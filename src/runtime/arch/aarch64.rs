@@ -1,19 +1,16 @@
 //! aarch64 system-call entry points that rustix does not offer publicly:
 //! `clone` onto a fresh stack, the exit of one task, `rt_sigprocmask` and
-//! `execve`. Same functions and contracts as `x86_64.rs`.
+//! `execve`. Same functions and contracts as `x86_64.rs`; numbers from
+//! linux-raw-sys.
 //!
 //! The arm64 Linux system-call convention: the number in `x8`, arguments in
 //! `x0`..`x5`, `svc #0`, the result (or a negative errno) in `x0`. The kernel
 //! preserves every other general register. arm64 uses the generic system-call
-//! table (include/uapi/asm-generic/unistd.h), hence the numbers below.
+//! table (include/uapi/asm-generic/unistd.h).
 
 use core::arch::asm;
 
-const SYS_EXECVE: usize = 221;
-const SYS_CLONE: usize = 220;
-const SYS_RT_SIGPROCMASK: usize = 135;
-const SYS_EXIT: usize = 93;
-const SYS_EXIT_GROUP: usize = 94;
+use linux_raw_sys::general::{__NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
 
 /// Start `entry(arg)` in a new task on the stack whose top is `stack_top`.
 ///
@@ -26,7 +23,7 @@ const SYS_EXIT_GROUP: usize = 94;
 ///   space and must not return (it ends with [`exit_task`]).
 /// * `tid` must point to a `u32` that outlives the task (the kernel writes the
 ///   id there and clears it at exit for `CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID`).
-pub unsafe fn clone_task(
+pub(super) unsafe fn clone_task(
     flags: usize,
     stack_top: *mut u8,
     tid: *mut u32,
@@ -53,7 +50,7 @@ pub unsafe fn clone_task(
             "blr x9",
             "udf #0",
             "2:",
-            in("x8") SYS_CLONE,
+            in("x8") __NR_clone as usize,
             inlateout("x0") flags as isize => ret,
             in("x1") stack_top,
             in("x2") tid,
@@ -72,7 +69,7 @@ pub fn exit_task(code: i32) -> ! {
     // SAFETY: SYS_exit takes one integer and never returns; it touches no
     // memory of ours.
     unsafe {
-        asm!("svc #0", in("x8") SYS_EXIT, in("x0") code as isize, options(noreturn, nostack));
+        asm!("svc #0", in("x8") __NR_exit as usize, in("x0") code as isize, options(noreturn, nostack));
     }
 }
 
@@ -81,18 +78,18 @@ pub fn exit_task(code: i32) -> ! {
 pub fn exit_process(code: i32) -> ! {
     // SAFETY: SYS_exit_group takes one integer and never returns.
     unsafe {
-        asm!("svc #0", in("x8") SYS_EXIT_GROUP, in("x0") code as isize, options(noreturn, nostack));
+        asm!("svc #0", in("x8") __NR_exit_group as usize, in("x0") code as isize, options(noreturn, nostack));
     }
 }
 
 /// `rt_sigprocmask(how, set, old, 8)`: returns 0 or a negative errno.
-pub fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
+pub(super) fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
     let ret: isize;
     // SAFETY: `set` and `old` are valid 8-byte kernel sigsets for the call.
     unsafe {
         asm!(
             "svc #0",
-            in("x8") SYS_RT_SIGPROCMASK,
+            in("x8") __NR_rt_sigprocmask as usize,
             inlateout("x0") how as isize => ret,
             in("x1") set as *const u64,
             in("x2") old as *mut u64,
@@ -104,14 +101,18 @@ pub fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
 }
 
 /// `execve(path, argv, envp)`: returns only on failure, with a negative errno.
-pub fn execve(path: &core::ffi::CStr, argv: *const *const u8, envp: *const *const u8) -> isize {
+///
+/// # Safety
+/// `argv` and `envp` must be NULL-terminated arrays of pointers to
+/// NUL-terminated strings, valid for the call.
+pub(super) unsafe fn execve(path: &core::ffi::CStr, argv: *const *const u8, envp: *const *const u8) -> isize {
     let ret: isize;
-    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are NULL-terminated
-    // arrays of C strings (built by the caller, or from the C runtime).
+    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are as the caller
+    // promises.
     unsafe {
         asm!(
             "svc #0",
-            in("x8") SYS_EXECVE,
+            in("x8") __NR_execve as usize,
             inlateout("x0") path.as_ptr() as isize => ret,
             in("x1") argv,
             in("x2") envp,

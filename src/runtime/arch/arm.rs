@@ -1,12 +1,12 @@
 //! 32-bit ARM (EABI) system-call entry points that rustix does not offer
 //! publicly: `clone` onto a fresh stack, the exit of one task,
 //! `rt_sigprocmask` and `execve`. Same functions and contracts as
-//! `x86_64.rs`.
+//! `x86_64.rs`; numbers from linux-raw-sys.
 //!
 //! The ARM EABI Linux system-call convention: the number in `r7`, arguments
 //! in `r0`..`r6`, `svc #0`, the result (or a negative errno) in `r0`. The
-//! kernel preserves every other register. Numbers from the kernel's
-//! arch/arm/tools/syscall.tbl (the EABI table, without the OABI offset).
+//! kernel preserves every other register (the EABI numbers, without the OABI
+//! offset).
 //!
 //! `r7` is the frame pointer of Thumb code, and LLVM does not let an `asm!`
 //! operand name it. Every call below therefore gets the number in another
@@ -16,11 +16,7 @@
 
 use core::arch::asm;
 
-const SYS_EXIT: usize = 1;
-const SYS_EXECVE: usize = 11;
-const SYS_CLONE: usize = 120;
-const SYS_RT_SIGPROCMASK: usize = 175;
-const SYS_EXIT_GROUP: usize = 248;
+use linux_raw_sys::general::{__NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
 
 /// Start `entry(arg)` in a new task on the stack whose top is `stack_top`.
 ///
@@ -33,7 +29,7 @@ const SYS_EXIT_GROUP: usize = 248;
 ///   space and must not return (it ends with [`exit_task`]).
 /// * `tid` must point to a `u32` that outlives the task (the kernel writes the
 ///   id there and clears it at exit for `CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID`).
-pub unsafe fn clone_task(
+pub(super) unsafe fn clone_task(
     flags: usize,
     stack_top: *mut u8,
     tid: *mut u32,
@@ -66,7 +62,7 @@ pub unsafe fn clone_task(
             "udf #0",
             "2:",
             "mov r7, r10",
-            in("r12") SYS_CLONE,
+            in("r12") __NR_clone as usize,
             inlateout("r0") flags as isize => ret,
             in("r1") stack_top,
             in("r2") tid,
@@ -86,7 +82,7 @@ pub fn exit_task(code: i32) -> ! {
     // SAFETY: SYS_exit takes one integer and never returns; it touches no
     // memory of ours. r7 need not be restored: nothing runs after the call.
     unsafe {
-        asm!("mov r7, r12", "svc #0", in("r12") SYS_EXIT, in("r0") code as isize, options(noreturn, nostack));
+        asm!("mov r7, r12", "svc #0", in("r12") __NR_exit as usize, in("r0") code as isize, options(noreturn, nostack));
     }
 }
 
@@ -95,12 +91,12 @@ pub fn exit_task(code: i32) -> ! {
 pub fn exit_process(code: i32) -> ! {
     // SAFETY: SYS_exit_group takes one integer and never returns.
     unsafe {
-        asm!("mov r7, r12", "svc #0", in("r12") SYS_EXIT_GROUP, in("r0") code as isize, options(noreturn, nostack));
+        asm!("mov r7, r12", "svc #0", in("r12") __NR_exit_group as usize, in("r0") code as isize, options(noreturn, nostack));
     }
 }
 
 /// `rt_sigprocmask(how, set, old, 8)`: returns 0 or a negative errno.
-pub fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
+pub(super) fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
     let ret: isize;
     // SAFETY: `set` and `old` are valid 8-byte kernel sigsets for the call;
     // r7 is restored before the block ends.
@@ -110,7 +106,7 @@ pub fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
             "mov r7, r12",
             "svc #0",
             "mov r7, r10",
-            in("r12") SYS_RT_SIGPROCMASK,
+            in("r12") __NR_rt_sigprocmask as usize,
             inlateout("r0") how as isize => ret,
             in("r1") set as *const u64,
             in("r2") old as *mut u64,
@@ -123,18 +119,21 @@ pub fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
 }
 
 /// `execve(path, argv, envp)`: returns only on failure, with a negative errno.
-pub fn execve(path: &core::ffi::CStr, argv: *const *const u8, envp: *const *const u8) -> isize {
+///
+/// # Safety
+/// `argv` and `envp` must be NULL-terminated arrays of pointers to
+/// NUL-terminated strings, valid for the call.
+pub(super) unsafe fn execve(path: &core::ffi::CStr, argv: *const *const u8, envp: *const *const u8) -> isize {
     let ret: isize;
-    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are NULL-terminated
-    // arrays of C strings (built by the caller, or from the C runtime); r7 is
-    // restored before the block ends.
+    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are as the caller
+    // promises; r7 is restored before the block ends.
     unsafe {
         asm!(
             "mov r10, r7",
             "mov r7, r12",
             "svc #0",
             "mov r7, r10",
-            in("r12") SYS_EXECVE,
+            in("r12") __NR_execve as usize,
             inlateout("r0") path.as_ptr() as isize => ret,
             in("r1") argv,
             in("r2") envp,

@@ -1,16 +1,10 @@
 //! x86_64 system-call entry points that rustix does not offer publicly:
-//! `clone` onto a fresh stack, the exit of one task, and `rt_sigprocmask`.
-//! This file and `super::super::mapping` are the only places with `unsafe`
-//! code of parmod's own.
+//! `clone` onto a fresh stack, the exit of one task, `rt_sigprocmask`,
+//! `execve`, and CLOCK_MONOTONIC by system call. Numbers from linux-raw-sys.
 
 use core::arch::asm;
 
-const SYS_RT_SIGPROCMASK: usize = 14;
-const SYS_CLONE: usize = 56;
-const SYS_EXIT: usize = 60;
-const SYS_EXIT_GROUP: usize = 231;
-const SYS_EXECVE: usize = 59;
-const SYS_CLOCK_GETTIME: usize = 228;
+use linux_raw_sys::general::{CLOCK_MONOTONIC, __NR_clock_gettime, __NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
 
 /// Start `entry(arg)` in a new task on the stack whose top is `stack_top`.
 ///
@@ -23,7 +17,7 @@ const SYS_CLOCK_GETTIME: usize = 228;
 ///   space and must not return (it ends with [`exit_task`]).
 /// * `tid` must point to a `u32` that outlives the task (the kernel writes the
 ///   id there and clears it at exit for `CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID`).
-pub unsafe fn clone_task(
+pub(super) unsafe fn clone_task(
     flags: usize,
     stack_top: *mut u8,
     tid: *mut u32,
@@ -48,7 +42,7 @@ pub unsafe fn clone_task(
             "call r12",
             "ud2",
             "2:",
-            inlateout("rax") SYS_CLONE as isize => ret,
+            inlateout("rax") __NR_clone as isize => ret,
             in("rdi") flags,
             in("rsi") stack_top,
             in("rdx") tid,
@@ -69,7 +63,7 @@ pub fn exit_task(code: i32) -> ! {
     // SAFETY: SYS_exit takes one integer and never returns; it touches no
     // memory of ours.
     unsafe {
-        asm!("syscall", in("rax") SYS_EXIT, in("rdi") code as isize, options(noreturn, nostack));
+        asm!("syscall", in("rax") __NR_exit as usize, in("rdi") code as isize, options(noreturn, nostack));
     }
 }
 
@@ -78,18 +72,18 @@ pub fn exit_task(code: i32) -> ! {
 pub fn exit_process(code: i32) -> ! {
     // SAFETY: SYS_exit_group takes one integer and never returns.
     unsafe {
-        asm!("syscall", in("rax") SYS_EXIT_GROUP, in("rdi") code as isize, options(noreturn, nostack));
+        asm!("syscall", in("rax") __NR_exit_group as usize, in("rdi") code as isize, options(noreturn, nostack));
     }
 }
 
 /// `rt_sigprocmask(how, set, old, 8)`: returns 0 or a negative errno.
-pub fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
+pub(super) fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
     let ret: isize;
     // SAFETY: `set` and `old` are valid 8-byte kernel sigsets for the call.
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") SYS_RT_SIGPROCMASK as isize => ret,
+            inlateout("rax") __NR_rt_sigprocmask as isize => ret,
             in("rdi") how as usize,
             in("rsi") set as *const u64,
             in("rdx") old as *mut u64,
@@ -103,14 +97,18 @@ pub fn sigprocmask(how: u32, set: &u64, old: &mut u64) -> isize {
 }
 
 /// `execve(path, argv, envp)`: returns only on failure, with a negative errno.
-pub fn execve(path: &core::ffi::CStr, argv: *const *const u8, envp: *const *const u8) -> isize {
+///
+/// # Safety
+/// `argv` and `envp` must be NULL-terminated arrays of pointers to
+/// NUL-terminated strings, valid for the call.
+pub(super) unsafe fn execve(path: &core::ffi::CStr, argv: *const *const u8, envp: *const *const u8) -> isize {
     let ret: isize;
-    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are NULL-terminated
-    // arrays of C strings (built by the caller, or from the C runtime).
+    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are as the caller
+    // promises.
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") SYS_EXECVE as isize => ret,
+            inlateout("rax") __NR_execve as isize => ret,
             in("rdi") path.as_ptr(),
             in("rsi") argv,
             in("rdx") envp,
@@ -131,8 +129,8 @@ pub fn monotonic_ns() -> u64 {
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") SYS_CLOCK_GETTIME => _,
-            in("rdi") 1usize, // CLOCK_MONOTONIC
+            inlateout("rax") __NR_clock_gettime as usize => _,
+            in("rdi") CLOCK_MONOTONIC as usize,
             in("rsi") ts.as_mut_ptr(),
             lateout("rcx") _,
             lateout("r11") _,

@@ -1,0 +1,360 @@
+//! The tests' kernel: loads are answered from a script and recorded, workers
+//! are std threads, and time is virtual.
+//!
+//! The clock moves only while the main task sleeps ([`Kernel::sleep`]) and
+//! every worker is parked or inside a load that takes (virtual) time: then
+//! it jumps to the next event (a load's end, a path appearing, the sleep's
+//! timeout). Nothing takes real time, so a run's timings depend only on the
+//! script and the scheduler: tests of order, overlap, stuck loads, device
+//! waits and deadlines are deterministic. A run that can never go on (every
+//! worker parked or hung and no timeout) panics instead of hanging the test.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::CStr;
+use std::string::{String, ToString};
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::vec::Vec;
+
+use crate::plan::glob_match;
+use rustix::io::Errno;
+
+use super::real::is_sys;
+use super::{Kernel, LoadCall, Wake, Work};
+
+/// How a scripted load behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Loads after `ns` of virtual time.
+    Load(u64),
+    /// Fails with `errno` after `ns`.
+    Fail(i32, u64),
+    /// Never returns.
+    Hang,
+}
+
+/// One recorded `load` call.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub name: String,
+    pub path: String,
+    pub params: String,
+    pub flags: u32,
+    pub start: u64,
+    /// None while the load is in progress (or hung).
+    pub end: Option<u64>,
+}
+
+struct Appear {
+    path: String,
+    /// Virtual time at which it exists; None until its module loaded.
+    at: Option<u64>,
+    /// Appears `delay` after this module's load ends.
+    after: Option<(String, u64)>,
+}
+
+struct Inner {
+    now: u64,
+    script: HashMap<String, Behaviour>,
+    calls: Vec<Call>,
+    files: HashMap<String, Vec<u8>>,
+    appear: Vec<Appear>,
+    /// Paths the main task watches (patterns as asked).
+    watched: HashSet<String>,
+    /// Tasks that are neither parked nor waiting for virtual time.
+    running: u32,
+    /// Loads waiting for virtual time: (end, call index).
+    timers: Vec<(u64, usize)>,
+    /// Parked tasks of the current generation, and the generation.
+    parked: u32,
+    park_gen: u64,
+    /// What the main task's next sleep reports at once.
+    pending: u8,
+    spawns: usize,
+    spawn_limit: Option<usize>,
+    cpus: u32,
+    release: String,
+}
+
+pub struct Fake {
+    inner: Mutex<Inner>,
+    cv: Condvar,
+}
+
+/// Where the virtual clock starts (not 0: that means "never" in traces).
+pub const T0: u64 = 1_000_000_000;
+
+impl Default for Fake {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fake {
+    pub fn new() -> Fake {
+        Fake {
+            inner: Mutex::new(Inner {
+                now: T0,
+                script: HashMap::new(),
+                calls: Vec::new(),
+                files: HashMap::new(),
+                appear: Vec::new(),
+                watched: HashSet::new(),
+                running: 0,
+                timers: Vec::new(),
+                parked: 0,
+                park_gen: 0,
+                pending: 0,
+                spawns: 0,
+                spawn_limit: None,
+                cpus: 2,
+                release: "6.1.0-test".to_string(),
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// A fake that lives for the rest of the test process.
+    pub fn leak(self) -> &'static Fake {
+        std::boxed::Box::leak(std::boxed::Box::new(self))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How loads of `name` behave (default: load at once).
+    pub fn script(&self, name: &str, b: Behaviour) -> &Self {
+        self.lock().script.insert(name.replace('-', "_"), b);
+        self
+    }
+
+    /// A file `read_small` answers with.
+    pub fn file(&self, path: &str, contents: &[u8]) -> &Self {
+        self.lock().files.insert(path.to_string(), contents.to_vec());
+        self
+    }
+
+    /// `path` exists from virtual time `at` on.
+    pub fn appear_at(&self, path: &str, at: u64) -> &Self {
+        self.lock().appear.push(Appear { path: path.to_string(), at: Some(at), after: None });
+        self
+    }
+
+    /// `path` appears `delay` ns after the load of `module` ended.
+    pub fn appear_after(&self, path: &str, module: &str, delay: u64) -> &Self {
+        self.lock().appear.push(Appear { path: path.to_string(), at: None, after: Some((module.replace('-', "_"), delay)) });
+        self
+    }
+
+    /// Only `n` workers can be started; later `spawn`s fail with EAGAIN.
+    pub fn spawn_limit(&self, n: usize) -> &Self {
+        self.lock().spawn_limit = Some(n);
+        self
+    }
+
+    pub fn cpus(&self, n: u32) -> &Self {
+        self.lock().cpus = n;
+        self
+    }
+
+    pub fn release_name(&self, r: &str) -> &Self {
+        self.lock().release = r.to_string();
+        self
+    }
+
+    /// Every load call so far, in the order they were made.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// Workers started so far.
+    pub fn spawns(&self) -> usize {
+        self.lock().spawns
+    }
+
+    /// The virtual clock.
+    pub fn time(&self) -> u64 {
+        self.lock().now
+    }
+
+    fn exists(g: &Inner, pattern: &str) -> bool {
+        g.appear.iter().any(|a| a.at.is_some_and(|t| g.now >= t) && glob_match(pattern.as_bytes(), a.path.as_bytes()))
+    }
+}
+
+impl Kernel for Fake {
+    fn now(&self) -> u64 {
+        self.lock().now
+    }
+
+    fn cpus(&self) -> u32 {
+        self.lock().cpus
+    }
+
+    fn release(&self, buf: &mut [u8; 65]) -> usize {
+        let g = self.lock();
+        let n = g.release.len().min(buf.len());
+        buf[..n].copy_from_slice(&g.release.as_bytes()[..n]);
+        n
+    }
+
+    fn read_small(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+        let g = self.lock();
+        let f = g.files.get(path.to_str().map_err(|_| Errno::INVAL)?).ok_or(Errno::NOENT)?;
+        let n = f.len().min(buf.len());
+        buf[..n].copy_from_slice(&f[..n]);
+        Ok(n)
+    }
+
+    fn load(&self, call: &LoadCall<'_>) -> Result<(), Errno> {
+        let name = String::from_utf8_lossy(call.name).into_owned();
+        let mut g = self.lock();
+        let b = g.script.get(&name).copied().unwrap_or(Behaviour::Load(0));
+        let start = g.now;
+        let i = g.calls.len();
+        g.calls.push(Call {
+            name: name.clone(),
+            path: call.path.to_string_lossy().into_owned(),
+            params: call.params.to_string_lossy().into_owned(),
+            flags: call.flags,
+            start,
+            end: None,
+        });
+        let (errno, ns) = match b {
+            Behaviour::Load(ns) => (None, ns),
+            Behaviour::Fail(e, ns) => (Some(e), ns),
+            Behaviour::Hang => {
+                g.running -= 1;
+                self.cv.notify_all();
+                loop {
+                    g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        };
+        if ns > 0 {
+            let end = start + ns;
+            g.running -= 1;
+            g.timers.push((end, i));
+            self.cv.notify_all();
+            // The clock's mover counts this task as running again when it
+            // moves the clock to `end`.
+            while g.now < end {
+                g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        let now = g.now;
+        g.calls[i].end = Some(now);
+        for a in g.appear.iter_mut() {
+            if a.at.is_none() && a.after.as_ref().is_some_and(|(m, _)| *m == name) {
+                a.at = Some(now + a.after.as_ref().map_or(0, |x| x.1));
+            }
+        }
+        match errno {
+            Some(e) => Err(Errno::from_raw_os_error(e)),
+            None => Ok(()),
+        }
+    }
+
+    fn spawn(&'static self, work: &'static dyn Work, id: usize, tid: &'static AtomicU32) -> Result<(), Errno> {
+        let me = self;
+        {
+            let mut g = self.lock();
+            if g.spawn_limit.is_some_and(|n| g.spawns >= n) {
+                return Err(Errno::AGAIN);
+            }
+            g.spawns += 1;
+            g.running += 1;
+        }
+        tid.store(1, SeqCst);
+        std::thread::Builder::new()
+            .name(std::format!("pm-worker-{id}"))
+            .spawn(move || {
+                work.work(id);
+                let mut g = me.lock();
+                g.running -= 1;
+                me.cv.notify_all();
+                drop(g);
+                tid.store(0, SeqCst);
+                let _ = rustix::thread::futex::wake(tid, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
+            })
+            .map(|_| ())
+            .map_err(|_| Errno::AGAIN)
+    }
+
+    fn park(&self, word: &AtomicU32, expected: u32) {
+        let mut g = self.lock();
+        if word.load(SeqCst) != expected {
+            return;
+        }
+        let gen = g.park_gen;
+        g.parked += 1;
+        g.running -= 1;
+        self.cv.notify_all();
+        while g.park_gen == gen {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn unpark(&self, _word: &AtomicU32, _n: u32) {
+        // Every parked task wakes (and counts as running again); the
+        // scheduler treats a wake-up as "look at the queue again".
+        let mut g = self.lock();
+        g.running += g.parked;
+        g.parked = 0;
+        g.park_gen += 1;
+        self.cv.notify_all();
+    }
+
+    fn path_exists(&self, path: &[u8], watch: bool) -> bool {
+        let p = String::from_utf8_lossy(path).into_owned();
+        let mut g = self.lock();
+        if watch {
+            g.watched.insert(p.clone());
+        }
+        Fake::exists(&g, &p)
+    }
+
+    fn sleep(&self, until: Option<u64>) -> Wake {
+        let mut g = self.lock();
+        loop {
+            // The main task goes on only once every worker waits: at each
+            // instant of virtual time the workers run first.
+            if g.running > 0 {
+                g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            if g.pending != 0 {
+                return Wake(std::mem::take(&mut g.pending));
+            }
+            if until.is_some_and(|u| g.now >= u) {
+                return Wake::default();
+            }
+            // Move the clock to the next event.
+            let timer = g.timers.iter().map(|t| t.0).min();
+            let appear = g.appear.iter().filter_map(|a| a.at).filter(|&t| t > g.now).min();
+            let Some(next) = [until, timer, appear].into_iter().flatten().min() else {
+                panic!("fake kernel: the run can never go on (every worker parked or hung, nothing timed)");
+            };
+            g.now = g.now.max(next);
+            let now = g.now;
+            let due = g.timers.iter().filter(|t| t.0 <= now).count() as u32;
+            g.timers.retain(|t| t.0 > now);
+            g.running += due;
+            let mut events = 0;
+            for w in g.watched.iter() {
+                if g.appear.iter().any(|a| a.at == Some(now) && glob_match(w.as_bytes(), a.path.as_bytes())) {
+                    events |= if is_sys(w.as_bytes()) { Wake::UEVENT } else { Wake::FILES };
+                }
+            }
+            g.pending |= events;
+            self.cv.notify_all();
+        }
+    }
+
+    fn wake(&self) {
+        let mut g = self.lock();
+        g.pending |= Wake::WORKER;
+        self.cv.notify_all();
+    }
+}

@@ -1,0 +1,282 @@
+//! The kernel seam: everything a run asks of the kernel goes through the
+//! [`Kernel`] trait. Three implementations:
+//!
+//! * [`real::Real`]: system calls through rustix (`finit_module`, inotify,
+//!   the uevent socket, futexes, raw `clone` tasks);
+//! * [`sim::Sim`]: the real kernel, except that a load sleeps the module's
+//!   planned weight (`parmod --simulate`, with `--fail`/`--hang`);
+//! * `fake::Fake` (tests only): answers from a script, records every call,
+//!   and runs on a virtual clock, so that scheduler, stuck and deadline
+//!   tests are deterministic.
+//!
+//! The pure parts of a load (the module's path, its parameters merged with
+//! the kernel command line's, the `finit_module` flags, the refusal of a
+//! compressed file the kernel cannot take) are plain functions here, used
+//! by the scheduler before it calls [`Kernel::load`].
+
+use core::ffi::CStr;
+use core::sync::atomic::AtomicU32;
+
+use crate::plan::{module_flags, Compression};
+use rustix::io::Errno;
+
+#[cfg(test)]
+pub mod fake;
+pub mod real;
+pub mod sim;
+
+/// What a worker task runs: the scheduler's worker loop.
+pub trait Work: Sync {
+    fn work(&self, id: usize);
+}
+
+/// Why [`Kernel::sleep`] returned (bits).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Wake(pub u8);
+
+impl Wake {
+    /// A worker called [`Kernel::wake`].
+    pub const WORKER: u8 = 1;
+    /// A watched directory changed (inotify).
+    pub const FILES: u8 = 2;
+    /// A kernel uevent arrived.
+    pub const UEVENT: u8 = 4;
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// One `finit_module` call, prepared.
+pub struct LoadCall<'a> {
+    /// The module's index in the plan and its name.
+    pub module: u32,
+    pub name: &'a [u8],
+    /// The file: the module directory and the plan's relative path.
+    pub path: &'a CStr,
+    /// The parameters: the plan's options, then the kernel command line's.
+    pub params: &'a CStr,
+    /// `finit_module` flags ([`finit_flags`]).
+    pub flags: u32,
+    /// The plan's expected load time (the simulator sleeps it).
+    pub weight_us: u32,
+    /// When the worker took the module (the clock of [`Kernel::now`]).
+    pub start_ns: u64,
+}
+
+/// Everything a run asks of the kernel. Workers call `load`, `park`,
+/// `unpark` and `wake` (and must make raw system calls only); the rest is
+/// the main task's.
+pub trait Kernel: Sync {
+    /// Get ready for a run (the main task's wake-up channel); before any worker.
+    fn open(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+
+    /// CLOCK_MONOTONIC, ns.
+    fn now(&self) -> u64;
+
+    /// CPUs this process may run on (at least 1).
+    fn cpus(&self) -> u32;
+
+    /// The running kernel's release (`uname -r`) into `buf`; its length.
+    fn release(&self, buf: &mut [u8; 65]) -> usize;
+
+    /// Read a small file (sysfs, procfs) into `buf`; the length read.
+    fn read_small(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno>;
+
+    /// Whether module `name` is loaded already (`/sys/module/NAME/initstate`
+    /// says "live"). `finit_module` would read and check the whole file
+    /// before saying EEXIST; kmod looks here first for the same reason.
+    fn is_live(&self, name: &[u8]) -> bool {
+        let mut path = [0u8; 160];
+        let Some(p) = join_c(&mut path, &[b"/sys/module/", name, b"/initstate"]) else { return false };
+        let mut state = [0u8; 8];
+        matches!(self.read_small(p, &mut state), Ok(n) if state[..n].starts_with(b"live"))
+    }
+
+    /// Whether the kernel decompresses `c` itself (`/sys/module/compression`).
+    fn decompresses(&self, c: Compression) -> bool {
+        let mut buf = [0u8; 32];
+        match self.read_small(c"/sys/module/compression", &mut buf) {
+            Ok(n) => kernel_compression(&buf[..n]) == Some(c),
+            Err(_) => false,
+        }
+    }
+
+    /// Load a module: `Ok` when it loaded, `Err(EEXIST)` when it already was.
+    fn load(&self, call: &LoadCall<'_>) -> Result<(), Errno>;
+
+    /// Start worker `id` running `work.work(id)`. `tid` is nonzero while the
+    /// task runs and is cleared (with a futex wake) when it has exited.
+    fn spawn(&'static self, work: &'static dyn Work, id: usize, tid: &'static AtomicU32) -> Result<(), Errno>;
+
+    /// Sleep while `word` holds `expected` (a futex wait; may return early).
+    fn park(&self, word: &AtomicU32, expected: u32) {
+        let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::PRIVATE, expected, None);
+    }
+
+    /// Wake up to `n` tasks parked on `word` (after changing it).
+    fn unpark(&self, word: &AtomicU32, n: u32) {
+        let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, n);
+    }
+
+    /// Whether `path` exists; one or more components may be globs (`*`,
+    /// `?`, `[...]`). With `watch`, the main task is also woken (see
+    /// [`Kernel::sleep`]) when something that could make it exist changes;
+    /// the answer is given after the watch is in place, so nothing created
+    /// in between is missed.
+    fn path_exists(&self, path: &[u8], watch: bool) -> bool;
+
+    /// Main task: sleep until a worker calls [`Kernel::wake`], a watched
+    /// path may have changed, a uevent arrives (once a `/sys` path was
+    /// watched), or `until` passes. A wake that came before the call makes
+    /// it return at once; each wake is reported once.
+    fn sleep(&self, until: Option<u64>) -> Wake;
+
+    /// Workers: wake the main task.
+    fn wake(&self);
+
+    /// Whether loads are simulated (for the trace header).
+    fn simulated(&self) -> bool {
+        false
+    }
+}
+
+/// How a module ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    Loaded,
+    Present,
+    Builtin,
+    Failed(i32),
+}
+
+/// finit_module flags (include/uapi/linux/module.h); rustix has no names.
+pub const MODULE_INIT_IGNORE_MODVERSIONS: u32 = 1;
+pub const MODULE_INIT_IGNORE_VERMAGIC: u32 = 2;
+pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
+
+/// The `finit_module` flags for a module with plan flags `flags` stored
+/// with compression `comp`. A compressed file is refused (EOPNOTSUPP) unless
+/// the kernel decompresses that algorithm itself.
+pub fn finit_flags(flags: u32, comp: Compression, kernel_decompresses: bool) -> Result<u32, Errno> {
+    let mut f = 0;
+    if flags & module_flags::IGNORE_MODVERSIONS != 0 {
+        f |= MODULE_INIT_IGNORE_MODVERSIONS;
+    }
+    if flags & module_flags::IGNORE_VERMAGIC != 0 {
+        f |= MODULE_INIT_IGNORE_VERMAGIC;
+    }
+    if comp != Compression::None {
+        if !kernel_decompresses {
+            return Err(Errno::OPNOTSUPP);
+        }
+        f |= MODULE_INIT_COMPRESSED_FILE;
+    }
+    Ok(f)
+}
+
+/// What `/sys/module/compression` names.
+pub fn kernel_compression(contents: &[u8]) -> Option<Compression> {
+    match contents.strip_suffix(b"\n").unwrap_or(contents) {
+        b"xz" => Some(Compression::Xz),
+        b"zstd" => Some(Compression::Zstd),
+        b"gzip" => Some(Compression::Gzip),
+        _ => None,
+    }
+}
+
+/// `parts` concatenated into `buf` as a C string; None when it does not fit
+/// or a part holds a NUL.
+pub fn join_c<'b>(buf: &'b mut [u8], parts: &[&[u8]]) -> Option<&'b CStr> {
+    let mut len = 0;
+    for p in parts {
+        let end = len + p.len();
+        if end >= buf.len() || p.contains(&0) {
+            return None;
+        }
+        buf[len..end].copy_from_slice(p);
+        len = end;
+    }
+    buf[len] = 0;
+    CStr::from_bytes_with_nul(&buf[..=len]).ok()
+}
+
+/// `DIR/RELATIVE` of a module file in `buf` (ENAMETOOLONG when it does not fit).
+pub fn module_path<'b>(buf: &'b mut [u8], dir: &[u8], relative: &[u8]) -> Result<&'b CStr, Errno> {
+    join_c(buf, &[dir, b"/", relative]).ok_or(Errno::NAMETOOLONG)
+}
+
+/// The module's parameters: the plan's options, then each `param=value`
+/// the kernel command line gave as `module.param=value`, as modprobe merges
+/// them (later ones win in the kernel's parser). E2BIG when they do not fit.
+pub fn merge_params<'b, 'p>(
+    buf: &'b mut [u8],
+    plan: &'p [u8],
+    cmdline: impl Iterator<Item = &'p [u8]>,
+) -> Result<&'b CStr, Errno> {
+    let mut len = 0;
+    for part in core::iter::once(plan).chain(cmdline).filter(|p| !p.is_empty()) {
+        let sep = (len > 0) as usize;
+        let end = len + sep + part.len();
+        if end >= buf.len() {
+            return Err(Errno::TOOBIG);
+        }
+        if sep == 1 {
+            buf[len] = b' ';
+        }
+        buf[len + sep..end].copy_from_slice(part);
+        len = end;
+    }
+    buf[len] = 0;
+    CStr::from_bytes_with_nul(&buf[..=len]).map_err(|_| Errno::INVAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_follow_the_plan() {
+        let both = module_flags::IGNORE_MODVERSIONS | module_flags::IGNORE_VERMAGIC;
+        assert_eq!(finit_flags(0, Compression::None, false), Ok(0));
+        assert_eq!(finit_flags(both, Compression::None, false), Ok(3));
+        assert_eq!(finit_flags(module_flags::REQUESTED, Compression::None, true), Ok(0));
+    }
+
+    #[test]
+    fn compressed_files_need_the_kernel() {
+        assert_eq!(finit_flags(0, Compression::Xz, true), Ok(MODULE_INIT_COMPRESSED_FILE));
+        assert_eq!(finit_flags(0, Compression::Zstd, false), Err(Errno::OPNOTSUPP));
+        assert_eq!(kernel_compression(b"xz\n"), Some(Compression::Xz));
+        assert_eq!(kernel_compression(b"zstd"), Some(Compression::Zstd));
+        assert_eq!(kernel_compression(b"gzip\n"), Some(Compression::Gzip));
+        assert_eq!(kernel_compression(b"none\n"), None);
+        assert_eq!(kernel_compression(b""), None);
+    }
+
+    #[test]
+    fn paths() {
+        let mut b = [0u8; 64];
+        assert_eq!(module_path(&mut b, b"/lib/modules/6.1", b"kernel/a.ko").unwrap().to_bytes(), b"/lib/modules/6.1/kernel/a.ko");
+        let mut small = [0u8; 8];
+        assert_eq!(module_path(&mut small, b"/lib", b"a.ko").map(|_| ()), Err(Errno::NAMETOOLONG));
+        // Exactly full: 7 bytes and the NUL.
+        assert!(module_path(&mut small, b"/ab", b"c.k").is_ok());
+        assert!(join_c(&mut b, &[b"a\0b"]).is_none());
+    }
+
+    #[test]
+    fn parameters_merge_plan_then_command_line() {
+        let mut b = [0u8; 64];
+        let cl: [&[u8]; 2] = [b"level=9", b"tag=\"x y\""];
+        assert_eq!(merge_params(&mut b, b"level=7", cl.iter().copied()).unwrap().to_bytes(), b"level=7 level=9 tag=\"x y\"");
+        assert_eq!(merge_params(&mut b, b"", cl.iter().copied()).unwrap().to_bytes(), b"level=9 tag=\"x y\"");
+        assert_eq!(merge_params(&mut b, b"a=1", core::iter::empty()).unwrap().to_bytes(), b"a=1");
+        assert_eq!(merge_params(&mut b, b"", core::iter::empty()).unwrap().to_bytes(), b"");
+        let mut small = [0u8; 8];
+        assert_eq!(merge_params(&mut small, b"a=1", [&b"bb=22"[..]].into_iter()).map(|_| ()), Err(Errno::TOOBIG));
+        assert!(merge_params(&mut small, b"a=1", [&b"b=2"[..]].into_iter()).is_ok());
+    }
+}

@@ -1,0 +1,249 @@
+//! The real kernel: system calls through rustix.
+//!
+//! Device waits without polling loops:
+//! * `/dev` (devtmpfs) and any other ordinary directory: inotify on the
+//!   nearest existing ancestor of each path, re-armed as directories such as
+//!   `/dev/snd` appear; every event means "look again".
+//! * `/sys` (kernfs) raises no inotify events for new entries: the
+//!   NETLINK_KOBJECT_UEVENT socket is the wake-up signal (the supervisor adds
+//!   a bounded back-off re-check for attributes added after their uevent).
+//!
+//! The main task's wake-ups from workers come through an eventfd.
+
+use core::ffi::CStr;
+use core::mem::MaybeUninit;
+use core::sync::atomic::AtomicU32;
+
+use crate::plan::glob_match;
+use rustix::event::{PollFd, PollFlags};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{inotify, Mode, OFlags, RawDir};
+use rustix::io::Errno;
+use rustix::net::{self, netlink, AddressFamily, SocketFlags, SocketType};
+
+use super::{Kernel, LoadCall, Wake, Work};
+use crate::runtime::clock;
+use crate::runtime::sync::SetOnce;
+use crate::runtime::thread;
+
+/// Longest path a device wait may name.
+pub const PATH_MAX: usize = 256;
+
+pub struct Real {
+    /// The main task's wake-up channel (opened by [`Real::open`]).
+    wake_fd: SetOnce<OwnedFd>,
+    /// Opened the first time a path outside /sys is watched.
+    inotify: SetOnce<OwnedFd>,
+    /// Opened the first time a /sys path is watched.
+    uevents: SetOnce<OwnedFd>,
+}
+
+/// The one real kernel of the process.
+pub static REAL: Real = Real::new();
+
+impl Default for Real {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Real {
+    pub const fn new() -> Self {
+        Real { wake_fd: SetOnce::new(), inotify: SetOnce::new(), uevents: SetOnce::new() }
+    }
+
+    fn fd<'a>(cell: &'a SetOnce<OwnedFd>, open: impl FnOnce() -> Option<OwnedFd>) -> Option<BorrowedFd<'a>> {
+        if cell.get().is_none() {
+            if let Some(fd) = open() {
+                let _ = cell.set(fd);
+            }
+        }
+        cell.get().map(|f| f.as_fd())
+    }
+
+    fn inotify_fd(&self) -> Option<BorrowedFd<'_>> {
+        Self::fd(&self.inotify, || inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok())
+    }
+
+    fn uevent_fd(&self) -> Option<BorrowedFd<'_>> {
+        Self::fd(&self.uevents, open_uevents)
+    }
+}
+
+impl Kernel for Real {
+    fn open(&self) -> Result<(), Errno> {
+        if self.wake_fd.get().is_none() {
+            let fd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK)?;
+            let _ = self.wake_fd.set(fd);
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> u64 {
+        clock::monotonic_ns()
+    }
+
+    fn cpus(&self) -> u32 {
+        rustix::thread::sched_getaffinity(None).map_or(1, |s| s.count().max(1))
+    }
+
+    fn release(&self, buf: &mut [u8; 65]) -> usize {
+        let uts = rustix::system::uname();
+        let r = uts.release().to_bytes();
+        let n = r.len().min(buf.len());
+        buf[..n].copy_from_slice(&r[..n]);
+        n
+    }
+
+    fn read_small(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        rustix::io::read(&fd, buf)
+    }
+
+    fn load(&self, call: &LoadCall<'_>) -> Result<(), Errno> {
+        let fd = rustix::fs::open(call.path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        rustix::system::finit_module(&fd, call.params, call.flags as i32)
+        // fd closes here.
+    }
+
+    fn spawn(&'static self, work: &'static dyn Work, id: usize, tid: &'static AtomicU32) -> Result<(), Errno> {
+        thread::spawn_worker(work, id, tid, false)
+    }
+
+    fn path_exists(&self, path: &[u8], watch: bool) -> bool {
+        if walk(None, b"", path) {
+            return true;
+        }
+        if !watch {
+            return false;
+        }
+        if is_sys(path) {
+            // kernfs raises no inotify events: uevents are the signal. Open
+            // the socket, then look again.
+            let _ = self.uevent_fd();
+            return walk(None, b"", path);
+        }
+        let fd = self.inotify_fd();
+        walk(fd.as_ref(), b"", path)
+    }
+
+    fn sleep(&self, until: Option<u64>) -> Wake {
+        let ts;
+        let timeout = match until {
+            Some(u) => {
+                ts = clock::timespec(u.saturating_sub(clock::monotonic_ns()).max(1));
+                Some(&ts)
+            }
+            None => None,
+        };
+        let fds = [self.wake_fd.get(), self.inotify.get(), self.uevents.get()];
+        let mut list: heapless::Vec<PollFd<'_>, 3> = heapless::Vec::new();
+        for fd in fds.iter().flatten() {
+            let _ = list.push(PollFd::new(*fd, PollFlags::IN));
+        }
+        let _ = rustix::event::poll(&mut list, timeout);
+        // Take what arrived: each wake is reported once.
+        let mut wake = Wake::default();
+        let mut buf = [0u8; 4096];
+        if let Some(fd) = fds[0] {
+            if rustix::io::read(fd, &mut buf[..8]).is_ok() {
+                wake.0 |= Wake::WORKER;
+            }
+        }
+        if let Some(fd) = fds[1] {
+            while let Ok(n) = rustix::io::read(fd, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                wake.0 |= Wake::FILES;
+            }
+        }
+        if let Some(fd) = fds[2] {
+            while net::recv(fd, &mut buf, net::RecvFlags::DONTWAIT).is_ok() {
+                wake.0 |= Wake::UEVENT;
+            }
+        }
+        wake
+    }
+
+    fn wake(&self) {
+        if let Some(fd) = self.wake_fd.get() {
+            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+        }
+    }
+}
+
+pub fn is_sys(path: &[u8]) -> bool {
+    path.starts_with(b"/sys/")
+}
+
+fn open_uevents() -> Option<OwnedFd> {
+    let fd = net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        Some(netlink::KOBJECT_UEVENT),
+    )
+    .ok()?;
+    // Group 1: the kernel's own uevents (udev re-broadcasts on group 2).
+    net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1)).ok()?;
+    Some(fd)
+}
+
+/// Walk `prefix` + `rest` ("/a/b*/c"), expanding glob components. With an
+/// inotify descriptor, watch what can change the answer on the way: the
+/// nearest existing ancestor of each plain part, and every directory a glob
+/// matched so far (a file that arrives inside a directory matched by `eth*`
+/// is seen). Returns whether the path exists.
+fn walk(watch: Option<&BorrowedFd<'_>>, prefix: &[u8], rest: &[u8]) -> bool {
+    let mut buf = [0u8; PATH_MAX];
+    // The first glob component, if any: rest[dir_end + 1 .. comp_end].
+    let glob = rest.iter().position(|&c| matches!(c, b'*' | b'?' | b'['));
+    let plain = &rest[..glob.unwrap_or(rest.len())];
+    let dir_end = plain.iter().rposition(|&c| c == b'/').unwrap_or(0);
+    if let Some(fd) = watch {
+        // Watch the nearest existing ancestor of the plain part's directory.
+        let mask = inotify::WatchFlags::CREATE | inotify::WatchFlags::MOVED_TO | inotify::WatchFlags::ATTRIB;
+        let mut end = dir_end;
+        loop {
+            let dir = if end == 0 && prefix.is_empty() { &b"/"[..] } else { &rest[..end] };
+            if super::join_c(&mut buf, &[prefix, dir]).is_some_and(|c| inotify::add_watch(fd, c, mask).is_ok()) || end == 0 {
+                break;
+            }
+            end = rest[..end].iter().rposition(|&c| c == b'/').unwrap_or(0);
+        }
+    }
+    let Some(g) = glob else {
+        return super::join_c(&mut buf, &[prefix, rest])
+            .is_some_and(|p| rustix::fs::access(p, rustix::fs::Access::EXISTS).is_ok());
+    };
+    let comp_end = rest[g..].iter().position(|&c| c == b'/').map_or(rest.len(), |i| g + i);
+    let (dir, pattern, tail) = (&rest[..dir_end + 1], &rest[dir_end + 1..comp_end], &rest[comp_end..]);
+    let Some(dirc) = super::join_c(&mut buf, &[prefix, dir]) else { return false };
+    let Ok(fd) = rustix::fs::open(dirc, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+        return false;
+    };
+    let mut space = [MaybeUninit::<u8>::uninit(); 2048];
+    let mut entries = RawDir::new(fd, &mut space);
+    let mut sub = [0u8; PATH_MAX];
+    let mut found = false;
+    while let Some(Ok(e)) = entries.next() {
+        let name = e.file_name().to_bytes();
+        let plen = prefix.len() + dir.len() + name.len();
+        if name == b"." || name == b".." || !glob_match(pattern, name) || plen >= PATH_MAX {
+            continue;
+        }
+        if tail.is_empty() {
+            return true;
+        }
+        sub[..prefix.len()].copy_from_slice(prefix);
+        sub[prefix.len()..prefix.len() + dir.len()].copy_from_slice(dir);
+        sub[prefix.len() + dir.len()..plen].copy_from_slice(name);
+        // When watching, keep going: every matching directory gets a watch.
+        found |= walk(watch, &sub[..plen], tail);
+        if found && watch.is_none() {
+            return true;
+        }
+    }
+    found
+}

@@ -1,0 +1,82 @@
+//! `parmod --simulate`: the real kernel for everything but the loads, which
+//! sleep the module's planned weight (measuring the scheduler without
+//! loading anything). `--fail` names modules whose load fails (ENODEV),
+//! `--hang` modules whose load never ends (an hour).
+
+use core::ffi::CStr;
+use core::sync::atomic::AtomicU32;
+
+use crate::plan::{same_name, Compression};
+use rustix::io::Errno;
+use rustix::time::ClockId;
+
+use super::real::Real;
+use super::{Kernel, LoadCall, Wake, Work};
+use crate::runtime::clock;
+
+/// Most names given to --fail / --hang.
+pub const MAX_SIM_NAMES: usize = 64;
+
+pub struct Sim {
+    pub real: &'static Real,
+    pub fail: heapless::Vec<&'static [u8], MAX_SIM_NAMES>,
+    pub hang: heapless::Vec<&'static [u8], MAX_SIM_NAMES>,
+}
+
+impl Kernel for Sim {
+    fn open(&self) -> Result<(), Errno> {
+        self.real.open()
+    }
+    fn now(&self) -> u64 {
+        self.real.now()
+    }
+    fn cpus(&self) -> u32 {
+        self.real.cpus()
+    }
+    fn release(&self, buf: &mut [u8; 65]) -> usize {
+        self.real.release(buf)
+    }
+    fn read_small(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.real.read_small(path, buf)
+    }
+    /// Nothing is loaded for real, so nothing is loaded already.
+    fn is_live(&self, _name: &[u8]) -> bool {
+        false
+    }
+    /// Simulated loads read no file: any compression is fine.
+    fn decompresses(&self, _c: Compression) -> bool {
+        true
+    }
+
+    fn load(&self, call: &LoadCall<'_>) -> Result<(), Errno> {
+        let named = |list: &[&[u8]]| list.iter().any(|n| same_name(n, call.name));
+        let until = if named(&self.hang) { call.start_ns + 3600 * 1_000_000_000 } else { call.start_ns + call.weight_us as u64 * 1000 };
+        if until > clock::monotonic_ns() {
+            // (Weight 0: no system call at all.)
+            let ts = clock::timespec(until);
+            while let Err(Errno::INTR) = rustix::thread::clock_nanosleep_absolute(ClockId::Monotonic, &ts) {}
+        }
+        if named(&self.fail) {
+            Err(Errno::NODEV)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn spawn(&'static self, work: &'static dyn Work, id: usize, tid: &'static AtomicU32) -> Result<(), Errno> {
+        // Simulated loads are sleeps: no timer slack for the workers.
+        crate::runtime::thread::spawn_worker(work, id, tid, true)
+    }
+    fn path_exists(&self, path: &[u8], watch: bool) -> bool {
+        self.real.path_exists(path, watch)
+    }
+    fn sleep(&self, until: Option<u64>) -> Wake {
+        self.real.sleep(until)
+    }
+    fn wake(&self) {
+        self.real.wake()
+    }
+    fn simulated(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,155 @@
+//! The run-time state of a run: every module's status, the ready heap, the
+//! worker slots and the device waits, as atomics in one anonymous mapping
+//! (no heap). The layout is fixed by the plan's counts when the run starts.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+
+use crate::plan::trace::result;
+use rustix::io::Errno;
+
+use super::mapping;
+
+/// Most worker tasks over a run, replacements of stuck ones included.
+pub const MAX_WORKERS: usize = 128;
+/// Most workers running at once.
+pub const MAX_JOBS: u32 = 64;
+/// "No module" in a worker slot.
+pub const IDLE: u32 = u32::MAX;
+
+/// Module status words: before a result, then the trace result codes
+/// (`result::LOADED`..`result::SKIPPED`), with `result::STUCK_FLAG` or-ed in
+/// once a load outlived its timeout.
+pub const WAITING: u32 = 0;
+pub const READY: u32 = 0x40;
+pub const RUNNING: u32 = 0x41;
+pub const STUCK: u32 = result::STUCK_FLAG as u32;
+/// Not part of this run (the modprobe personality loads a subset).
+pub const NOT_WANTED: u32 = 0x42;
+/// Part of a partial run (only while it is being set up).
+pub const WANTED: u32 = 0x43;
+
+/// Worker slot flags.
+pub const SLOT_RETIRED: u32 = 1;
+pub const SLOT_STUCK: u32 = 2;
+
+/// Device wait states.
+pub const WAIT_IDLE: u32 = 0;
+pub const WAIT_ACTIVE: u32 = 1;
+pub const WAIT_SATISFIED: u32 = 2;
+pub const WAIT_TIMED_OUT: u32 = 3;
+
+// Control words.
+pub const LOCK: usize = 0;
+pub const READY_SEQ: usize = 1;
+pub const AWAIT_LEN: usize = 2;
+pub const IDLE_COUNT: usize = 3;
+pub const DONE: usize = 4;
+pub const HEAP_LEN: usize = 5;
+pub const SPAWNED: usize = 6;
+const CONTROL_WORDS: usize = 8;
+
+pub struct State {
+    pub ctl: &'static [AtomicU32],
+    pub status: &'static [AtomicU32],
+    /// Per module: dependencies not yet done.
+    pub pending: &'static [AtomicU32],
+    /// Per skipped module: the module whose failure (or blacklisting) skipped it.
+    pub cause: &'static [AtomicU32],
+    pub errno: &'static [AtomicU32],
+    pub worker: &'static [AtomicU32],
+    /// The ready queue: a binary max-heap of module indices.
+    pub heap: &'static [AtomicU32],
+    /// Scratch stack for skipping dependents transitively.
+    pub skip: &'static [AtomicU32],
+    pub slot_tid: &'static [AtomicU32],
+    pub slot_module: &'static [AtomicU32],
+    pub slot_flags: &'static [AtomicU32],
+    pub start: &'static [AtomicU64],
+    pub end: &'static [AtomicU64],
+    pub slot_start: &'static [AtomicU64],
+    /// Modules loaded whose device waits the main task has not yet seen (a stack).
+    pub awaiting: &'static [AtomicU32],
+    /// Per module: 1 while its dependents wait for its device waits.
+    pub await_flag: &'static [AtomicU32],
+    /// Per wait record: WAIT_* state, start and end (ns).
+    pub wstatus: &'static [AtomicU32],
+    pub wstart: &'static [AtomicU64],
+    pub wend: &'static [AtomicU64],
+    /// When the main task will next look for stuck loads on its own (ns).
+    pub main_until: &'static AtomicU64,
+}
+
+/// An element of a state array; a stray index reads and writes a dummy
+/// instead of panicking (indices come from a validated plan, so this never
+/// happens; it just keeps a panic path out of every access).
+#[inline(always)]
+pub fn at<T: Slot>(s: &[T], i: usize) -> &T {
+    match s.get(i) {
+        Some(x) => x,
+        None => T::dummy(),
+    }
+}
+
+pub trait Slot: 'static {
+    fn dummy() -> &'static Self;
+}
+
+impl Slot for AtomicU32 {
+    fn dummy() -> &'static Self {
+        static D: AtomicU32 = AtomicU32::new(0);
+        &D
+    }
+}
+
+impl Slot for AtomicU64 {
+    fn dummy() -> &'static Self {
+        static D: AtomicU64 = AtomicU64::new(0);
+        &D
+    }
+}
+
+fn take<T>(s: &mut &'static [T], n: usize) -> &'static [T] {
+    let (a, b) = s.split_at(n.min(s.len()));
+    *s = b;
+    a
+}
+
+impl State {
+    /// All state for `n` modules and `waits` device waits in one anonymous mapping.
+    pub fn new(n: usize, waits: usize) -> Result<State, Errno> {
+        let (mut w64, mut w32) =
+            mapping::map_state(2 * n + MAX_WORKERS + 1 + 2 * waits, CONTROL_WORDS + 9 * n + 3 * MAX_WORKERS + waits)?;
+        Ok(State {
+            ctl: take(&mut w32, CONTROL_WORDS),
+            status: take(&mut w32, n),
+            pending: take(&mut w32, n),
+            cause: take(&mut w32, n),
+            errno: take(&mut w32, n),
+            worker: take(&mut w32, n),
+            heap: take(&mut w32, n),
+            skip: take(&mut w32, n),
+            slot_tid: take(&mut w32, MAX_WORKERS),
+            slot_module: take(&mut w32, MAX_WORKERS),
+            slot_flags: take(&mut w32, MAX_WORKERS),
+            start: take(&mut w64, n),
+            end: take(&mut w64, n),
+            slot_start: take(&mut w64, MAX_WORKERS),
+            main_until: at(take(&mut w64, 1), 0),
+            awaiting: take(&mut w32, n),
+            await_flag: take(&mut w32, n),
+            wstatus: take(&mut w32, waits),
+            wstart: take(&mut w64, waits),
+            wend: take(&mut w64, waits),
+        })
+    }
+
+    /// Modules done (or out of the run).
+    pub fn done(&self) -> u32 {
+        at(self.ctl, DONE).load(Acquire)
+    }
+
+    /// Worker slots used so far.
+    pub fn spawned(&self) -> usize {
+        at(self.ctl, SPAWNED).load(Acquire) as usize
+    }
+}

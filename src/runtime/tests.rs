@@ -1,0 +1,419 @@
+//! The runtime in-process, on the fake kernel: scheduler order and
+//! overlap, failure propagation, stuck loads, deadlines, device waits, the
+//! kernel command line, worker start failures. Time is virtual
+//! (`kernel::fake`), so every figure below is exact and every run
+//! deterministic.
+
+use std::string::String;
+use std::vec::Vec;
+use std::{format, vec};
+
+use crate::cmdline::CmdlineBuf;
+use crate::plan::trace::result;
+use crate::plan::{ModuleSpec, Plan, PlanBuilder, WaitSpec};
+
+use super::kernel::fake::{Behaviour, Call, Fake, T0};
+use super::report::outcome;
+use super::run::{self, Run, Setup};
+use super::sched::Sched;
+
+const MS: u64 = 1_000_000;
+
+fn module(name: &str, weight_us: u32, waits_for: &[(u32, bool)]) -> ModuleSpec {
+    ModuleSpec {
+        name: name.into(),
+        path: Some(format!("kernel/test/{name}.ko")),
+        weight_us,
+        waits_for: waits_for.to_vec(),
+        ..ModuleSpec::default()
+    }
+}
+
+fn plan_of(modules: Vec<ModuleSpec>) -> PlanBuilder {
+    PlanBuilder { kernel_release: "6.1.0-test".into(), modules, ..PlanBuilder::default() }
+}
+
+/// Run options of a test.
+#[derive(Clone, Copy)]
+struct Opts<'a> {
+    jobs: u32,
+    deadline_ms: u32,
+    module_timeout_ms: Option<u32>,
+    cmdline: &'a [u8],
+    wanted: &'a [u32],
+}
+
+const OPTS: Opts<'static> = Opts { jobs: 2, deadline_ms: 60_000, module_timeout_ms: None, cmdline: b"", wanted: &[] };
+
+struct Done {
+    fake: &'static Fake,
+    s: &'static Sched,
+    status: i32,
+    t0: u64,
+}
+
+impl Done {
+    fn call(&self, name: &str) -> Call {
+        self.fake.calls().into_iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{name} was never loaded"))
+    }
+    /// The modules loaded, in the order their loads started.
+    fn names(&self) -> Vec<String> {
+        self.fake.calls().into_iter().map(|c| c.name).collect()
+    }
+    fn loaded(&self, name: &str) -> bool {
+        self.fake.calls().iter().any(|c| c.name == name)
+    }
+    fn result(&self, name: &str) -> u8 {
+        let m = self.s.plan.find_module(name.as_bytes()).unwrap_or_else(|| panic!("{name} not in plan"));
+        outcome(self.s, m.index())
+    }
+    /// Start and end of a load, in ms after the run started.
+    fn span(&self, name: &str) -> (u64, u64) {
+        let c = self.call(name);
+        ((c.start - self.t0) / MS, (c.end.expect("load ended") - self.t0) / MS)
+    }
+}
+
+fn run_with(pb: &PlanBuilder, fake: &'static Fake, o: Opts<'_>) -> Done {
+    let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
+    let plan = Plan::parse(bytes).expect("plan parses");
+    let cl = o.cmdline.to_vec();
+    let setup = Setup {
+        plan_path: b"test.plan",
+        force: false,
+        module_dir: Some(b"/lib/modules/6.1.0-test"),
+        module_timeout_ms: o.module_timeout_ms,
+        cmdline: CmdlineBuf::read_with(|b| {
+            b[..cl.len()].copy_from_slice(&cl);
+            cl.len()
+        }),
+    };
+    let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
+    let t0 = fake.time();
+    let r = Run { wanted: o.wanted, jobs: Some(o.jobs), deadline_ms: Some(o.deadline_ms), quiet: true, summary: false, trace: None };
+    let status = run::execute(s, t0, r);
+    Done { fake, s, status, t0 }
+}
+
+fn run_plan(pb: &PlanBuilder, fake: &'static Fake, jobs: u32) -> Done {
+    run_with(pb, fake, Opts { jobs, ..OPTS })
+}
+
+// ------------------------------------------------------------------ order
+
+#[test]
+fn one_worker_takes_the_longest_remaining_path_first() {
+    // Three independent chains; priorities are the remaining path lengths:
+    // c0 (30 ms to go) before b0 (20) before a0 (10).
+    let pb = plan_of(vec![
+        module("a0", 10_000, &[]),
+        module("b0", 10_000, &[]),
+        module("b1", 10_000, &[(1, true)]),
+        module("c0", 10_000, &[]),
+        module("c1", 10_000, &[(3, true)]),
+        module("c2", 10_000, &[(4, true)]),
+    ]);
+    let fake = Fake::new().leak();
+    for m in &pb.modules {
+        fake.script(&m.name, Behaviour::Load(m.weight_us as u64 * 1000));
+    }
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!(d.status, 0);
+    let order = d.names();
+    // After c0, c1 (20 to go) ties with b0 (20): the earlier record wins;
+    // then a0, b1 and c2 (10 each) in record order.
+    assert_eq!(order, ["c0", "b0", "c1", "a0", "b1", "c2"]);
+    assert_eq!(d.span("a0"), (30, 40), "one worker: back to back, 10 ms each");
+}
+
+#[test]
+fn dependents_start_when_their_last_dependency_ends() {
+    // A diamond: top waits for left and right, which wait for bottom.
+    let pb = plan_of(vec![
+        module("bottom", 0, &[]),
+        module("left", 0, &[(0, true)]),
+        module("right", 0, &[(0, true)]),
+        module("top", 0, &[(1, true), (2, true)]),
+    ]);
+    let fake = Fake::new().leak();
+    fake.script("bottom", Behaviour::Load(100 * MS))
+        .script("left", Behaviour::Load(150 * MS))
+        .script("right", Behaviour::Load(40 * MS))
+        .script("top", Behaviour::Load(10 * MS));
+    let d = run_plan(&pb, fake, 4);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.span("bottom"), (0, 100));
+    assert_eq!(d.span("left"), (100, 250), "left and right run side by side");
+    assert_eq!(d.span("right"), (100, 140));
+    assert_eq!(d.span("top"), (250, 260), "top starts the moment left, its last dependency, ends");
+}
+
+#[test]
+fn loads_overlap_up_to_the_worker_count() {
+    let pb = plan_of((0..8).map(|i| module(&format!("m{i}"), 0, &[])).collect());
+    let fake = Fake::new().leak();
+    for i in 0..8 {
+        fake.script(&format!("m{i}"), Behaviour::Load(100 * MS));
+    }
+    let d = run_plan(&pb, fake, 4);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.fake.spawns(), 4);
+    let calls = d.fake.calls();
+    // At every start, count the loads in flight.
+    let most = calls
+        .iter()
+        .map(|c| calls.iter().filter(|o| o.start <= c.start && o.end.unwrap_or(u64::MAX) > c.start).count())
+        .max();
+    assert_eq!(most, Some(4), "never more loads at once than workers, and all of them used");
+    let end = calls.iter().filter_map(|c| c.end).max().unwrap_or(0);
+    assert_eq!((end - d.t0) / MS, 200, "8 loads of 100 ms on 4 workers take 200 ms");
+}
+
+#[test]
+fn a_subset_loads_only_what_it_needs() {
+    // The modprobe personality's partial run: wanted = c, which needs b.
+    let pb = plan_of(vec![module("a", 0, &[]), module("b", 0, &[]), module("c", 0, &[(1, true)])]);
+    let fake = Fake::new().leak();
+    let d = run_with(&pb, fake, Opts { wanted: &[2], ..OPTS });
+    assert_eq!(d.status, 0);
+    assert_eq!(d.names(), ["b", "c"]);
+}
+
+// ------------------------------------------------------------- failures
+
+#[test]
+fn a_failure_skips_hard_dependents_and_releases_soft_ones() {
+    let pb = plan_of(vec![
+        module("base", 0, &[]),
+        module("hard", 0, &[(0, true)]),
+        module("soft", 0, &[(0, false)]),
+        module("deeper", 0, &[(1, true)]),
+    ]);
+    let fake = Fake::new().leak();
+    fake.script("base", Behaviour::Fail(19, 5 * MS));
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 1);
+    assert_eq!(d.result("base"), result::FAILED);
+    assert_eq!(d.result("hard"), result::SKIPPED);
+    assert_eq!(d.result("deeper"), result::SKIPPED, "skips are transitive");
+    assert_eq!(d.result("soft"), result::LOADED, "a soft dependency only orders");
+    assert!(!d.loaded("hard") && !d.loaded("deeper"));
+    assert!(d.span("soft").0 >= 5, "soft waited for base to end");
+}
+
+#[test]
+fn present_and_builtin_modules_are_not_loaded() {
+    let mut pb = plan_of(vec![module("live", 0, &[]), module("inside", 0, &[]), module("user", 0, &[(0, true), (1, true)])]);
+    pb.modules[1].path = None; // built in
+    let fake = Fake::new().leak();
+    fake.file("/sys/module/live/initstate", b"live\n");
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.result("live"), result::PRESENT);
+    assert_eq!(d.result("inside"), result::BUILTIN);
+    assert_eq!(d.names(), ["user"]);
+}
+
+#[test]
+fn eexist_counts_as_present() {
+    let pb = plan_of(vec![module("racy", 0, &[])]);
+    let fake = Fake::new().leak();
+    fake.script("racy", Behaviour::Fail(17, 0));
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.result("racy"), result::PRESENT);
+}
+
+// ----------------------------------------------------- stuck and deadline
+
+#[test]
+fn a_stuck_load_is_reported_replaced_and_left_behind() {
+    // stuck hangs; its dependent is blocked at the deadline; the other
+    // modules still load on the replacement worker.
+    let pb = plan_of(vec![
+        module("stuck", 0, &[]),
+        module("after_stuck", 0, &[(0, true)]),
+        module("x", 0, &[]),
+        module("y", 0, &[(2, true)]),
+    ]);
+    let fake = Fake::new().leak();
+    fake.script("stuck", Behaviour::Hang).script("x", Behaviour::Load(2000 * MS)).script("y", Behaviour::Load(100 * MS));
+    let d = run_with(&pb, fake, Opts { jobs: 2, deadline_ms: 5000, module_timeout_ms: Some(1000), ..OPTS });
+    assert_eq!(d.status, 1);
+    assert_eq!(d.result("stuck"), result::STUCK);
+    assert_eq!(d.result("after_stuck"), result::BLOCKED);
+    assert_eq!(d.result("x"), result::LOADED | result::STUCK_FLAG, "x outlived its 1 s timeout, then loaded");
+    assert_eq!(d.result("y"), result::LOADED);
+    // Both first workers were retired at 1 s; two replacements started.
+    assert_eq!(d.fake.spawns(), 4);
+    assert_eq!(d.span("y"), (2000, 2100));
+    assert_eq!((d.fake.time() - d.t0) / MS, 5000, "the run ends at the deadline");
+}
+
+#[test]
+fn a_slow_load_under_its_timeout_is_not_stuck() {
+    let pb = plan_of(vec![module("slow", 0, &[])]);
+    let fake = Fake::new().leak();
+    fake.script("slow", Behaviour::Load(900 * MS));
+    let d = run_with(&pb, fake, Opts { module_timeout_ms: Some(1000), ..OPTS });
+    assert_eq!(d.status, 0);
+    assert_eq!(d.result("slow"), result::LOADED);
+    assert_eq!(d.fake.spawns(), 1, "one module: one worker, no replacement");
+}
+
+#[test]
+fn the_deadline_blocks_what_never_started() {
+    let pb = plan_of(vec![module("long", 0, &[]), module("next", 0, &[(0, true)])]);
+    let fake = Fake::new().leak();
+    fake.script("long", Behaviour::Load(3000 * MS));
+    let d = run_with(&pb, fake, Opts { deadline_ms: 1000, ..OPTS });
+    assert_eq!(d.status, 1);
+    assert_eq!(d.result("long"), result::STUCK, "still loading at the deadline");
+    assert_eq!(d.result("next"), result::BLOCKED);
+    assert_eq!((d.fake.time() - d.t0) / MS, 1000);
+}
+
+// --------------------------------------------------------- device waits
+
+fn with_wait(path: &str, after: Option<u32>, timeout_ms: u32) -> PlanBuilder {
+    let mut pb = plan_of(vec![module("drv", 0, &[]), module("user", 0, &[(0, true)])]);
+    pb.waits.push(WaitSpec { path: path.into(), module: after, timeout_ms });
+    pb
+}
+
+#[test]
+fn a_device_wait_holds_dependents_until_the_node_appears() {
+    let pb = with_wait("/dev/pm_node", Some(0), 2000);
+    let fake = Fake::new().leak();
+    fake.script("drv", Behaviour::Load(50 * MS)).appear_after("/dev/pm_node", "drv", 300 * MS);
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.span("drv"), (0, 50));
+    assert_eq!(d.span("user").0, 350, "user starts when /dev/pm_node appears, 300 ms after drv");
+}
+
+#[test]
+fn a_sysfs_wait_is_seen_on_its_uevent() {
+    let pb = with_wait("/sys/class/pm/ready", Some(0), 2000);
+    let fake = Fake::new().leak();
+    fake.appear_after("/sys/class/pm/ready", "drv", 123 * MS);
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.span("user").0, 123);
+}
+
+#[test]
+fn a_device_wait_that_times_out_skips_dependents() {
+    let pb = with_wait("/dev/never", Some(0), 700);
+    let fake = Fake::new().leak();
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 1);
+    assert_eq!(d.result("drv"), result::LOADED);
+    assert_eq!(d.result("user"), result::SKIPPED);
+    assert!(!d.loaded("user"));
+    assert_eq!((d.fake.time() - d.t0) / MS, 700);
+}
+
+#[test]
+fn a_wait_before_success_ends_the_run_when_met() {
+    let pb = with_wait("/dev/vd[a-z]", None, 5000);
+    let fake = Fake::new().leak();
+    fake.appear_at("/dev/vdb", T0 + 1234 * MS);
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 0);
+    assert_eq!((d.fake.time() - d.t0) / MS, 1234, "the run ends the moment the glob matches");
+}
+
+// ---------------------------------------------- kernel command line, files
+
+#[test]
+fn command_line_parameters_follow_the_plan_options() {
+    let mut pb = plan_of(vec![module("pm_params", 0, &[]), module("other", 0, &[])]);
+    pb.modules[0].params = "level=7 tag=hello".into();
+    let fake = Fake::new().leak();
+    let d = run_with(&pb, fake, Opts { cmdline: b"console=ttyS0 pm-params.level=9 other.x=1 pm_params.tag=\"a b\"\n", ..OPTS });
+    assert_eq!(d.status, 0);
+    assert_eq!(d.call("pm_params").params, "level=7 tag=hello level=9 tag=\"a b\"");
+    assert_eq!(d.call("other").params, "x=1");
+    assert_eq!(d.call("pm_params").path, "/lib/modules/6.1.0-test/kernel/test/pm_params.ko");
+}
+
+#[test]
+fn a_command_line_blacklist_skips_the_module_and_its_dependents() {
+    let pb = plan_of(vec![module("floppy", 0, &[]), module("needs_floppy", 0, &[(0, true)]), module("fine", 0, &[])]);
+    let fake = Fake::new().leak();
+    let d = run_with(&pb, fake, Opts { cmdline: b"modprobe.blacklist=floppy", ..OPTS });
+    assert_eq!(d.status, 1);
+    assert_eq!(d.result("floppy"), result::SKIPPED);
+    assert_eq!(d.result("needs_floppy"), result::SKIPPED);
+    assert_eq!(d.names(), ["fine"]);
+}
+
+#[test]
+fn compressed_modules_load_only_where_the_kernel_decompresses() {
+    let mut pb = plan_of(vec![module("xzmod", 0, &[]), module("zstmod", 0, &[])]);
+    pb.modules[0].path = Some("kernel/test/xzmod.ko.xz".into());
+    pb.modules[1].path = Some("kernel/test/zstmod.ko.zst".into());
+    let fake = Fake::new().leak();
+    fake.file("/sys/module/compression", b"xz\n");
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 1);
+    assert_eq!(d.call("xzmod").flags, super::kernel::MODULE_INIT_COMPRESSED_FILE);
+    assert_eq!(d.result("zstmod"), result::FAILED);
+    assert_eq!(super::state::at(d.s.st.errno, 1).load(core::sync::atomic::Ordering::Relaxed), 95);
+    assert!(!d.loaded("zstmod"), "refused before any system call");
+}
+
+#[test]
+fn a_plan_for_another_kernel_is_refused() {
+    let pb = plan_of(vec![module("a", 0, &[])]);
+    let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
+    let plan = Plan::parse(bytes).expect("parses");
+    let fake = Fake::new().leak();
+    fake.release_name("6.12.0-other");
+    let setup = |force| Setup { plan_path: b"p", force, module_dir: None, module_timeout_ms: None, cmdline: CmdlineBuf::empty() };
+    assert!(run::prepare(plan, fake, setup(false)).is_err());
+    let s = run::prepare(plan, fake, setup(true)).expect("--force takes it");
+    assert_eq!(&s.module_dir[..], b"/lib/modules/6.1.0-test", "module files of the plan's kernel");
+}
+
+// ----------------------------------------------------------- workers
+
+#[test]
+fn fewer_workers_than_asked_still_load_everything() {
+    let pb = plan_of((0..6).map(|i| module(&format!("m{i}"), 0, &[])).collect());
+    let fake = Fake::new().leak();
+    fake.spawn_limit(1);
+    for i in 0..6 {
+        fake.script(&format!("m{i}"), Behaviour::Load(10 * MS));
+    }
+    let d = run_plan(&pb, fake, 4);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.fake.spawns(), 1);
+    assert_eq!(d.fake.calls().len(), 6);
+    assert_eq!((d.fake.time() - d.t0) / MS, 60, "one worker: one after another");
+}
+
+#[test]
+fn no_worker_at_all_loads_nothing() {
+    let pb = plan_of(vec![module("a", 0, &[])]);
+    let fake = Fake::new().leak();
+    fake.spawn_limit(0);
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, super::EXIT_USAGE);
+    assert!(d.fake.calls().is_empty());
+}
+
+#[test]
+fn the_default_worker_count_is_twice_the_cpus() {
+    let pb = plan_of((0..20).map(|i| module(&format!("m{i}"), 0, &[])).collect());
+    let fake = Fake::new().leak();
+    fake.cpus(3);
+    let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
+    let plan = Plan::parse(bytes).expect("parses");
+    let setup = Setup { plan_path: b"p", force: true, module_dir: None, module_timeout_ms: None, cmdline: CmdlineBuf::empty() };
+    let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
+    let r = Run { wanted: &[], jobs: None, deadline_ms: None, quiet: true, summary: false, trace: None };
+    assert_eq!(run::execute(s, fake.time(), r), 0);
+    assert_eq!(fake.spawns(), 6);
+}
