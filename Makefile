@@ -28,7 +28,7 @@ PARMOD_PLAN := target/$(HOST_TARGET)/host/parmod-plan
 # The stripped runtime must stay within this many bytes.
 SIZE_BUDGET := 65536
 
-.PHONY: all build deps rust-target test unit-test size-check bench bench-plan demo qemu-test initramfs clean \
+.PHONY: all build deps rust-target test unit-test msrv size-check bench bench-plan demo qemu-test initramfs clean \
 	install man qemu-test-arm64 test-packaging
 
 all: build
@@ -76,7 +76,18 @@ unit-test: deps build
 	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 PARMOD_REQUIRE_RSVG=1 \
 	  $(CARGO) test --features host
 
-test: deps size-check unit-test test-packaging qemu-test qemu-test-arm64
+test: deps size-check unit-test msrv test-packaging qemu-test qemu-test-arm64
+
+# Cargo.toml's rust-version holds: the library, both binaries and the tests
+# type-check with that toolchain (heapless 0.9 needs 1.88; a safe
+# #[target_feature] function 1.86).
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+msrv: rust-target
+	@rustup toolchain list | grep -q "^$(MSRV)" || rustup toolchain install $(MSRV) --profile minimal
+	@rustup target list --installed --toolchain $(MSRV) | grep -qx $(HOST_TARGET) || rustup target add $(HOST_TARGET) --toolchain $(MSRV)
+	$(CARGO) +$(MSRV) check --target-dir target/msrv --target $(HOST_TARGET) --no-default-features --features runtime --bin parmod
+	$(CARGO) +$(MSRV) check --target-dir target/msrv --features host,runtime --lib --tests
+	$(CARGO) +$(MSRV) check --target-dir target/msrv --features host --bin parmod-plan
 
 # The QEMU boot suite (installs qemu, the Debian kernel and headers, busybox).
 qemu-test: build

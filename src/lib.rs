@@ -7,6 +7,10 @@
 //! * [`runtime`] (feature `runtime`): the target loader, `no_std` and
 //!   heap-free; `src/bin/parmod.rs` is its thin `main`.
 #![no_std]
+// `unsafe` only where a module says why it needs it (#[allow] there): the
+// runtime's mappings, futex cell and clone trampolines, and the host CRC's
+// SSE4.2 path.
+#![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 #[cfg(any(feature = "host", test))]

@@ -2,6 +2,8 @@
 //! from musl's C start-up code and then makes raw system calls only.
 #![no_std]
 #![no_main]
+#![deny(unsafe_code)]
+#![forbid(unsafe_op_in_unsafe_fn)]
 
 use parmod::runtime;
 
@@ -13,6 +15,7 @@ extern "C" {}
 
 /// # Safety
 /// Called by the C start-up code with the process's arguments and environment.
+#[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const u8) -> c_int {
     // SAFETY: the C runtime passes argc strings and a NULL-terminated
@@ -25,6 +28,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *co
 /// routine even with `panic = "abort"`; nothing ever unwinds, so a routine
 /// that is never called satisfies the linker (release builds drop it).
 #[cfg(debug_assertions)]
+#[allow(unsafe_code)]
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
 

@@ -26,6 +26,7 @@ pub fn crc32c_update(state: u32, data: &[u8]) -> u32 {
     {
         if std::is_x86_feature_detected!("sse4.2") {
             // SAFETY: the CPU supports SSE4.2 (checked just above).
+            #[allow(unsafe_code)]
             return unsafe { hw::crc32c_update(state, data) };
         }
     }

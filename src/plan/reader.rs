@@ -512,7 +512,7 @@ impl<'a> Plan<'a> {
     pub fn kernel_release(&self) -> &'a [u8] {
         self.string(self.header_u32(hdr::KERNEL_RELEASE)).unwrap_or(b"")
     }
-    /// Worker threads the plan asks for (0: one per CPU).
+    /// Worker tasks the plan asks for (0: the runtime decides: twice the CPUs).
     pub fn jobs(&self) -> u32 {
         self.header_u32(hdr::JOBS)
     }
