@@ -104,8 +104,8 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
             "--modules-load" => o.modules_load.push(PathBuf::from(val(&mut i)?)),
             "--jobs" | "-j" => {
                 let n = number(&val(&mut i)?, k)?;
-                if n > 4096 {
-                    return Err(Error::Usage(format!("--jobs {n}: at most 4096")));
+                if n > crate::plan::MAX_PLAN_JOBS {
+                    return Err(Error::Usage(format!("--jobs {n}: at most {}", crate::plan::MAX_PLAN_JOBS)));
                 }
                 o.jobs = n;
             }

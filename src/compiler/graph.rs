@@ -352,7 +352,7 @@ impl Graph {
     }
 
     /// Longest remaining path (weights included) from each node through the
-    /// modules that wait for it: the same value PlanBuilder::priorities gives.
+    /// modules that wait for it: the priorities the plan stores.
     pub fn priorities(&self) -> Vec<u64> {
         let n = self.nodes.len();
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -363,7 +363,7 @@ impl Graph {
                 indeg[v] += 1;
             }
         }
-        // Any topological order, then accumulate from its end.
+        // Any topological order will do.
         let mut order = Vec::with_capacity(n);
         let mut ready: Vec<usize> = (0..n).filter(|&v| indeg[v] == 0).collect();
         while let Some(v) = ready.pop() {
@@ -375,12 +375,7 @@ impl Graph {
                 }
             }
         }
-        let mut prio = vec![0u64; n];
-        for &v in order.iter().rev() {
-            let best = dependents[v].iter().map(|&w| prio[w]).max().unwrap_or(0);
-            prio[v] = self.nodes[v].weight_us as u64 + best;
-        }
-        prio
+        crate::plan::remaining_paths(&order, |v| self.nodes[v].weight_us as u64, |v| self.nodes[v].waits_for.iter().map(|e| e.0))
     }
 
     /// A load order: topological, and among ready modules the highest

@@ -31,6 +31,9 @@ pub const EDGE_SIZE: usize = 4;
 /// "No string" / "no module" marker in u32 fields.
 pub const NONE: u32 = u32::MAX;
 
+/// Most worker tasks a plan may ask for.
+pub const MAX_PLAN_JOBS: u32 = 4096;
+
 /// Bit set in an entry of a `waits_for` or `dependents` list when the edge is
 /// a hard dependency (from modules.dep): failure of the dependency skips the
 /// dependent. Without it the edge is a soft dependency: it only orders.
@@ -165,6 +168,12 @@ pub(crate) mod rec {
     pub const RESERVED: usize = 76;
 }
 
+/// Alias record field offsets.
+pub(crate) mod arec {
+    pub const PATTERN: usize = 0;
+    pub const MODULE: usize = 4;
+}
+
 /// Wait record field offsets.
 pub(crate) mod wrec {
     pub const PATH: usize = 0;
@@ -201,6 +210,37 @@ pub fn same_name(a: &[u8], b: &[u8]) -> bool {
             let y = if y == b'-' { b'_' } else { y };
             x == y
         })
+}
+
+/// Whether `s` is a token as a plan stores module names and the kernel
+/// release: not empty, printable ASCII without blanks or `/`.
+pub fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&c| c > b' ' && c < 0x7f && c != b'/')
+}
+
+/// The longest remaining path from each module through the modules that
+/// wait for it, weights included: the plan's priorities (the critical path
+/// to the end of the graph). `order` is a load order of the modules `0..n`
+/// (each after what it waits for); `waits_for(m)` the modules `m` waits
+/// for. Indexed by module.
+#[cfg(feature = "host")]
+pub fn remaining_paths<I: IntoIterator<Item = usize>>(
+    order: &[usize],
+    weight: impl Fn(usize) -> u64,
+    waits_for: impl Fn(usize) -> I,
+) -> std::vec::Vec<u64> {
+    let n = order.len();
+    let mut prio = std::vec![0u64; n];
+    let mut best_after = std::vec![0u64; n];
+    for &m in order.iter().rev() {
+        prio[m] = weight(m) + best_after[m];
+        for d in waits_for(m) {
+            if d < n && best_after[d] < prio[m] {
+                best_after[d] = prio[m];
+            }
+        }
+    }
+    prio
 }
 
 /// Whether a relative module path is safe: not empty, not absolute, no `..`

@@ -5,9 +5,9 @@
 use core::fmt;
 
 use super::{
-    crc::crc32c_update, hdr, le_u32, le_u64, module_flags, plan_flags, rec, wait_flags, wrec,
+    arec, crc::crc32c_update, hdr, le_u32, le_u64, module_flags, plan_flags, rec, wait_flags, wrec,
     Compression, ALIAS_RECORD_SIZE, EDGE_HARD, EDGE_SIZE, HEADER_SIZE, MAGIC, MAX_MODULES,
-    MODULE_RECORD_SIZE, NONE, VERSION, WAIT_RECORD_SIZE,
+    MAX_PLAN_JOBS, MODULE_RECORD_SIZE, NONE, VERSION, WAIT_RECORD_SIZE,
 };
 
 /// Why a plan was refused. Every variant says where the problem is.
@@ -304,10 +304,10 @@ impl<'a> Plan<'a> {
             strings,
         };
         match plan.string(h(hdr::KERNEL_RELEASE)) {
-            Some(s) if !s.is_empty() && s.iter().all(|&c| c > b' ' && c < 0x7f && c != b'/') => {}
+            Some(s) if super::is_token(s) => {}
             _ => return Err(herr("kernel_release")),
         }
-        if h(hdr::JOBS) > 4096 {
+        if h(hdr::JOBS) > MAX_PLAN_JOBS {
             return Err(herr("jobs"));
         }
         plan.validate_modules()?;
@@ -331,7 +331,7 @@ impl<'a> Plan<'a> {
                 return Err(err("compression"));
             }
             match self.string(le_u32(r, rec::NAME)) {
-                Some(n) if !n.is_empty() && n.iter().all(|&c| c > b' ' && c < 0x7f && c != b'/') => {}
+                Some(n) if super::is_token(n) => {}
                 _ => return Err(err("name")),
             }
             let path = le_u32(r, rec::PATH);
@@ -443,11 +443,11 @@ impl<'a> Plan<'a> {
         for a in 0..self.alias_count {
             let err = |field| PlanError::Alias { index: a, field };
             let r = self.alias_record(a);
-            match self.string(le_u32(r, 0)) {
+            match self.string(le_u32(r, arec::PATTERN)) {
                 Some(p) if !p.is_empty() => {}
                 _ => return Err(err("pattern")),
             }
-            if le_u32(r, 4) >= self.module_count {
+            if le_u32(r, arec::MODULE) >= self.module_count {
                 return Err(err("module"));
             }
         }
@@ -568,7 +568,7 @@ impl<'a> Plan<'a> {
             return None;
         }
         let r = self.alias_record(index);
-        Some(Alias { pattern: self.string(le_u32(r, 0)).unwrap_or(b""), module: le_u32(r, 4) })
+        Some(Alias { pattern: self.string(le_u32(r, arec::PATTERN)).unwrap_or(b""), module: le_u32(r, arec::MODULE) })
     }
 
     pub fn aliases(&self) -> impl Iterator<Item = Alias<'a>> + '_ {

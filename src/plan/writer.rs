@@ -7,8 +7,8 @@ use std::string::String;
 use std::vec::Vec;
 
 use super::{
-    hdr, module_flags, rec, reader::checksum, wait_flags, wrec, Compression, ALIAS_RECORD_SIZE,
-    EDGE_HARD, HEADER_SIZE, MAGIC, MAX_MODULES, MODULE_RECORD_SIZE, NONE, VERSION,
+    arec, hdr, module_flags, rec, reader::checksum, wait_flags, wrec, Compression, ALIAS_RECORD_SIZE,
+    EDGE_HARD, HEADER_SIZE, MAGIC, MAX_MODULES, MAX_PLAN_JOBS, MODULE_RECORD_SIZE, NONE, VERSION,
     WAIT_RECORD_SIZE,
 };
 
@@ -104,30 +104,23 @@ impl PlanBuilder {
     /// Priorities: each module's weight plus the heaviest priority among the
     /// modules that wait for it (hard or soft): the longest remaining path.
     pub fn priorities(&self) -> Vec<u64> {
-        let n = self.modules.len();
-        let mut prio = std::vec![0u64; n];
-        let mut best_after = std::vec![0u64; n];
-        for i in (0..n).rev() {
-            prio[i] = self.modules[i].weight_us as u64 + best_after[i];
-            for &(d, _) in &self.modules[i].waits_for {
-                let d = d as usize;
-                if d < i && best_after[d] < prio[i] {
-                    best_after[d] = prio[i];
-                }
-            }
-        }
-        prio
+        let order: Vec<usize> = (0..self.modules.len()).collect();
+        super::remaining_paths(&order, |m| self.modules[m].weight_us as u64, |m| {
+            // Only earlier modules: a later one would be an invalid plan,
+            // which check_input reports.
+            self.modules[m].waits_for.iter().map(|&(d, _)| d as usize).filter(move |&d| d < m)
+        })
     }
 
     /// Refuse what the format cannot hold, naming the item, before writing.
     fn check_input(&self) -> Result<(), String> {
         let n = self.modules.len();
-        let token = |s: &str| !s.is_empty() && s.bytes().all(|c| c > b' ' && c < 0x7f && c != b'/');
+        let token = |s: &str| super::is_token(s.as_bytes());
         if !token(&self.kernel_release) {
             return Err(std::format!("kernel release {:?} is empty or has spaces, '/' or control characters", self.kernel_release));
         }
-        if self.jobs > 4096 {
-            return Err(std::format!("jobs {} is more than 4096", self.jobs));
+        if self.jobs > MAX_PLAN_JOBS {
+            return Err(std::format!("jobs {} is more than {MAX_PLAN_JOBS}", self.jobs));
         }
         for (i, m) in self.modules.iter().enumerate() {
             if !token(&m.name) {
@@ -334,8 +327,8 @@ impl PlanBuilder {
 
         for (i, (_, m)) in self.aliases.iter().enumerate() {
             let at = aliases_off + i * ALIAS_RECORD_SIZE;
-            put32(&mut out, at, alias_patterns[i]);
-            put32(&mut out, at + 4, *m);
+            put32(&mut out, at + arec::PATTERN, alias_patterns[i]);
+            put32(&mut out, at + arec::MODULE, *m);
         }
 
         out[hdr::MAGIC..hdr::MAGIC + 8].copy_from_slice(&MAGIC);
