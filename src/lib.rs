@@ -3,7 +3,8 @@
 //! * [`plan`]: the binary load plan shared by both programs (reader: `no_std`,
 //!   no allocation; writer: host only).
 //! * [`compiler`] (feature `host`): turns `/lib/modules/$KVER` and modprobe.d
-//!   into a plan.
+//!   into a plan; `parmod-plan` is its command line.
+//! * [`report`] (feature `host`): what a boot did, from its trace.
 //! * [`runtime`] (feature `runtime`): the target loader, `no_std` and
 //!   heap-free; `src/bin/parmod.rs` is its thin `main`.
 #![no_std]
@@ -21,6 +22,8 @@ pub mod plan;
 
 #[cfg(feature = "host")]
 pub mod compiler;
+#[cfg(feature = "host")]
+pub mod report;
 
 #[cfg(feature = "runtime")]
 pub mod runtime;

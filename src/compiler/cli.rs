@@ -10,9 +10,6 @@ use super::error::{Error, Result};
 use super::Options;
 use crate::plan::Plan;
 
-#[path = "report.rs"]
-pub mod report;
-
 pub const USAGE: &str = "\
 usage:
   parmod-plan compile [--root DIR] [--kver VERSION] [--config PATH]... [--modules-load PATH]...
@@ -205,6 +202,75 @@ fn show_cmd(args: &[String]) -> Result<i32> {
     }
 }
 
+/// `parmod-plan report` (arguments after the command name).
+fn report_cmd(args: &[String]) -> Result<i32> {
+    let (mut plan_p, mut trace_p, mut svg_p, mut chrome_p): (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>, Option<PathBuf>) =
+        (None, None, None, None);
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let (k, inline) = match a.split_once('=') {
+            Some((k, v)) if a.starts_with("--") => (k, Some(v.to_string())),
+            _ => (a, None),
+        };
+        let val = |i: &mut usize| -> Result<PathBuf> {
+            if let Some(v) = &inline {
+                return Ok(PathBuf::from(v));
+            }
+            *i += 1;
+            args.get(*i).map(PathBuf::from).ok_or_else(|| Error::Usage(format!("report: {k} needs a value")))
+        };
+        match k {
+            "--plan" => plan_p = Some(val(&mut i)?),
+            "--svg" => svg_p = Some(val(&mut i)?),
+            "--chrome-trace" => chrome_p = Some(val(&mut i)?),
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(0);
+            }
+            _ if k.starts_with('-') && k != "-" => return Err(Error::Usage(format!("report: unknown option '{a}'"))),
+            _ => {
+                if trace_p.is_some() {
+                    return Err(Error::Usage("report: only one TRACE".into()));
+                }
+                trace_p = Some(PathBuf::from(a));
+            }
+        }
+        i += 1;
+    }
+    let plan_p = plan_p.ok_or_else(|| Error::Usage("report: --plan PLAN is required (the plan the trace was made with)".into()))?;
+    let trace_p = trace_p.ok_or_else(|| Error::Usage("report: TRACE is required (a parmod --trace file)".into()))?;
+    use crate::report;
+    let pb = super::error::read(&plan_p)?;
+    let plan = Plan::parse(&pb).map_err(|e| Error::Other(format!("{}: {e}", plan_p.display())))?;
+    let tb = super::error::read(&trace_p)?;
+    let d = report::decode(&plan, &tb).map_err(|e| Error::Other(format!("{}: {e}", trace_p.display())))?;
+    let a = report::analyse(&plan, d);
+    if !a.checksum_matches {
+        std::eprintln!(
+            "parmod-plan: warning: {} was made with another plan than {}: names may be wrong",
+            trace_p.display(),
+            plan_p.display()
+        );
+    }
+    let write = |p: &PathBuf, data: &[u8]| -> Result<()> {
+        std::fs::write(p, data).map_err(|e| Error::Other(format!("writing {}: {e}", p.display())))
+    };
+    if let Some(p) = &svg_p {
+        write(p, report::svg::svg(&a).as_bytes())?;
+    }
+    if let Some(p) = &chrome_p {
+        let s = serde_json::to_string(&report::chrome::chrome(&a)).map_err(|e| Error::Other(format!("{}: {e}", p.display())))?;
+        write(p, s.as_bytes())?;
+    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(report::text::text(&plan, &a).as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Other(format!("writing to stdout: {e}"))),
+        _ => Ok(0),
+    }
+}
+
 fn writeln_json(w: &mut dyn Write, v: &serde_json::Value) -> std::io::Result<()> {
     let s = serde_json::to_string_pretty(v).map_err(std::io::Error::other)?;
     w.write_all(s.as_bytes())?;
@@ -216,7 +282,7 @@ pub fn run(args: &[String]) -> i32 {
     let res = match args.first().map(String::as_str) {
         Some("compile") => compile_cmd(&args[1..]),
         Some("show") => show_cmd(&args[1..]),
-        Some("report") => report::run_cmd(&args[1..]),
+        Some("report") => report_cmd(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(0)

@@ -6,7 +6,6 @@ use std::string::ToString;
 
 use serde_json::{json, Value};
 
-use crate::plan::trace::{self, kind, result, NO_CAUSE, NO_WORKER};
 use crate::plan::{Module, Plan};
 
 fn s(b: &[u8]) -> String {
@@ -188,61 +187,16 @@ pub fn json(plan: &Plan<'_>) -> Value {
     })
 }
 
-/// One decoded trace line.
-struct TraceLine {
-    what: String,
-    result: String,
-    worker: Option<u16>,
-    start_ms: Option<f64>,
-    end_ms: Option<f64>,
-    errno: i32,
-    cause: Option<String>,
-}
-
-fn trace_lines(plan: &Plan<'_>, bytes: &[u8]) -> Result<(trace::TraceHeader, Vec<TraceLine>), String> {
-    let (h, recs) = trace::parse(bytes).map_err(|e| e.to_string())?;
-    let rel = |ns: u64| (ns != 0).then(|| (ns.saturating_sub(h.t0_ns)) as f64 / 1e6);
-    let mut out = Vec::new();
-    for r in recs {
-        let what = if r.kind == kind::WAIT {
-            match plan.wait(r.index) {
-                Some(w) => format!("wait:{}", s(w.path())),
-                None => format!("wait:#{}", r.index),
-            }
-        } else {
-            name_of(plan, r.index)
-        };
-        let mut res = result::name(r.result).to_string();
-        if r.result & result::STUCK_FLAG != 0 {
-            res.push_str("+stuck");
-        }
-        out.push(TraceLine {
-            what,
-            result: res,
-            worker: (r.worker != NO_WORKER).then_some(r.worker),
-            start_ms: rel(r.start_ns),
-            end_ms: rel(r.end_ns),
-            errno: r.errno,
-            cause: (r.cause != NO_CAUSE).then(|| name_of(plan, r.cause)),
-        });
-    }
-    Ok((h, out))
-}
-
-fn checksum_note(plan: &Plan<'_>, h: &trace::TraceHeader) -> Option<String> {
-    (h.plan_checksum != plan.checksum()).then(|| {
-        format!(
-            "trace was made with plan checksum {:#010x}, this plan is {:#010x}: names may be wrong",
-            h.plan_checksum,
-            plan.checksum()
-        )
-    })
+/// The decoded trace (the one decoder: `crate::report::decode`).
+fn decoded(plan: &Plan<'_>, bytes: &[u8]) -> Result<crate::report::Decoded, String> {
+    crate::report::decode(plan, bytes)
 }
 
 /// A trace against its plan, one line per record.
 pub fn trace_text(plan: &Plan<'_>, bytes: &[u8]) -> Result<(String, Option<String>), String> {
     use std::fmt::Write;
-    let (h, lines) = trace_lines(plan, bytes)?;
+    let d = decoded(plan, bytes)?;
+    let h = &d.header;
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -253,44 +207,47 @@ pub fn trace_text(plan: &Plan<'_>, bytes: &[u8]) -> Result<(String, Option<Strin
     );
     let _ = writeln!(o, "# module result worker start_ms end_ms errno cause");
     let ms = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
-    for l in &lines {
+    for e in &d.events {
         let _ = writeln!(
             o,
-            "{} {} {} {} {} {} {}",
-            l.what,
-            l.result,
-            l.worker.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
-            ms(l.start_ms),
-            ms(l.end_ms),
-            l.errno,
-            l.cause.as_deref().unwrap_or("-")
+            "{}{} {} {} {} {} {} {}",
+            if e.is_wait { "wait:" } else { "" },
+            e.name,
+            e.result_name(),
+            e.worker.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+            ms(e.start_ms),
+            ms(e.end_ms),
+            e.errno,
+            e.cause.as_deref().unwrap_or("-")
         );
     }
-    Ok((o, checksum_note(plan, &h)))
+    Ok((o, d.checksum_note(plan)))
 }
 
 pub fn trace_json(plan: &Plan<'_>, bytes: &[u8]) -> Result<(Value, Option<String>), String> {
-    let (h, lines) = trace_lines(plan, bytes)?;
-    let recs: Vec<Value> = lines
+    let d = decoded(plan, bytes)?;
+    let recs: Vec<Value> = d
+        .events
         .iter()
-        .map(|l| {
+        .map(|e| {
             json!({
-                "module": l.what,
-                "result": l.result,
-                "worker": l.worker,
-                "start_ms": l.start_ms,
-                "end_ms": l.end_ms,
-                "errno": l.errno,
-                "cause": l.cause,
+                "module": if e.is_wait { format!("wait:{}", e.name) } else { e.name.clone() },
+                "result": e.result_name(),
+                "worker": e.worker,
+                "start_ms": e.start_ms,
+                "end_ms": e.end_ms,
+                "errno": e.errno,
+                "cause": e.cause,
             })
         })
         .collect();
+    let h = &d.header;
     let v = json!({
         "plan_checksum": h.plan_checksum,
-        "plan_matches": h.plan_checksum == plan.checksum(),
+        "plan_matches": d.checksum_matches,
         "jobs": h.jobs,
         "simulated": h.simulated,
         "records": recs,
     });
-    Ok((v, checksum_note(plan, &h)))
+    Ok((v, d.checksum_note(plan)))
 }
