@@ -25,8 +25,10 @@ CARGO ?= cargo
 OUT := target/$(TARGET)
 PARMOD := $(OUT)/release/parmod
 PARMOD_PLAN := target/$(HOST_TARGET)/host/parmod-plan
-# The stripped runtime must stay within this many bytes.
-SIZE_BUDGET := 65536
+# The stripped runtime must stay within this many bytes (72 KiB: 64 KiB
+# held through the restructuring into the kernel seam; stuck detection by
+# CPU progress, task names and resource-failure handling took it past that).
+SIZE_BUDGET := 73728
 
 .PHONY: all build deps rust-target test unit-test msrv size-check bench bench-plan demo qemu-test initramfs clean \
 	install man qemu-test-arm64 test-packaging

@@ -480,11 +480,22 @@ fn stuck_module_is_replaced_and_dependents_blocked() {
 #[test]
 fn stuck_with_plan_default_timeout_and_deadline() {
     let (mut pb, blocked) = stuck_plan();
+    // Timeouts scale with the expected load time (20 x, the plan's timeout
+    // as the floor): 'hangs' (50 ms) times out after 1000 ms. 60 more
+    // independent modules keep the other worker busy past that.
     pb.module_timeout_ms = 200;
-    pb.deadline_ms = 1500;
+    pb.deadline_ms = 2500;
     pb.jobs = 2;
+    for i in 40..100 {
+        pb.modules.push(module(&format!("ind{i}"), 20_000, &[]));
+    }
     let run = simulate("stuckplan", &pb, &["--hang", "hangs"]);
-    check_stuck(&run, &pb, blocked, 2, 1500);
+    check_stuck(&run, &pb, blocked, 2, 2500);
+    assert!(
+        run.out.stderr.contains("parmod: stuck: hangs: still loading after 1000 ms"),
+        "the scaled timeout: 20 x 50 ms\n{}",
+        run.out.describe()
+    );
 }
 
 #[test]

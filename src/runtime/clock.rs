@@ -12,16 +12,7 @@ pub fn timespec(ns: u64) -> rustix::time::Timespec {
 }
 
 /// CLOCK_MONOTONIC, ns.
-#[cfg(target_arch = "x86_64")]
-pub fn monotonic_ns() -> u64 {
-    super::arch::monotonic_ns()
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn monotonic_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
+pub use super::arch::monotonic_ns;
 
 /// `a` and `b` both optional: the earlier one.
 pub fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {

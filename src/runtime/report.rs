@@ -195,21 +195,37 @@ pub fn write_trace(ctx: &Sched, path: &core::ffi::CStr, t0: u64, jobs: u32) -> R
         jobs: jobs as u16,
         simulated: ctx.kernel.simulated(),
     };
-    let mut buf = [0u8; 4096];
-    let mut len = 0;
-    buf[..trace::TRACE_HEADER_SIZE].copy_from_slice(&header.encode());
-    len += trace::TRACE_HEADER_SIZE;
-    let modules = (0..n).map(|m| module_record(ctx, m));
-    let waits = ctx.plan.waits().map(|w| wait_record(ctx, w));
-    for rec in modules.chain(waits) {
-        if len + trace::TRACE_RECORD_SIZE > buf.len() {
-            write_all(fd.as_fd(), &buf[..len])?;
-            len = 0;
-        }
-        buf[len..len + trace::TRACE_RECORD_SIZE].copy_from_slice(&rec.encode());
-        len += trace::TRACE_RECORD_SIZE;
+    let mut out = TraceOut { fd: fd.as_fd(), buf: [0; 4096], len: 0 };
+    out.put(&header.encode())?;
+    for m in 0..n {
+        out.put(&module_record(ctx, m).encode())?;
     }
-    write_all(fd.as_fd(), &buf[..len])
+    for w in ctx.plan.waits() {
+        out.put(&wait_record(ctx, w).encode())?;
+    }
+    write_all(out.fd, &out.buf[..out.len])
+}
+
+/// The trace file, written in blocks.
+struct TraceOut<'a> {
+    fd: rustix::fd::BorrowedFd<'a>,
+    buf: [u8; 4096],
+    len: usize,
+}
+
+impl TraceOut<'_> {
+    #[inline(never)]
+    fn put(&mut self, rec: &[u8]) -> Result<(), rustix::io::Errno> {
+        if self.len + rec.len() > self.buf.len() {
+            write_all(self.fd, &self.buf[..self.len])?;
+            self.len = 0;
+        }
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + rec.len()) {
+            dst.copy_from_slice(rec);
+            self.len += rec.len();
+        }
+        Ok(())
+    }
 }
 
 /// The trace record of module `m` (never-started ones have no times or worker).

@@ -17,6 +17,19 @@ use super::kernel::{self, Kernel, LoadCall, Outcome, Work};
 use super::state::*;
 use super::sync::lock;
 
+/// A load that outlived its timeout is stuck only when its task has used no
+/// CPU for this long (and no other load in flight has either: it may wait
+/// for a lock one of them holds). Its CPU clock is sampled every half of
+/// this from this long before the timeout on.
+pub const QUIET_NS: u64 = 1000 * MS;
+
+/// Timeouts that scale: a module without its own timeout gets this many
+/// times its expected load time (the plan's weight: the size estimate or a
+/// profile's measurement), at least the plan's module timeout and at most
+/// `TIMEOUT_CEILING` times that.
+pub const TIMEOUT_SCALE: u32 = 20;
+pub const TIMEOUT_CEILING: u32 = 12;
+
 /// A run: the plan, its state, the kernel, and what a load needs. Built by
 /// `run::prepare`, then shared by the main task and every worker.
 pub struct Sched {
@@ -40,14 +53,22 @@ impl Work for Sched {
 }
 
 impl Sched {
-    /// The stuck timeout of module `m` (ms; 0: none).
+    /// The stuck timeout of module `m` (ms; 0: none): `--module-timeout`
+    /// when given, else the module's own from the plan, else its expected
+    /// load time scaled ([`TIMEOUT_SCALE`]) between the plan's module
+    /// timeout and [`TIMEOUT_CEILING`] times that.
     pub fn timeout_ms(&self, m: u32) -> u32 {
-        let own = self.plan.module(m).map_or(0, |x| x.timeout_ms());
-        if own != 0 && !self.timeout_forced {
-            own
-        } else {
-            self.module_timeout_ms
+        let module = self.plan.module(m);
+        let own = module.map_or(0, |x| x.timeout_ms());
+        let floor = self.module_timeout_ms;
+        if self.timeout_forced || floor == 0 {
+            return floor;
         }
+        if own != 0 {
+            return own;
+        }
+        let scaled = (module.map_or(0, |x| x.weight_us()) / 1000).saturating_mul(TIMEOUT_SCALE);
+        scaled.clamp(floor, floor.saturating_mul(TIMEOUT_CEILING))
     }
 
     fn prio(&self, m: u32) -> (u64, u32) {
@@ -295,6 +316,18 @@ impl Sched {
         }
     }
 
+    /// Name the worker's task `prefix` + `name` (the kernel keeps 15 bytes).
+    fn name_worker(&self, prefix: &[u8], name: &[u8]) {
+        let mut buf = [0u8; 16];
+        let p = prefix.len().min(15);
+        buf[..p].copy_from_slice(&prefix[..p]);
+        let n = name.len().min(15 - p);
+        buf[p..p + n].copy_from_slice(&name[..n]);
+        if let Ok(c) = core::ffi::CStr::from_bytes_until_nul(&buf) {
+            self.kernel.name_task(c);
+        }
+    }
+
     /// The loop of worker `id`: take the best ready module, load it, release
     /// its dependents; park when nothing is ready.
     fn worker_loop(&self, id: usize) {
@@ -312,12 +345,14 @@ impl Sched {
                 at(st.start, m as usize).store(t, Relaxed);
                 at(st.worker, m as usize).store(id as u32, Relaxed);
                 at(st.slot_start, id).store(t, Relaxed);
+                at(st.slot_cpu_at, id).store(0, Relaxed);
                 at(st.slot_module, id).store(m, SeqCst);
                 drop(g);
+                self.name_worker(b"pm:", self.plan.module(m).map_or(b"?", |x| x.name()));
                 // The main task times loads out; wake it when it sleeps past
-                // the moment this one would count as stuck.
+                // the moment it must start watching this one.
                 let timeout = self.timeout_ms(m) as u64 * MS;
-                if timeout > 0 && t + timeout < st.main_until.load(SeqCst) {
+                if timeout > 0 && t + timeout.saturating_sub(QUIET_NS) < st.main_until.load(SeqCst) {
                     k.wake();
                 }
 
@@ -356,6 +391,7 @@ impl Sched {
             let seq = at(st.ctl, READY_SEQ).load(Relaxed);
             at(st.ctl, IDLE_COUNT).fetch_add(1, Relaxed);
             drop(g);
+            self.name_worker(b"pm:idle", b"");
             k.park(at(st.ctl, READY_SEQ), seq);
             g = lock(at(st.ctl, LOCK));
             at(st.ctl, IDLE_COUNT).fetch_sub(1, Relaxed);
@@ -383,30 +419,67 @@ impl Sched {
         self.kernel.spawn(self, id, at(self.st.slot_tid, id)).map(|()| id)
     }
 
-    /// Mark loads that outlived their timeout as stuck and retire their
-    /// workers. Fills `out` with (worker, module) pairs newly stuck and
-    /// returns the earliest time a running load will time out.
+    /// Mark loads that are stuck and retire their workers: a load is stuck
+    /// once it has outlived its timeout while its task used no CPU for
+    /// [`QUIET_NS`] and no other load in flight used any either (it may be
+    /// waiting for a lock a progressing load holds); where the kernel cannot
+    /// tell a task's CPU time, once it has outlived its timeout. Fills `out`
+    /// with (worker, module) pairs newly stuck and returns when to look
+    /// again (the next timeout, or the next CPU sample).
     pub fn check_stuck(&self, now: u64, out: &mut heapless::Vec<(usize, u32), MAX_WORKERS>) -> Option<u64> {
         let st = &self.st;
         let _g = lock(at(st.ctl, LOCK));
-        let mut next: Option<u64> = None;
-        for id in 0..self.st.spawned() {
+        let n = st.spawned();
+        let busy = |id: usize| {
             let m = at(st.slot_module, id).load(Acquire);
-            if m == IDLE || at(st.slot_flags, id).load(Relaxed) & SLOT_STUCK != 0 {
-                continue;
-            }
+            (m != IDLE && at(st.slot_flags, id).load(Relaxed) & SLOT_STUCK == 0).then_some(m)
+        };
+        let due = |id: usize, m: u32| {
             let t = self.timeout_ms(m) as u64 * MS;
-            if t == 0 {
+            (t > 0).then(|| at(st.slot_start, id).load(Relaxed) + t)
+        };
+        // Sample every busy task's CPU clock once any load is near its timeout.
+        let near = (0..n).any(|id| busy(id).and_then(|m| due(id, m)).is_some_and(|d| now + QUIET_NS >= d));
+        let mut cpu_known = false;
+        if near {
+            for id in 0..n {
+                if busy(id).is_none() {
+                    continue;
+                }
+                let Some(c) = self.kernel.task_cpu_ns(at(st.slot_tid, id).load(Relaxed)) else { continue };
+                cpu_known = true;
+                if at(st.slot_cpu_at, id).load(Relaxed) == 0 || at(st.slot_cpu, id).load(Relaxed) != c {
+                    at(st.slot_cpu, id).store(c, Relaxed);
+                    at(st.slot_cpu_at, id).store(now, Relaxed);
+                }
+            }
+        }
+        let progressed = |id: usize| {
+            let t = at(st.slot_cpu_at, id).load(Relaxed);
+            t != 0 && now - t < QUIET_NS
+        };
+        let mut next: Option<u64> = None;
+        let mut soon = |t: u64| next = Some(next.map_or(t, |x: u64| x.min(t)));
+        for id in 0..n {
+            let Some(m) = busy(id) else { continue };
+            let Some(d) = due(id, m) else { continue };
+            if now + QUIET_NS < d {
+                soon(d - QUIET_NS);
                 continue;
             }
-            let due = at(st.slot_start, id).load(Relaxed) + t;
-            if now >= due {
-                at(st.slot_flags, id).fetch_or(SLOT_STUCK | SLOT_RETIRED, Relaxed);
-                at(st.status, m as usize).fetch_or(STUCK, Relaxed);
-                let _ = out.push((id, m));
-            } else {
-                next = Some(next.map_or(due, |x: u64| x.min(due)));
+            if now < d {
+                soon(d.min(now + QUIET_NS / 2));
+                continue;
             }
+            let others = (0..n).any(|j| j != id && busy(j).is_some() && progressed(j));
+            if cpu_known && (progressed(id) || others) {
+                // Slow, not stuck: look again after the next sample.
+                soon(now + QUIET_NS / 2);
+                continue;
+            }
+            at(st.slot_flags, id).fetch_or(SLOT_STUCK | SLOT_RETIRED, Relaxed);
+            at(st.status, m as usize).fetch_or(STUCK, Relaxed);
+            let _ = out.push((id, m));
         }
         next
     }

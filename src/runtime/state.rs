@@ -67,6 +67,10 @@ pub struct State {
     pub start: &'static [AtomicU64],
     pub end: &'static [AtomicU64],
     pub slot_start: &'static [AtomicU64],
+    /// Per worker slot: the CPU time its task had at the last sample that
+    /// saw it change, and when that sample was taken (0: none this load).
+    pub slot_cpu: &'static [AtomicU64],
+    pub slot_cpu_at: &'static [AtomicU64],
     /// Modules loaded whose device waits the main task has not yet seen (a stack).
     pub awaiting: &'static [AtomicU32],
     /// Per module: 1 while its dependents wait for its device waits.
@@ -118,7 +122,7 @@ impl State {
     /// All state for `n` modules and `waits` device waits in one anonymous mapping.
     pub fn new(n: usize, waits: usize) -> Result<State, Errno> {
         let (mut w64, mut w32) =
-            mapping::map_state(2 * n + MAX_WORKERS + 1 + 2 * waits, CONTROL_WORDS + 9 * n + 3 * MAX_WORKERS + waits)?;
+            mapping::map_state(2 * n + 3 * MAX_WORKERS + 1 + 2 * waits, CONTROL_WORDS + 9 * n + 3 * MAX_WORKERS + waits)?;
         Ok(State {
             ctl: take(&mut w32, CONTROL_WORDS),
             status: take(&mut w32, n),
@@ -134,6 +138,8 @@ impl State {
             start: take(&mut w64, n),
             end: take(&mut w64, n),
             slot_start: take(&mut w64, MAX_WORKERS),
+            slot_cpu: take(&mut w64, MAX_WORKERS),
+            slot_cpu_at: take(&mut w64, MAX_WORKERS),
             main_until: at(take(&mut w64, 1), 0),
             awaiting: take(&mut w32, n),
             await_flag: take(&mut w32, n),

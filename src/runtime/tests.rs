@@ -4,7 +4,7 @@
 //! (`kernel::fake`), so every figure below is exact and every run
 //! deterministic.
 
-use std::string::String;
+use std::string::{String, ToString};
 use std::vec::Vec;
 use std::{format, vec};
 
@@ -229,7 +229,8 @@ fn eexist_counts_as_present() {
 #[test]
 fn a_stuck_load_is_reported_replaced_and_left_behind() {
     // stuck hangs; its dependent is blocked at the deadline; the other
-    // modules still load on the replacement worker.
+    // modules still load on the replacement worker. x sleeps (no CPU) past
+    // its timeout while nothing else progresses: stuck too, then it loads.
     let pb = plan_of(vec![
         module("stuck", 0, &[]),
         module("after_stuck", 0, &[(0, true)]),
@@ -237,17 +238,130 @@ fn a_stuck_load_is_reported_replaced_and_left_behind() {
         module("y", 0, &[(2, true)]),
     ]);
     let fake = Fake::new().leak();
-    fake.script("stuck", Behaviour::Hang).script("x", Behaviour::Load(2000 * MS)).script("y", Behaviour::Load(100 * MS));
+    fake.script("stuck", Behaviour::Hang).script("x", Behaviour::Sleep(2000 * MS)).script("y", Behaviour::Load(100 * MS));
     let d = run_with(&pb, fake, Opts { jobs: 2, deadline_ms: 5000, module_timeout_ms: Some(1000), ..OPTS });
     assert_eq!(d.status, 1);
     assert_eq!(d.result("stuck"), result::STUCK);
     assert_eq!(d.result("after_stuck"), result::BLOCKED);
     assert_eq!(d.result("x"), result::LOADED | result::STUCK_FLAG, "x outlived its 1 s timeout, then loaded");
     assert_eq!(d.result("y"), result::LOADED);
-    // Both first workers were retired at 1 s; two replacements started.
-    assert_eq!(d.fake.spawns(), 4);
+    // Both first workers were retired at 1 s; two replacements started then.
+    let ms: Vec<u64> = d.fake.spawn_times().iter().map(|t| (t - d.t0) / MS).collect();
+    assert_eq!(ms, [0, 0, 1000, 1000]);
     assert_eq!(d.span("y"), (2000, 2100));
     assert_eq!((d.fake.time() - d.t0) / MS, 5000, "the run ends at the deadline");
+}
+
+#[test]
+fn a_busy_load_past_its_timeout_is_not_stuck() {
+    // It uses the CPU all along: slow, not stuck; no replacement worker.
+    let pb = plan_of(vec![module("busy", 0, &[]), module("after", 0, &[(0, true)])]);
+    let fake = Fake::new().leak();
+    fake.script("busy", Behaviour::Load(3500 * MS));
+    let d = run_with(&pb, fake, Opts { module_timeout_ms: Some(1000), ..OPTS });
+    assert_eq!(d.status, 0);
+    assert_eq!(d.result("busy"), result::LOADED, "no stuck flag");
+    assert_eq!(d.fake.spawns(), 2);
+    assert_eq!(d.span("after"), (3500, 3500));
+}
+
+#[test]
+fn a_load_parked_beside_a_progressing_one_is_not_stuck() {
+    // big uses the CPU for 5 s; small waits without CPU (as beside a kernel
+    // lock big holds) for 4 s, past its 1 s timeout.
+    let pb = plan_of(vec![module("big", 0, &[]), module("small", 0, &[])]);
+    let fake = Fake::new().leak();
+    fake.script("big", Behaviour::Load(5000 * MS)).script("small", Behaviour::Sleep(4000 * MS));
+    let d = run_with(&pb, fake, Opts { module_timeout_ms: Some(1000), ..OPTS });
+    assert_eq!(d.status, 0);
+    assert_eq!(d.result("small"), result::LOADED);
+    assert_eq!(d.result("big"), result::LOADED);
+    assert_eq!(d.fake.spawns(), 2, "no replacement worker");
+}
+
+#[test]
+fn a_load_that_sleeps_for_ever_is_stuck_at_its_timeout() {
+    let pb = plan_of(vec![module("sleeper", 0, &[]), module("other", 0, &[])]);
+    let fake = Fake::new().leak();
+    fake.script("sleeper", Behaviour::Hang).script("other", Behaviour::Load(300 * MS));
+    let d = run_with(&pb, fake, Opts { jobs: 2, deadline_ms: 4000, module_timeout_ms: Some(2000), ..OPTS });
+    assert_eq!(d.status, 1);
+    assert_eq!(d.result("sleeper"), result::STUCK);
+    let ms: Vec<u64> = d.fake.spawn_times().iter().map(|t| (t - d.t0) / MS).collect();
+    assert_eq!(ms, [0, 0, 2000], "replaced at exactly its timeout");
+}
+
+#[test]
+fn a_load_spinning_for_ever_is_not_replaced_but_the_deadline_ends_the_run() {
+    let pb = plan_of(vec![module("spin", 0, &[]), module("next", 0, &[(0, true)])]);
+    let fake = Fake::new().leak();
+    fake.script("spin", Behaviour::Spin);
+    let d = run_with(&pb, fake, Opts { deadline_ms: 3000, module_timeout_ms: Some(1000), ..OPTS });
+    assert_eq!(d.status, 1);
+    assert_eq!(d.result("spin"), result::STUCK, "still inside its load at the deadline");
+    assert_eq!(d.result("next"), result::BLOCKED);
+    let ms: Vec<u64> = d.fake.spawn_times().iter().map(|t| (t - d.t0) / MS).collect();
+    assert_eq!(ms, [0, 0], "no replacement worker");
+    assert_eq!((d.fake.time() - d.t0) / MS, 3000);
+}
+
+#[test]
+fn the_deadline_comes_when_every_worker_is_stuck() {
+    let pb = plan_of(vec![module("h1", 0, &[]), module("h2", 0, &[]), module("h3", 0, &[]), module("h4", 0, &[])]);
+    let fake = Fake::new().leak();
+    for h in ["h1", "h2", "h3", "h4"] {
+        fake.script(h, Behaviour::Hang);
+    }
+    let d = run_with(&pb, fake, Opts { jobs: 2, deadline_ms: 2500, module_timeout_ms: Some(1000), ..OPTS });
+    assert_eq!(d.status, 1);
+    for h in ["h1", "h2", "h3", "h4"] {
+        assert_eq!(d.result(h), result::STUCK, "{h}");
+    }
+    let ms: Vec<u64> = d.fake.spawn_times().iter().map(|t| (t - d.t0) / MS).collect();
+    assert_eq!(ms, [0, 0, 1000, 1000, 2000, 2000], "each stuck worker replaced at the timeout, h3 and h4 too");
+    assert_eq!((d.fake.time() - d.t0) / MS, 2500);
+}
+
+#[test]
+fn timeouts_scale_with_the_expected_load_time() {
+    let mut pb = plan_of(vec![module("tiny", 100, &[]), module("big", 2_000_000, &[]), module("huge", 100_000_000, &[]), module("own", 5, &[])]);
+    pb.modules[3].timeout_ms = 777;
+    pb.module_timeout_ms = 10_000;
+    let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
+    let plan = Plan::parse(bytes).expect("parses");
+    let fake = Fake::new().leak();
+    let prep = |t: Option<u32>| {
+        let setup = Setup { plan_path: b"p", force: true, module_dir: None, module_timeout_ms: t, cmdline: CmdlineBuf::empty() };
+        run::prepare(plan, fake, setup).expect("prepare")
+    };
+    let s = prep(None);
+    let t = |m: u32| s.timeout_ms(m);
+    assert_eq!(t(0), 10_000, "the floor: the plan's module timeout");
+    assert_eq!(t(1), 40_000, "20 x a 2 s load");
+    assert_eq!(t(2), 120_000, "the ceiling: 12 x the floor");
+    assert_eq!(t(3), 777, "a module's own timeout");
+    let forced = prep(Some(500));
+    assert_eq!((0..4).map(|m| forced.timeout_ms(m)).collect::<Vec<_>>(), [500, 500, 500, 500], "--module-timeout wins");
+    assert_eq!(prep(Some(0)).timeout_ms(1), 0, "0: no timeout");
+}
+
+#[test]
+fn workers_are_named_after_the_module_they_load() {
+    let pb = plan_of(vec![module("snd_hda_codec_realtek", 0, &[]), module("e1000", 0, &[(0, true)])]);
+    let fake = Fake::new().leak();
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!(d.status, 0);
+    // 15 bytes at most (the kernel's task name).
+    assert_eq!(d.fake.task_names(0), ["pm:snd_hda_code", "pm:e1000"]);
+    // With two workers, one parks (idle, named so) while the other loads
+    // both: it takes e1000 itself when snd_hda_codec_realtek is done.
+    let fake = Fake::new().leak();
+    fake.script("snd_hda_codec_realtek", Behaviour::Load(10 * MS));
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 0);
+    let mut names: Vec<Vec<String>> = (0..2).map(|w| d.fake.task_names(w)).collect();
+    names.sort();
+    assert_eq!(names, [vec!["pm:idle".to_string()], vec!["pm:snd_hda_code".to_string(), "pm:e1000".to_string()]]);
 }
 
 #[test]

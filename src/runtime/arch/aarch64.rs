@@ -10,7 +10,7 @@
 
 use core::arch::asm;
 
-use linux_raw_sys::general::{__NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
+use linux_raw_sys::general::{__NR_clock_gettime, __NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
 
 /// Start `entry(arg)` in a new task on the stack whose top is `stack_top`.
 ///
@@ -120,4 +120,25 @@ pub(super) unsafe fn execve(path: &core::ffi::CStr, argv: *const *const u8, envp
         );
     }
     ret
+}
+
+/// `clock_gettime(clock)` in nanoseconds, or the negative errno (by system
+/// call: no vDSO lookup code in the binary).
+pub(super) fn clock_ns(clock: i32) -> Result<u64, i32> {
+    let mut ts = [0i64; 2];
+    let ret: isize;
+    // SAFETY: `ts` is a valid, writable struct timespec for the call.
+    unsafe {
+        asm!(
+            "svc #0",
+            in("x8") __NR_clock_gettime as usize,
+            inlateout("x0") clock as isize => ret,
+            in("x1") ts.as_mut_ptr(),
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        return Err(ret as i32);
+    }
+    Ok(ts[0] as u64 * 1_000_000_000 + ts[1] as u64)
 }

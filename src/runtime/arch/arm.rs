@@ -16,7 +16,7 @@
 
 use core::arch::asm;
 
-use linux_raw_sys::general::{__NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
+use linux_raw_sys::general::{__NR_clock_gettime64, __NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
 
 /// Start `entry(arg)` in a new task on the stack whose top is `stack_top`.
 ///
@@ -142,4 +142,31 @@ pub(super) unsafe fn execve(path: &core::ffi::CStr, argv: *const *const u8, envp
         );
     }
     ret
+}
+
+/// `clock_gettime(clock)` in nanoseconds, or the negative errno: the 64-bit
+/// time call (`clock_gettime64`, Linux 5.1), by system call (no vDSO code in
+/// the binary).
+pub(super) fn clock_ns(clock: i32) -> Result<u64, i32> {
+    let mut ts = [0i64; 2];
+    let ret: isize;
+    // SAFETY: `ts` is a valid, writable struct __kernel_timespec for the
+    // call; r7 is restored before the block ends.
+    unsafe {
+        asm!(
+            "mov r10, r7",
+            "mov r7, r12",
+            "svc #0",
+            "mov r7, r10",
+            in("r12") __NR_clock_gettime64 as usize,
+            inlateout("r0") clock as isize => ret,
+            in("r1") ts.as_mut_ptr(),
+            out("r10") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        return Err(ret as i32);
+    }
+    Ok(ts[0] as u64 * 1_000_000_000 + ts[1] as u64)
 }

@@ -1,8 +1,8 @@
 //! The system calls rustix does not offer publicly, one file per
 //! architecture (each with the same functions and contracts: `clone_task`,
-//! `exit_task`, `exit_process`, `sigprocmask`, `execve`; x86_64 also reads
-//! the clock by system call). The raw entry points stay private to this
-//! module; what it exports is safe: [`spawn_task`], [`exec`], the exits.
+//! `exit_task`, `exit_process`, `sigprocmask`, `execve`, `clock_ns`). The
+//! raw entry points stay private to this module; what it exports is safe:
+//! [`spawn_task`], [`exec`], the exits and the clocks.
 #![allow(unsafe_code)]
 
 use core::ffi::CStr;
@@ -15,8 +15,6 @@ use rustix::io::Errno;
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
 use x86_64 as imp;
-#[cfg(target_arch = "x86_64")]
-pub use x86_64::monotonic_ns;
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
@@ -32,6 +30,20 @@ use arm as imp;
 compile_error!("parmod's runtime has clone support for x86_64, aarch64 and arm only");
 
 pub use imp::{exit_process, exit_task};
+
+/// CLOCK_MONOTONIC, ns.
+pub fn monotonic_ns() -> u64 {
+    imp::clock_ns(linux_raw_sys::general::CLOCK_MONOTONIC as i32).unwrap_or(0)
+}
+
+/// The CPU time task `pid` has used, ns: its process CPU clock
+/// (`MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)` of include/linux/posix-timers.h).
+/// A worker is a process of its own (not in our thread group), so its
+/// process clock is its own CPU time, and any process may read it.
+pub fn task_cpu_ns(pid: u32) -> Option<u64> {
+    const CPUCLOCK_SCHED: u32 = 2;
+    imp::clock_ns(((!pid) << 3 | CPUCLOCK_SCHED) as i32).ok()
+}
 
 /// Start `entry(arg)` as a new task that shares this address space (but not
 /// the thread group, the descriptor table or the cwd), on a fresh stack of

@@ -1,10 +1,10 @@
 //! x86_64 system-call entry points that rustix does not offer publicly:
 //! `clone` onto a fresh stack, the exit of one task, `rt_sigprocmask`,
-//! `execve`, and CLOCK_MONOTONIC by system call. Numbers from linux-raw-sys.
+//! `execve`, and `clock_gettime` by system call. Numbers from linux-raw-sys.
 
 use core::arch::asm;
 
-use linux_raw_sys::general::{CLOCK_MONOTONIC, __NR_clock_gettime, __NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
+use linux_raw_sys::general::{__NR_clock_gettime, __NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
 
 /// Start `entry(arg)` in a new task on the stack whose top is `stack_top`.
 ///
@@ -120,22 +120,26 @@ pub(super) unsafe fn execve(path: &core::ffi::CStr, argv: *const *const u8, envp
     ret
 }
 
-/// CLOCK_MONOTONIC in nanoseconds, by the system call rather than the vDSO:
-/// the vDSO lookup code would cost 1.6 KiB of a 64 KiB budget, the system
-/// call well under a microsecond per module.
-pub fn monotonic_ns() -> u64 {
+/// `clock_gettime(clock)` in nanoseconds, or the negative errno; by the
+/// system call rather than the vDSO: the vDSO lookup code would cost 1.6 KiB
+/// of a 64 KiB budget, the system call well under a microsecond.
+pub(super) fn clock_ns(clock: i32) -> Result<u64, i32> {
     let mut ts = [0i64; 2];
+    let ret: isize;
     // SAFETY: `ts` is a valid, writable struct timespec for the call.
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") __NR_clock_gettime as usize => _,
-            in("rdi") CLOCK_MONOTONIC as usize,
+            inlateout("rax") __NR_clock_gettime as isize => ret,
+            in("rdi") clock as isize,
             in("rsi") ts.as_mut_ptr(),
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
         );
     }
-    ts[0] as u64 * 1_000_000_000 + ts[1] as u64
+    if ret < 0 {
+        return Err(ret as i32);
+    }
+    Ok(ts[0] as u64 * 1_000_000_000 + ts[1] as u64)
 }

@@ -25,12 +25,30 @@ use super::{Kernel, LoadCall, Wake, Work};
 /// How a scripted load behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Behaviour {
-    /// Loads after `ns` of virtual time.
+    /// Loads after `ns` of virtual time, using the CPU all along.
     Load(u64),
-    /// Fails with `errno` after `ns`.
+    /// Loads after `ns` without using the CPU (an init that sleeps, or a
+    /// load parked on a kernel lock).
+    Sleep(u64),
+    /// Fails with `errno` after `ns` (using the CPU).
     Fail(i32, u64),
-    /// Never returns.
+    /// Never returns, using no CPU (an init that sleeps for ever).
     Hang,
+    /// Never returns, using the CPU all along (an init in an endless loop).
+    Spin,
+}
+
+std::thread_local! {
+    /// The task id of the worker thread running this code (0: not a worker).
+    static TID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// CPU time of one worker task.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    used: u64,
+    /// Since when it has been using the CPU (in a load that does).
+    busy_since: Option<u64>,
 }
 
 /// One recorded `load` call.
@@ -71,7 +89,12 @@ struct Inner {
     /// What the main task's next sleep reports at once.
     pending: u8,
     spawns: usize,
+    /// Virtual time of each worker start.
+    spawn_times: Vec<u64>,
     spawn_limit: Option<usize>,
+    cpu: HashMap<u32, Cpu>,
+    /// Every name each task gave itself, in order.
+    names: HashMap<u32, Vec<String>>,
     cpus: u32,
     release: String,
 }
@@ -83,6 +106,9 @@ pub struct Fake {
 
 /// Where the virtual clock starts (not 0: that means "never" in traces).
 pub const T0: u64 = 1_000_000_000;
+
+/// The task id of the first worker (the next ones count up).
+const FIRST_TID: u32 = 100;
 
 impl Default for Fake {
     fn default() -> Self {
@@ -106,7 +132,10 @@ impl Fake {
                 park_gen: 0,
                 pending: 0,
                 spawns: 0,
+                spawn_times: Vec::new(),
                 spawn_limit: None,
+                cpu: HashMap::new(),
+                names: HashMap::new(),
                 cpus: 2,
                 release: "6.1.0-test".to_string(),
             }),
@@ -173,6 +202,16 @@ impl Fake {
         self.lock().spawns
     }
 
+    /// When each worker started (virtual time).
+    pub fn spawn_times(&self) -> Vec<u64> {
+        self.lock().spawn_times.clone()
+    }
+
+    /// The names worker `id` (the `id`th started, from 0) gave itself.
+    pub fn task_names(&self, id: usize) -> Vec<String> {
+        self.lock().names.get(&(FIRST_TID + id as u32)).cloned().unwrap_or_default()
+    }
+
     /// The virtual clock.
     pub fn time(&self) -> u64 {
         self.lock().now
@@ -221,10 +260,15 @@ impl Kernel for Fake {
             start,
             end: None,
         });
+        let tid = TID.with(|t| t.get());
+        let uses_cpu = matches!(b, Behaviour::Load(_) | Behaviour::Fail(..) | Behaviour::Spin);
+        if uses_cpu {
+            g.cpu.entry(tid).or_default().busy_since = Some(start);
+        }
         let (errno, ns) = match b {
-            Behaviour::Load(ns) => (None, ns),
+            Behaviour::Load(ns) | Behaviour::Sleep(ns) => (None, ns),
             Behaviour::Fail(e, ns) => (Some(e), ns),
-            Behaviour::Hang => {
+            Behaviour::Hang | Behaviour::Spin => {
                 g.running -= 1;
                 self.cv.notify_all();
                 loop {
@@ -245,6 +289,11 @@ impl Kernel for Fake {
         }
         let now = g.now;
         g.calls[i].end = Some(now);
+        if let Some(c) = g.cpu.get_mut(&tid) {
+            if let Some(s) = c.busy_since.take() {
+                c.used += now - s;
+            }
+        }
         for a in g.appear.iter_mut() {
             if a.at.is_none() && a.after.as_ref().is_some_and(|(m, _)| *m == name) {
                 a.at = Some(now + a.after.as_ref().map_or(0, |x| x.1));
@@ -264,12 +313,16 @@ impl Kernel for Fake {
                 return Err(Errno::AGAIN);
             }
             g.spawns += 1;
+            let now = g.now;
+            g.spawn_times.push(now);
             g.running += 1;
         }
-        tid.store(1, SeqCst);
+        let task = FIRST_TID + id as u32;
+        tid.store(task, SeqCst);
         std::thread::Builder::new()
             .name(std::format!("pm-worker-{id}"))
             .spawn(move || {
+                TID.with(|t| t.set(task));
                 work.work(id);
                 let mut g = me.lock();
                 g.running -= 1;
@@ -280,6 +333,17 @@ impl Kernel for Fake {
             })
             .map(|_| ())
             .map_err(|_| Errno::AGAIN)
+    }
+
+    fn task_cpu_ns(&self, tid: u32) -> Option<u64> {
+        let g = self.lock();
+        let c = g.cpu.get(&tid).copied().unwrap_or_default();
+        Some(c.used + c.busy_since.map_or(0, |s| g.now - s))
+    }
+
+    fn name_task(&self, name: &CStr) {
+        let tid = TID.with(|t| t.get());
+        self.lock().names.entry(tid).or_default().push(name.to_string_lossy().into_owned());
     }
 
     fn park(&self, word: &AtomicU32, expected: u32) {

@@ -111,6 +111,16 @@ pub trait Kernel: Sync {
     /// task runs and is cleared (with a futex wake) when it has exited.
     fn spawn(&'static self, work: &'static dyn Work, id: usize, tid: &'static AtomicU32) -> Result<(), Errno>;
 
+    /// The CPU time task `tid` (a worker) has used so far, ns; None where
+    /// the kernel cannot tell (then stuck loads are told by time alone).
+    fn task_cpu_ns(&self, tid: u32) -> Option<u64>;
+
+    /// Workers: name the calling task (`pm:MODULE` while it loads, for ps,
+    /// top and the kernel's hung-task reports).
+    fn name_task(&self, name: &CStr) {
+        let _ = rustix::thread::set_name(name);
+    }
+
     /// Sleep while `word` holds `expected` (a futex wait; may return early).
     fn park(&self, word: &AtomicU32, expected: u32) {
         let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::PRIVATE, expected, None);

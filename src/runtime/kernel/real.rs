@@ -110,6 +110,10 @@ impl Kernel for Real {
         thread::spawn_worker(work, id, tid, false)
     }
 
+    fn task_cpu_ns(&self, tid: u32) -> Option<u64> {
+        crate::runtime::arch::task_cpu_ns(tid)
+    }
+
     fn path_exists(&self, path: &[u8], watch: bool) -> bool {
         if walk(None, b"", path) {
             return true;

@@ -67,6 +67,11 @@ impl Kernel for Sim {
         // Simulated loads are sleeps: no timer slack for the workers.
         crate::runtime::thread::spawn_worker(work, id, tid, true)
     }
+    /// Simulated loads sleep: their CPU time says nothing; stuck loads are
+    /// told by time alone.
+    fn task_cpu_ns(&self, _tid: u32) -> Option<u64> {
+        None
+    }
     fn path_exists(&self, path: &[u8], watch: bool) -> bool {
         self.real.path_exists(path, watch)
     }
