@@ -75,7 +75,7 @@ size-check: build
 # compiler, then the integration tests against the built binaries.
 unit-test: deps build
 	$(CARGO) test --lib --features host,runtime
-	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 PARMOD_REQUIRE_RSVG=1 \
+	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 PARMOD_REQUIRE_RSVG=1 PARMOD_REQUIRE_SETPRIV=1 \
 	  $(CARGO) test --features host
 
 test: deps size-check unit-test msrv test-packaging qemu-test qemu-test-arm64

@@ -18,26 +18,23 @@ use super::run;
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 
-/// Mount /proc, /sys and /dev unless they already are, and make sure fds
-/// 0-2 are the console.
+/// Mount /dev, /proc and /sys unless they already are, and make sure fds
+/// 0-2 are the console (else /dev/null). What fails is said (on the
+/// console once it is there, and in the kernel log) and the boot goes on:
+/// without /proc there is no kernel command line, without /sys no check
+/// for modules loaded already (loads then say EEXIST, which counts too).
 pub fn setup() {
     // f_type is i64 on x86_64 and aarch64 but 32 bits on arm.
     #[allow(clippy::unnecessary_cast)]
     let is = |path: &CStr, magic: i64| rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == magic);
-    let _ = rustix::fs::mkdir(c"/proc", Mode::from_raw_mode(0o555));
-    let _ = rustix::fs::mkdir(c"/sys", Mode::from_raw_mode(0o555));
-    let _ = rustix::fs::mkdir(c"/dev", Mode::from_raw_mode(0o755));
-    let nodev = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
-    if !is(c"/proc", PROC_SUPER_MAGIC) {
-        let _ = mount(c"proc", c"/proc", c"proc", nodev, None);
-    }
-    if !is(c"/sys", SYSFS_MAGIC) {
-        let _ = mount(c"sysfs", c"/sys", c"sysfs", nodev, None);
+    let mut failed: [(&str, Option<rustix::io::Errno>); 3] = [("/dev", None), ("/proc", None), ("/sys", None)];
+    for (dir, mode) in [(c"/dev", 0o755), (c"/proc", 0o555), (c"/sys", 0o555)] {
+        let _ = rustix::fs::mkdir(dir, Mode::from_raw_mode(mode));
     }
     // devtmpfs is one kernel-wide instance: mounting it again where it is
     // already mounted is harmless (EBUSY when /dev is that very mount).
     if rustix::fs::access(c"/dev/kmsg", rustix::fs::Access::EXISTS).is_err() {
-        let _ = mount(c"devtmpfs", c"/dev", c"devtmpfs", MountFlags::NOSUID, Some(c"mode=0755"));
+        failed[0].1 = mount(c"devtmpfs", c"/dev", c"devtmpfs", MountFlags::NOSUID, Some(c"mode=0755")).err();
     }
     for fd in 0..3 {
         if !super::mapping::fd_is_open(fd) {
@@ -51,6 +48,18 @@ pub fn setup() {
     }
     if let Ok(k) = rustix::fs::open(c"/dev/kmsg", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
         let _ = KMSG.set(k);
+    }
+    let nodev = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
+    if !is(c"/proc", PROC_SUPER_MAGIC) {
+        failed[1].1 = mount(c"proc", c"/proc", c"proc", nodev, None).err();
+    }
+    if !is(c"/sys", SYSFS_MAGIC) {
+        failed[2].1 = mount(c"sysfs", c"/sys", c"sysfs", nodev, None).err();
+    }
+    for (dir, e) in failed {
+        if let Some(e) = e {
+            emit!(Out::stderr(), "parmod: cannot mount ", dir, ": ", Sys::from(e), "; going on without it\n");
+        }
     }
 }
 
@@ -126,8 +135,16 @@ pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
         emit!(Out::stderr(), "parmod: parmod.plan= is too long\n");
         give_up(rescue, env)
     };
-    let Ok(s) = super::prepare_run(&opts, plan_path, timeout, cmdline) else {
-        give_up(rescue, env)
+    let Ok(s) = super::prepare_run(&opts, plan_path, run::Keep::Copy, timeout, cmdline) else {
+        // Nothing could be loaded: the rescue program when there is one,
+        // else the next stage, which may still cope without the modules.
+        if rescue.is_none() {
+            emit!(Out::stderr(), "parmod: going on to ", Show(next.to_bytes()), " without loading any module\n");
+        }
+        match rescue {
+            Some(_) => give_up(rescue, env),
+            None => hand_over(next, None, env),
+        }
     };
     let r = run::Run { wanted: &[], jobs, deadline_ms, quiet: opts.quiet, summary: true, trace };
     let _ = run::execute(s, t0, r);

@@ -1,4 +1,4 @@
-//! The memory parmod uses, all from `mmap`: the read-only plan view, the one
+//! The memory parmod uses, all from `mmap`: the plan (mapped, or copied), the one
 //! anonymous mapping that holds every piece of run-time state (as atomics),
 //! worker stacks with guard pages, and the process arguments; and the
 //! standard descriptors. The unsafe conversions from raw mappings and
@@ -13,18 +13,46 @@ use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 use rustix::mm::{self, MapFlags, MprotectFlags, ProtFlags};
 
-/// Map `len` bytes of `fd` read-only and private for the rest of the process.
+/// Map `len` bytes of `fd` read-only and private for the rest of the
+/// process. The pages stay the file's: truncating the file while it is
+/// mapped makes the next access to a page past its new end fail with
+/// SIGBUS (see [`copy_file`]).
 pub fn map_file(fd: BorrowedFd<'_>, len: usize) -> Result<&'static [u8], Errno> {
     if len == 0 {
         return Ok(&[]);
     }
     // SAFETY: a fresh private read-only mapping; it is never unmapped, so the
-    // slice is valid for 'static. Another process could truncate the file
-    // under us (SIGBUS); plans live in the initramfs or /etc, written before
-    // parmod starts, which is the same assumption every loader of mapped
-    // files makes.
+    // slice is valid for 'static.
     unsafe {
         let p = mm::mmap(ptr::null_mut(), len, ProtFlags::READ, MapFlags::PRIVATE, fd.as_fd(), 0)?;
+        Ok(core::slice::from_raw_parts(p as *const u8, len))
+    }
+}
+
+/// Read `len` bytes of `fd` into memory of our own (an anonymous mapping,
+/// made read-only once filled). Nothing another process does to the file
+/// afterwards can reach us: no SIGBUS, which PID 1 would not survive.
+/// EIO when the file is shorter than `len` by the time it is read.
+pub fn copy_file(fd: BorrowedFd<'_>, len: usize) -> Result<&'static [u8], Errno> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: a fresh anonymous mapping of `len` bytes that nothing else
+    // refers to: we fill it through the only reference, then make it
+    // read-only and hand out a shared view for 'static (never unmapped).
+    unsafe {
+        let p = mm::mmap_anonymous(ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)?;
+        let buf = core::slice::from_raw_parts_mut(p as *mut u8, len);
+        let mut at = 0;
+        while at < len {
+            match rustix::io::read(fd, &mut buf[at..]) {
+                Ok(0) => return Err(Errno::IO),
+                Ok(n) => at += n,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        mm::mprotect(p, len, MprotectFlags::READ)?;
         Ok(core::slice::from_raw_parts(p as *const u8, len))
     }
 }

@@ -92,14 +92,14 @@ static SIM: SetOnce<Sim> = SetOnce::new();
 /// Open the plan and build the run context for `opts` (simulated or real
 /// kernel), with the kernel command line `cmdline` (/init mode; else empty).
 /// Prints what went wrong and returns Err: nothing has been loaded then.
-pub fn prepare_run(opts: &Options, plan_path: &CStr, timeout_ms: Option<u32>, cmdline: CmdlineBuf) -> Result<&'static Sched, Reported> {
+pub fn prepare_run(opts: &Options, plan_path: &CStr, keep: run::Keep, timeout_ms: Option<u32>, cmdline: CmdlineBuf) -> Result<&'static Sched, Reported> {
     let kernel: &'static dyn Kernel = if opts.simulate {
         let sim = Sim { real: &REAL, fail: opts.fail.clone(), hang: opts.hang.clone() };
         SIM.set(sim).map_err(|_| Reported)?
     } else {
         &REAL
     };
-    let plan = run::open_plan(plan_path)?;
+    let plan = run::open_plan(plan_path, keep)?;
     let path = plan_path.to_bytes();
     run::check_names(&plan, &opts.fail, "--fail", path)?;
     run::check_names(&plan, &opts.hang, "--hang", path)?;
@@ -149,7 +149,7 @@ pub fn run(argv: Args, env: Env) -> i32 {
         init::main(opts, t0, env);
     }
     let Some(plan_path) = opts.plan else { return usage_error(ArgError::NoPlan) };
-    let Ok(s) = prepare_run(&opts, plan_path, opts.module_timeout_ms, CmdlineBuf::empty()) else { return EXIT_USAGE };
+    let Ok(s) = prepare_run(&opts, plan_path, run::Keep::Copy, opts.module_timeout_ms, CmdlineBuf::empty()) else { return EXIT_USAGE };
     let run = run::Run {
         wanted: &[],
         jobs: opts.jobs,

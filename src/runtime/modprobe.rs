@@ -49,7 +49,7 @@ pub fn main(argv: Args, t0: u64) -> i32 {
         return 1;
     }
     let opts = Options::default();
-    let Ok(s) = super::prepare_run(&opts, plan_path, None, read_cmdline(&REAL)) else { return 1 };
+    let Ok(s) = super::prepare_run(&opts, plan_path, run::Keep::Map, None, read_cmdline(&REAL)) else { return 1 };
     let mut wanted = heapless::Vec::<u32, 64>::new();
     for &name in names.iter() {
         let before = wanted.len();

@@ -39,7 +39,8 @@ pub fn outcome(ctx: &Sched, m: u32) -> u8 {
 }
 
 /// Print the per-module lines and the summary; return the exit status.
-pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool) -> i32 {
+/// `workers`: how many worker tasks started, of how many asked for.
+pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool, workers: (u32, u32)) -> i32 {
     let st = &ctx.st;
     let mut c = Counts::default();
     for m in 0..ctx.plan.module_count() {
@@ -163,7 +164,13 @@ pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool
     if c.waits_failed > 0 {
         emit!(o, ", ", c.waits_failed, " waits failed");
     }
-    emit!(o, " in ", elapsed_ms, " ms\n");
+    emit!(o, " in ", elapsed_ms, " ms");
+    match workers {
+        (0, asked) if asked > 0 => emit!(o, "; one at a time: no worker could start"),
+        (started, asked) if started < asked => emit!(o, "; ", started, " of ", asked, " workers could start"),
+        _ => {}
+    }
+    emit!(o, "\n");
     if bad > 0 {
         1
     } else {

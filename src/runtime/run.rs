@@ -20,9 +20,20 @@ use super::{mapping, report, supervisor};
 #[derive(Debug)]
 pub struct Reported;
 
-/// Map and validate the plan at `path`. Prints what went wrong and returns
-/// Err (nothing has been loaded then).
-pub fn open_plan(path: &CStr) -> Result<Plan<'static>, Reported> {
+/// How a run holds its plan.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// A copy of its own: nothing done to the file later can reach the run
+    /// (runs that last: a command, /init).
+    Copy,
+    /// A mapping of the file (short runs, many at once: the modprobe
+    /// personality; truncating the file under one would end it with SIGBUS).
+    Map,
+}
+
+/// Read (or map) and validate the plan at `path`. Prints what went wrong
+/// and returns Err (nothing has been loaded then).
+pub fn open_plan(path: &CStr, keep: Keep) -> Result<Plan<'static>, Reported> {
     let shown = Show(path.to_bytes());
     let fd = match rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
         Ok(fd) => fd,
@@ -36,12 +47,18 @@ pub fn open_plan(path: &CStr) -> Result<Plan<'static>, Reported> {
             return Err(Reported);
         }
     };
-    let bytes = rustix::fs::fstat(&fd).and_then(|st| mapping::map_file(rustix::fd::AsFd::as_fd(&fd), st.st_size as usize));
+    let bytes = rustix::fs::fstat(&fd).and_then(|st| {
+        let (fd, len) = (rustix::fd::AsFd::as_fd(&fd), st.st_size as usize);
+        match keep {
+            Keep::Copy => mapping::copy_file(fd, len),
+            Keep::Map => mapping::map_file(fd, len),
+        }
+    });
     drop(fd);
     let bytes = match bytes {
         Ok(b) => b,
         Err(e) => {
-            emit!(Out::stderr(), "parmod: cannot map plan ", shown, ": ", Sys::from(e), "\n");
+            emit!(Out::stderr(), "parmod: cannot read plan ", shown, " into memory: ", Sys::from(e), "; nothing loaded\n");
             return Err(Reported);
         }
     };
@@ -80,7 +97,7 @@ pub fn prepare(plan: Plan<'static>, kernel: &'static dyn Kernel, s: Setup<'_>) -
     let st = match State::new(n as usize, plan.wait_count() as usize) {
         Ok(st) => st,
         Err(e) => {
-            emit!(Out::stderr(), "parmod: cannot map state for ", n, " modules: ", Sys::from(e), "\n");
+            emit!(Out::stderr(), "parmod: cannot map state for ", n, " modules: ", Sys::from(e), "; nothing loaded\n");
             return Err(Reported);
         }
     };
@@ -95,8 +112,7 @@ pub fn prepare(plan: Plan<'static>, kernel: &'static dyn Kernel, s: Setup<'_>) -
         return Err(Reported);
     }
     if let Err(e) = kernel.open() {
-        emit!(Out::stderr(), "parmod: cannot create an eventfd: ", Sys::from(e), "; nothing loaded\n");
-        return Err(Reported);
+        emit!(Out::stderr(), "parmod: cannot create an eventfd: ", Sys::from(e), "; the main task looks at the workers every 10 ms instead\n");
     }
     Ok(Sched {
         plan,
@@ -160,8 +176,9 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
     let deadline = (deadline_ms > 0).then(|| t0 + deadline_ms as u64 * MS);
 
     let taking_part = s.seed(r.wanted);
+    let asked = jobs.min(taking_part);
     let mut started = 0;
-    for _ in 0..jobs.min(taking_part) {
+    for _ in 0..asked {
         match s.start_worker() {
             Ok(_) => started += 1,
             Err(e) => {
@@ -170,15 +187,23 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
             }
         }
     }
-    if started == 0 && s.st.done() < n {
-        emit!(Out::stderr(), "parmod: no worker could start; nothing loaded\n");
-        return super::EXIT_USAGE;
+    // No worker task at all (RLIMIT_NPROC, out of memory): the main task
+    // loads, one module at a time. Loads cannot be timed out then.
+    let inline = (started == 0 && s.st.done() < n).then(|| s.new_slot()).flatten();
+    if asked > 0 && started == 0 {
+        if inline.is_none() {
+            emit!(Out::stderr(), "parmod: no worker could start; nothing loaded\n");
+            return super::EXIT_USAGE;
+        }
+        emit!(Out::stderr(), "parmod: no worker could start: loading one module at a time (a load that never returns cannot be timed out)\n");
     }
 
-    let at_deadline = supervisor::supervise(s, deadline);
+    let at_deadline = supervisor::supervise(s, deadline, inline);
 
     let now = k.now();
     if at_deadline {
+        // What is stuck at the deadline belongs in the booted system's journal.
+        k.log_to_kmsg();
         emit!(Out::stderr(), "parmod: deadline of ", deadline_ms, " ms reached with ", n - s.st.done().min(n), " of ", n, " modules unfinished\n");
         s.retire_all();
     } else {
@@ -188,7 +213,7 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
             s.join(id, 1000);
         }
     }
-    let status = report::report(s, now, (now - t0) / MS, r.quiet, r.summary);
+    let status = report::report(s, now, (now - t0) / MS, r.quiet, r.summary, (started, asked));
     if let Some(path) = r.trace {
         if let Err(e) = report::write_trace(s, path, t0, jobs) {
             emit!(Out::stderr(), "parmod: cannot write trace ", Show(path.to_bytes()), ": ", Sys::from(e), "\n");

@@ -328,60 +328,71 @@ impl Sched {
         }
     }
 
+    /// Take the best ready module (under the lock `g`), load it as worker
+    /// `id`, record the outcome and wake workers for what became ready.
+    /// Returns the lock again, or None (with the lock) when nothing is ready.
+    fn step<'a>(&'a self, id: usize, mut g: super::sync::Guard<'a>) -> (bool, super::sync::Guard<'a>) {
+        let st = &self.st;
+        let k = self.kernel;
+        let Some(m) = self.pop() else { return (false, g) };
+        let t = k.now();
+        at(st.status, m as usize).store(RUNNING, Relaxed);
+        at(st.start, m as usize).store(t, Relaxed);
+        at(st.worker, m as usize).store(id as u32, Relaxed);
+        at(st.slot_start, id).store(t, Relaxed);
+        at(st.slot_cpu_at, id).store(0, Relaxed);
+        at(st.slot_module, id).store(m, SeqCst);
+        drop(g);
+        self.name_worker(b"pm:", self.plan.module(m).map_or(b"?", |x| x.name()));
+        // The main task times loads out; wake it when it sleeps past the
+        // moment it must start watching this one.
+        let timeout = self.timeout_ms(m) as u64 * MS;
+        if timeout > 0 && t + timeout.saturating_sub(QUIET_NS) < st.main_until.load(SeqCst) {
+            k.wake();
+        }
+
+        let outcome = self.load(m, t);
+
+        g = lock(at(st.ctl, LOCK));
+        at(st.slot_module, id).store(IDLE, Release);
+        let newly = self.finish(m, outcome, k.now());
+        if at(st.ctl, DONE).load(Relaxed) >= self.plan.module_count() {
+            // Everything is done: wake every idle worker and the main task.
+            self.wake_workers(g, i32::MAX as u32);
+            k.wake();
+            g = lock(at(st.ctl, LOCK));
+        } else if at(st.await_flag, m as usize).load(Relaxed) != 0 {
+            // Its devices are the main task's to watch.
+            drop(g);
+            k.wake();
+            g = lock(at(st.ctl, LOCK));
+        } else {
+            let idle = at(st.ctl, IDLE_COUNT).load(Relaxed);
+            // This worker takes one of the new modules itself, unless it was
+            // retired (replaced while its load was stuck).
+            let retired = at(st.slot_flags, id).load(Relaxed) & SLOT_RETIRED != 0;
+            let wake = if retired { newly } else { newly.saturating_sub(1) }.min(idle);
+            if wake > 0 {
+                self.wake_workers(g, wake);
+                g = lock(at(st.ctl, LOCK));
+            }
+        }
+        (true, g)
+    }
+
     /// The loop of worker `id`: take the best ready module, load it, release
     /// its dependents; park when nothing is ready.
     fn worker_loop(&self, id: usize) {
         let st = &self.st;
-        let k = self.kernel;
         let n = self.plan.module_count();
         let mut g = lock(at(st.ctl, LOCK));
         loop {
             if at(st.slot_flags, id).load(Relaxed) & SLOT_RETIRED != 0 {
                 break;
             }
-            if let Some(m) = self.pop() {
-                let t = k.now();
-                at(st.status, m as usize).store(RUNNING, Relaxed);
-                at(st.start, m as usize).store(t, Relaxed);
-                at(st.worker, m as usize).store(id as u32, Relaxed);
-                at(st.slot_start, id).store(t, Relaxed);
-                at(st.slot_cpu_at, id).store(0, Relaxed);
-                at(st.slot_module, id).store(m, SeqCst);
-                drop(g);
-                self.name_worker(b"pm:", self.plan.module(m).map_or(b"?", |x| x.name()));
-                // The main task times loads out; wake it when it sleeps past
-                // the moment it must start watching this one.
-                let timeout = self.timeout_ms(m) as u64 * MS;
-                if timeout > 0 && t + timeout.saturating_sub(QUIET_NS) < st.main_until.load(SeqCst) {
-                    k.wake();
-                }
-
-                let outcome = self.load(m, t);
-
-                g = lock(at(st.ctl, LOCK));
-                at(st.slot_module, id).store(IDLE, Release);
-                let newly = self.finish(m, outcome, k.now());
-                if at(st.ctl, DONE).load(Relaxed) >= n {
-                    // Everything is done: wake every idle worker and the main task.
-                    self.wake_workers(g, i32::MAX as u32);
-                    k.wake();
-                    g = lock(at(st.ctl, LOCK));
-                } else if at(st.await_flag, m as usize).load(Relaxed) != 0 {
-                    // Its devices are the main task's to watch.
-                    drop(g);
-                    k.wake();
-                    g = lock(at(st.ctl, LOCK));
-                } else {
-                    let idle = at(st.ctl, IDLE_COUNT).load(Relaxed);
-                    // This worker takes one of the new modules itself, unless
-                    // it was retired (replaced while its load was stuck).
-                    let retired = at(st.slot_flags, id).load(Relaxed) & SLOT_RETIRED != 0;
-                    let wake = if retired { newly } else { newly.saturating_sub(1) }.min(idle);
-                    if wake > 0 {
-                        self.wake_workers(g, wake);
-                        g = lock(at(st.ctl, LOCK));
-                    }
-                }
+            let (took, guard) = self.step(id, g);
+            g = guard;
+            if took {
                 continue;
             }
             if at(st.ctl, DONE).load(Relaxed) >= n {
@@ -392,11 +403,27 @@ impl Sched {
             at(st.ctl, IDLE_COUNT).fetch_add(1, Relaxed);
             drop(g);
             self.name_worker(b"pm:idle", b"");
-            k.park(at(st.ctl, READY_SEQ), seq);
+            self.kernel.park(at(st.ctl, READY_SEQ), seq);
             g = lock(at(st.ctl, LOCK));
             at(st.ctl, IDLE_COUNT).fetch_sub(1, Relaxed);
         }
         drop(g);
+    }
+
+    /// The main task loads every ready module itself, one at a time, in
+    /// slot `id` (when no worker task could start). Returns whether it
+    /// loaded any.
+    pub fn load_inline(&self, id: usize) -> bool {
+        let mut any = false;
+        let mut g = lock(at(self.st.ctl, LOCK));
+        loop {
+            let (took, guard) = self.step(id, g);
+            g = guard;
+            if !took {
+                return any;
+            }
+            any = true;
+        }
     }
 
     // ---- the main task's side ----
@@ -413,10 +440,17 @@ impl Sched {
         Some(id)
     }
 
-    /// Start a worker in a new slot; the slot on success.
+    /// Start a worker in a new slot; the slot on success (a slot whose
+    /// task could not start is given back).
     pub fn start_worker(&'static self) -> Result<usize, Errno> {
         let id = self.new_slot().ok_or(Errno::AGAIN)?;
-        self.kernel.spawn(self, id, at(self.st.slot_tid, id)).map(|()| id)
+        match self.kernel.spawn(self, id, at(self.st.slot_tid, id)) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                at(self.st.ctl, SPAWNED).store(id as u32, Release);
+                Err(e)
+            }
+        }
     }
 
     /// Mark loads that are stuck and retire their workers: a load is stuck

@@ -11,7 +11,7 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use super::clock::{earliest, MS};
 use super::kernel::real::is_sys;
-use super::kernel::{Kernel, Wake};
+use super::kernel::{Kernel, Seen, Wake};
 use super::out::{emit, Out, Show};
 use super::sched::Sched;
 use super::state::*;
@@ -33,7 +33,7 @@ const BACKOFF_MAX_NS: u64 = 50 * MS;
 /// Checks device waits. /sys (kernfs) raises no events for new attributes:
 /// while a /sys path is pending it is looked at again after every uevent
 /// and on a bounded back-off in between (5 ms doubling to 50 ms, restarted
-/// by every uevent).
+/// by every uevent). So is any path no watch could be set for (no inotify).
 pub struct Waiter {
     recheck_at: u64,
     step: u64,
@@ -61,23 +61,24 @@ impl Waiter {
     /// timeout or /sys re-check), if ever.
     pub fn pass(&mut self, k: &dyn Kernel, list: &dyn WaitList, now: u64) -> Option<u64> {
         let mut next = None;
-        let mut sys_pending = false;
+        let mut recheck = false;
         for i in 0..list.count() {
             if list.state(i) != WAIT_ACTIVE {
                 continue;
             }
             let path = list.path(i);
             let limit = list.limit(i);
-            if k.path_exists(path, true) {
+            let seen = k.path_exists(path, true);
+            if seen == Seen::Exists {
                 list.decide(i, WAIT_SATISFIED, now);
             } else if limit.is_some_and(|l| now >= l) {
                 list.decide(i, WAIT_TIMED_OUT, now);
             } else {
-                sys_pending |= is_sys(path);
+                recheck |= is_sys(path) || seen == Seen::Unwatched;
                 next = earliest(next, limit);
             }
         }
-        if sys_pending {
+        if recheck {
             if self.recheck_at == u64::MAX {
                 self.restart_backoff(now);
             } else if now >= self.recheck_at {
@@ -130,14 +131,19 @@ fn activate(s: &Sched, w: u32, now: u64) {
 }
 
 /// Supervise the run until every module and wait is done, or `deadline`
-/// (ns) passes. Returns whether the deadline ended it.
-pub fn supervise(s: &'static Sched, deadline: Option<u64>) -> bool {
+/// (ns) passes. With `inline` (a worker slot), the main task loads the
+/// ready modules itself in between (no worker could start). Returns whether
+/// the deadline ended it.
+pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>) -> bool {
     let (k, plan, st) = (s.kernel, s.plan, &s.st);
     let n = plan.module_count();
     let waits = PlanWaits(s);
     let mut waiter = Waiter::new();
     let mut finals_started = false;
     loop {
+        if let Some(slot) = inline {
+            s.load_inline(slot);
+        }
         s.begin_check();
         let now = k.now();
         s.take_awaiting(|m| {

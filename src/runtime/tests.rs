@@ -509,13 +509,44 @@ fn fewer_workers_than_asked_still_load_everything() {
 }
 
 #[test]
-fn no_worker_at_all_loads_nothing() {
-    let pb = plan_of(vec![module("a", 0, &[])]);
+fn with_no_worker_at_all_the_main_task_loads_one_at_a_time() {
+    let pb = with_wait("/dev/pm_node", Some(0), 2000);
     let fake = Fake::new().leak();
-    fake.spawn_limit(0);
+    fake.spawn_limit(0).script("drv", Behaviour::Load(50 * MS)).script("user", Behaviour::Load(10 * MS));
+    fake.appear_after("/dev/pm_node", "drv", 100 * MS);
     let d = run_plan(&pb, fake, 2);
-    assert_eq!(d.status, super::EXIT_USAGE);
-    assert!(d.fake.calls().is_empty());
+    assert_eq!(d.status, 0);
+    assert_eq!(d.fake.spawns(), 0);
+    assert_eq!(d.names(), ["drv", "user"]);
+    assert_eq!(d.span("drv"), (0, 50));
+    assert_eq!(d.span("user"), (150, 160), "its device wait still held it back");
+}
+
+#[test]
+fn without_watches_device_waits_are_looked_at_on_a_back_off() {
+    let pb = with_wait("/dev/pm_node", Some(0), 2000);
+    let fake = Fake::new().leak();
+    fake.no_watches().appear_after("/dev/pm_node", "drv", 300 * MS);
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 0);
+    let (start, _) = d.span("user");
+    // Looked at again at 5, 15, 35, 75, then every 50 ms (5 ms doubling to
+    // at most 50 ms): 325 ms is the first look after 300 ms.
+    assert_eq!(start, 325, "found on the back-off, not at the 2 s timeout");
+}
+
+#[test]
+fn at_the_deadline_messages_go_to_the_kernel_log() {
+    let pb = plan_of(vec![module("hangs", 0, &[])]);
+    let fake = Fake::new().leak();
+    fake.script("hangs", Behaviour::Hang);
+    let d = run_with(&pb, fake, Opts { deadline_ms: 500, ..OPTS });
+    assert_eq!(d.status, 1);
+    assert!(d.fake.logged_to_kmsg());
+    let calm = Fake::new().leak();
+    let d = run_plan(&plan_of(vec![module("fine", 0, &[])]), calm, 1);
+    assert_eq!(d.status, 0);
+    assert!(!d.fake.logged_to_kmsg(), "only at the deadline");
 }
 
 #[test]

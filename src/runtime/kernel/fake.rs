@@ -20,7 +20,7 @@ use crate::plan::glob_match;
 use rustix::io::Errno;
 
 use super::real::is_sys;
-use super::{Kernel, LoadCall, Wake, Work};
+use super::{Kernel, LoadCall, Seen, Wake, Work};
 
 /// How a scripted load behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +88,10 @@ struct Inner {
     park_gen: u64,
     /// What the main task's next sleep reports at once.
     pending: u8,
+    /// No inotify, no uevent socket: watches cannot be set.
+    no_watches: bool,
+    /// Whether messages were sent to the kernel log too.
+    kmsg: bool,
     spawns: usize,
     /// Virtual time of each worker start.
     spawn_times: Vec<u64>,
@@ -131,6 +135,8 @@ impl Fake {
                 parked: 0,
                 park_gen: 0,
                 pending: 0,
+                no_watches: false,
+                kmsg: false,
                 spawns: 0,
                 spawn_times: Vec::new(),
                 spawn_limit: None,
@@ -180,6 +186,17 @@ impl Fake {
     pub fn spawn_limit(&self, n: usize) -> &Self {
         self.lock().spawn_limit = Some(n);
         self
+    }
+
+    /// Watches cannot be set (as without inotify and the uevent socket).
+    pub fn no_watches(&self) -> &Self {
+        self.lock().no_watches = true;
+        self
+    }
+
+    /// Whether the run asked for its messages in the kernel log.
+    pub fn logged_to_kmsg(&self) -> bool {
+        self.lock().kmsg
     }
 
     pub fn cpus(&self, n: u32) -> &Self {
@@ -276,7 +293,11 @@ impl Kernel for Fake {
                 }
             }
         };
-        if ns > 0 {
+        if ns > 0 && tid == 0 {
+            // The main task loads itself (no worker could start): nothing
+            // else runs, so the time of the load simply passes.
+            g.now += ns;
+        } else if ns > 0 {
             let end = start + ns;
             g.running -= 1;
             g.timers.push((end, i));
@@ -370,13 +391,21 @@ impl Kernel for Fake {
         self.cv.notify_all();
     }
 
-    fn path_exists(&self, path: &[u8], watch: bool) -> bool {
+    fn path_exists(&self, path: &[u8], watch: bool) -> Seen {
         let p = String::from_utf8_lossy(path).into_owned();
         let mut g = self.lock();
-        if watch {
-            g.watched.insert(p.clone());
+        if Fake::exists(&g, &p) {
+            return Seen::Exists;
         }
-        Fake::exists(&g, &p)
+        if watch && !g.no_watches {
+            g.watched.insert(p);
+            return Seen::Watched;
+        }
+        Seen::Unwatched
+    }
+
+    fn log_to_kmsg(&self) {
+        self.lock().kmsg = true;
     }
 
     fn sleep(&self, until: Option<u64>) -> Wake {

@@ -47,6 +47,16 @@ impl Wake {
     }
 }
 
+/// What [`Kernel::path_exists`] found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Seen {
+    Exists,
+    /// Not there; the main task is woken when it may have appeared.
+    Watched,
+    /// Not there, and nothing will say when it appears.
+    Unwatched,
+}
+
 /// One `finit_module` call, prepared.
 pub struct LoadCall<'a> {
     /// The module's index in the plan and its name.
@@ -135,8 +145,12 @@ pub trait Kernel: Sync {
     /// `?`, `[...]`). With `watch`, the main task is also woken (see
     /// [`Kernel::sleep`]) when something that could make it exist changes;
     /// the answer is given after the watch is in place, so nothing created
-    /// in between is missed.
-    fn path_exists(&self, path: &[u8], watch: bool) -> bool;
+    /// in between is missed. [`Seen::Unwatched`]: it does not exist and no
+    /// watch could be set (the caller must look again by itself).
+    fn path_exists(&self, path: &[u8], watch: bool) -> Seen;
+
+    /// From now on, copy messages to the kernel log too (/dev/kmsg).
+    fn log_to_kmsg(&self) {}
 
     /// Main task: sleep until a worker calls [`Kernel::wake`], a watched
     /// path may have changed, a uevent arrives (once a `/sys` path was

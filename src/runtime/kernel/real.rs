@@ -21,22 +21,30 @@ use rustix::fs::{inotify, Mode, OFlags, RawDir};
 use rustix::io::Errno;
 use rustix::net::{self, netlink, AddressFamily, SocketFlags, SocketType};
 
-use super::{Kernel, LoadCall, Wake, Work};
+use super::{Kernel, LoadCall, Seen, Wake, Work};
 use crate::runtime::clock;
+use crate::runtime::out::{emit, Out, Sys, KMSG};
 use crate::runtime::sync::SetOnce;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use crate::runtime::thread;
 
 /// Longest path a device wait may name.
 pub const PATH_MAX: usize = 256;
 
 pub struct Real {
-    /// The main task's wake-up channel (opened by [`Real::open`]).
+    /// The main task's wake-up channel (opened by `open`).
     wake_fd: SetOnce<OwnedFd>,
     /// Opened the first time a path outside /sys is watched.
     inotify: SetOnce<OwnedFd>,
     /// Opened the first time a /sys path is watched.
     uevents: SetOnce<OwnedFd>,
+    /// Whether opening them was tried (and failed, said once).
+    inotify_tried: AtomicBool,
+    uevents_tried: AtomicBool,
 }
+
+/// Without a wake-up channel the main task looks at the run this often.
+const NO_WAKE_POLL_NS: u64 = 10 * clock::MS;
 
 /// The one real kernel of the process.
 pub static REAL: Real = Real::new();
@@ -49,24 +57,37 @@ impl Default for Real {
 
 impl Real {
     pub const fn new() -> Self {
-        Real { wake_fd: SetOnce::new(), inotify: SetOnce::new(), uevents: SetOnce::new() }
+        Real {
+            wake_fd: SetOnce::new(),
+            inotify: SetOnce::new(),
+            uevents: SetOnce::new(),
+            inotify_tried: AtomicBool::new(false),
+            uevents_tried: AtomicBool::new(false),
+        }
     }
 
-    fn fd<'a>(cell: &'a SetOnce<OwnedFd>, open: impl FnOnce() -> Option<OwnedFd>) -> Option<BorrowedFd<'a>> {
-        if cell.get().is_none() {
-            if let Some(fd) = open() {
-                let _ = cell.set(fd);
+    /// The descriptor in `cell`, opened on first use; a failure is said
+    /// once (the waits then fall back to looking again on a back-off).
+    fn fd<'a>(cell: &'a SetOnce<OwnedFd>, tried: &AtomicBool, what: &str, open: impl FnOnce() -> Result<OwnedFd, Errno>) -> Option<BorrowedFd<'a>> {
+        if cell.get().is_none() && !tried.swap(true, Relaxed) {
+            match open() {
+                Ok(fd) => {
+                    let _ = cell.set(fd);
+                }
+                Err(e) => emit!(Out::stderr(), "parmod: cannot open ", what, ": ", Sys::from(e), "; device waits look again every 5 to 50 ms instead\n"),
             }
         }
         cell.get().map(|f| f.as_fd())
     }
 
     fn inotify_fd(&self) -> Option<BorrowedFd<'_>> {
-        Self::fd(&self.inotify, || inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok())
+        Self::fd(&self.inotify, &self.inotify_tried, "inotify", || {
+            inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+        })
     }
 
     fn uevent_fd(&self) -> Option<BorrowedFd<'_>> {
-        Self::fd(&self.uevents, open_uevents)
+        Self::fd(&self.uevents, &self.uevents_tried, "the uevent socket", open_uevents)
     }
 }
 
@@ -114,24 +135,38 @@ impl Kernel for Real {
         crate::runtime::arch::task_cpu_ns(tid)
     }
 
-    fn path_exists(&self, path: &[u8], watch: bool) -> bool {
-        if walk(None, b"", path) {
-            return true;
-        }
-        if !watch {
-            return false;
+    fn path_exists(&self, path: &[u8], watch: bool) -> Seen {
+        let seen = |there: bool, watched: bool| match (there, watched) {
+            (true, _) => Seen::Exists,
+            (false, true) => Seen::Watched,
+            (false, false) => Seen::Unwatched,
+        };
+        if walk(None, b"", path) || !watch {
+            return seen(true, false);
         }
         if is_sys(path) {
             // kernfs raises no inotify events: uevents are the signal. Open
             // the socket, then look again.
-            let _ = self.uevent_fd();
-            return walk(None, b"", path);
+            let fd = self.uevent_fd();
+            return seen(walk(None, b"", path), fd.is_some());
         }
         let fd = self.inotify_fd();
-        walk(fd.as_ref(), b"", path)
+        seen(walk(fd.as_ref(), b"", path), fd.is_some())
+    }
+
+    fn log_to_kmsg(&self) {
+        if KMSG.get().is_none() {
+            if let Ok(k) = rustix::fs::open(c"/dev/kmsg", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
+                let _ = KMSG.set(k);
+            }
+        }
     }
 
     fn sleep(&self, until: Option<u64>) -> Wake {
+        let until = match self.wake_fd.get() {
+            Some(_) => until,
+            None => Some(until.unwrap_or(u64::MAX).min(clock::monotonic_ns() + NO_WAKE_POLL_NS)),
+        };
         let ts;
         let timeout = match until {
             Some(u) => {
@@ -181,17 +216,16 @@ pub fn is_sys(path: &[u8]) -> bool {
     path.starts_with(b"/sys/")
 }
 
-fn open_uevents() -> Option<OwnedFd> {
+fn open_uevents() -> Result<OwnedFd, Errno> {
     let fd = net::socket_with(
         AddressFamily::NETLINK,
         SocketType::DGRAM,
         SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         Some(netlink::KOBJECT_UEVENT),
-    )
-    .ok()?;
+    )?;
     // Group 1: the kernel's own uevents (udev re-broadcasts on group 2).
-    net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1)).ok()?;
-    Some(fd)
+    net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1))?;
+    Ok(fd)
 }
 
 /// Walk `prefix` + `rest` ("/a/b*/c"), expanding glob components. With an

@@ -11,7 +11,7 @@ use rustix::io::Errno;
 use rustix::time::ClockId;
 
 use super::real::Real;
-use super::{Kernel, LoadCall, Wake, Work};
+use super::{Kernel, LoadCall, Seen, Wake, Work};
 use crate::runtime::clock;
 
 /// Most names given to --fail / --hang.
@@ -72,8 +72,11 @@ impl Kernel for Sim {
     fn task_cpu_ns(&self, _tid: u32) -> Option<u64> {
         None
     }
-    fn path_exists(&self, path: &[u8], watch: bool) -> bool {
+    fn path_exists(&self, path: &[u8], watch: bool) -> Seen {
         self.real.path_exists(path, watch)
+    }
+    fn log_to_kmsg(&self) {
+        self.real.log_to_kmsg()
     }
     fn sleep(&self, until: Option<u64>) -> Wake {
         self.real.sleep(until)
