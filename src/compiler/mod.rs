@@ -295,6 +295,7 @@ pub fn compile_requests(
             timeout_ms: 0,
             file_size: node.file_size,
             waits_for,
+            post_waits: Vec::new(),
             soft_pre: node.soft_pre.iter().map(|&d| pos[d]).collect(),
             soft_post: node.soft_post.iter().map(|&d| pos[d]).collect(),
         });
