@@ -7,7 +7,7 @@ use std::format;
 use std::prelude::rust_2021::*;
 use std::vec;
 
-use super::config::{ModprobeConfig, Source};
+use super::config::{Install, ModprobeConfig, Source};
 use super::error::{Error, Result};
 use super::kmod::{normalize_alias, FastMap, KmodIndex};
 use crate::plan::glob_match;
@@ -19,63 +19,114 @@ pub enum Target {
     Module(u32),
     /// A built-in module (canonical name).
     Builtin(String),
+    /// A name that is no module but has a no-op `install` command (kmod runs
+    /// the command and succeeds): a disabled entry without a file.
+    Disabled(String),
 }
 
-#[derive(Debug, Default)]
+/// One module a lookup found.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub target: Target,
+    /// The alias kmod records for the module it creates (`mod->alias`): the
+    /// modprobe.d pattern, or the name looked up in an index. None when the
+    /// name itself was found. Options given for this alias apply too.
+    pub alias: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct Lookup {
-    pub targets: Vec<Target>,
-    /// Found through an alias (modprobe.d, modules.alias or a built-in's
-    /// modinfo alias) rather than as a module name.
+    pub found: Vec<Found>,
+    /// Found through an alias (modprobe.d, modules.symbols, modules.alias or a
+    /// built-in's modinfo alias) rather than as a module name.
     pub via_alias: bool,
+    /// modprobe.d aliases that matched but name no module: (pattern, target,
+    /// line). kmod stops its lookup at them and then fails to load the target.
+    pub missing: Vec<(String, String, Source)>,
+    /// An `install` command (not a no-op) that would run for a name that is
+    /// no module.
+    pub command: Option<Install>,
+}
+
+impl Lookup {
+    /// Nothing at all answers to the name.
+    pub fn is_unknown(&self) -> bool {
+        self.found.is_empty() && self.missing.is_empty() && self.command.is_none()
+    }
 }
 
 /// Resolve a name the way kmod_module_new_from_lookup does (kmod 30): the
 /// first of these that finds anything wins: modprobe.d aliases, module names
-/// in modules.dep, modules.alias, built-in module names, built-in aliases.
-/// (kmod also looks at modules.symbols and install commands in between; a
-/// static plan has no use for either.)
-pub fn lookup(idx: &KmodIndex, cfg: &ModprobeConfig, name: &str, warn: &mut dyn FnMut(String)) -> Lookup {
+/// in modules.dep, modules.symbols (for `symbol:NAME`), `install` lines
+/// naming exactly this name, modules.alias, built-in module names
+/// (modules.builtin), built-in aliases (modules.builtin.modinfo). A modprobe.d
+/// alias is not resolved further: its target is a module name (an alias
+/// naming an alias, or no module, loads nothing, as with kmod). With
+/// `ignore_install` the `install` lines are not looked at.
+pub fn lookup(idx: &KmodIndex, cfg: &ModprobeConfig, name: &str, ignore_install: bool) -> Lookup {
     let norm = normalize_alias(name);
     let mut out = Lookup::default();
-    let push = |out: &mut Lookup, t: Target| {
-        if !out.targets.contains(&t) {
-            out.targets.push(t);
+    let push = |out: &mut Lookup, target: Target, alias: Option<&str>| {
+        if !out.found.iter().any(|f| f.target == target) {
+            out.found.push(Found { target, alias: alias.map(str::to_string) });
         }
     };
+    let install = |n: &str| if ignore_install { None } else { cfg.install_for(n) };
     for (pat, target, src) in &cfg.aliases {
-        if glob_match(pat.as_bytes(), norm.as_bytes()) {
-            if let Some(&m) = idx.by_name.get(target) {
-                push(&mut out, Target::Module(m));
-            } else if idx.builtin.contains(target) {
-                push(&mut out, Target::Builtin(target.clone()));
-            } else {
-                warn(format!("{src}: alias '{pat}' names '{target}', which is no module; ignored"));
+        if !glob_match(pat.as_bytes(), norm.as_bytes()) {
+            continue;
+        }
+        out.via_alias = true;
+        if let Some(&m) = idx.by_name.get(target) {
+            push(&mut out, Target::Module(m), Some(pat));
+        } else if idx.builtin.contains(target) {
+            push(&mut out, Target::Builtin(target.clone()), Some(pat));
+        } else {
+            match install(target) {
+                Some(i) if i.noop().is_some() => push(&mut out, Target::Disabled(target.clone()), Some(pat)),
+                Some(i) => {
+                    out.command.get_or_insert_with(|| i.clone());
+                }
+                None => out.missing.push((pat.clone(), target.clone(), src.clone())),
             }
         }
     }
-    if !out.targets.is_empty() {
-        out.via_alias = true;
+    if out.via_alias {
         return out;
     }
     if let Some(&m) = idx.by_name.get(&norm) {
-        out.targets.push(Target::Module(m));
+        push(&mut out, Target::Module(m), None);
         return out;
     }
-    let mods = idx.lookup_alias(&norm);
-    if !mods.is_empty() {
-        out.targets = mods.into_iter().map(Target::Module).collect();
-        out.via_alias = true;
+    let by_index = |out: &mut Lookup, mods: Vec<u32>| {
+        for m in mods {
+            push(out, Target::Module(m), Some(&norm));
+        }
+        out.via_alias = !out.found.is_empty();
+        out.via_alias
+    };
+    if norm.starts_with("symbol:") && by_index(&mut out, idx.lookup_symbol(&norm)) {
+        return out;
+    }
+    if let Some(i) = (!ignore_install).then(|| cfg.install_named(&norm)).flatten() {
+        if i.noop().is_some() {
+            push(&mut out, Target::Disabled(norm.clone()), None);
+        } else {
+            out.command = Some(i.clone());
+        }
+        return out;
+    }
+    if by_index(&mut out, idx.lookup_alias(&norm)) {
         return out;
     }
     if idx.builtin.contains(&norm) {
-        out.targets.push(Target::Builtin(norm));
+        push(&mut out, Target::Builtin(norm.clone()), None);
         return out;
     }
-    let b = idx.lookup_builtin_alias(&norm);
-    if !b.is_empty() {
-        out.targets = b.into_iter().map(Target::Builtin).collect();
-        out.via_alias = true;
+    for b in idx.lookup_builtin_alias(&norm) {
+        push(&mut out, Target::Builtin(b), Some(&norm));
     }
+    out.via_alias = !out.found.is_empty();
     out
 }
 
@@ -87,10 +138,22 @@ pub struct Node {
     pub requested: bool,
     /// Reachable from a requested module through hard dependencies only.
     pub hard_reached: bool,
+    /// Not reachable from a requested module through hard dependencies and
+    /// `pre:` soft dependencies: in the plan only for `post:` ones.
+    pub post_only: bool,
     /// Modules this one waits for: (node, hard).
     pub waits_for: Vec<(usize, bool)>,
+    /// Nodes of `waits_for` whose soft edge is a post edge (this node is in
+    /// the plan for their `post:` soft dependencies).
+    pub post_waits: Vec<usize>,
     pub soft_pre: Vec<usize>,
     pub soft_post: Vec<usize>,
+    /// Aliases through which requests or soft dependencies reached it: their
+    /// `options` apply to it too.
+    pub aliases: Vec<String>,
+    /// Disabled by this `install` line (a no-op command).
+    pub disabled: Option<Source>,
+    pub blacklisted: bool,
     pub weight_us: u32,
     pub file_size: u32,
 }
@@ -145,6 +208,16 @@ pub struct Request {
     pub source: Option<Source>,
 }
 
+/// How [`Graph::build`] treats what kmod would treat differently from a plan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildOptions {
+    /// Ignore every `install` line: load the modules themselves.
+    pub ignore_install: bool,
+    /// A name on the command line that resolves to no module is a warning,
+    /// not an error.
+    pub skip_missing: bool,
+}
+
 impl Graph {
     fn node(&mut self, idx: &KmodIndex, t: &Target, queue: &mut VecDeque<usize>) -> usize {
         if let Some(&n) = self.index.get(t) {
@@ -152,7 +225,7 @@ impl Graph {
         }
         let name = match t {
             Target::Module(m) => idx.modules[*m as usize].name.clone(),
-            Target::Builtin(b) => b.clone(),
+            Target::Builtin(b) | Target::Disabled(b) => b.clone(),
         };
         let n = self.nodes.len();
         self.nodes.push(Node {
@@ -160,9 +233,14 @@ impl Graph {
             name,
             requested: false,
             hard_reached: false,
+            post_only: false,
             waits_for: vec![],
+            post_waits: vec![],
             soft_pre: vec![],
             soft_post: vec![],
+            aliases: vec![],
+            disabled: None,
+            blacklisted: false,
             weight_us: 0,
             file_size: 0,
         });
@@ -176,6 +254,7 @@ impl Graph {
         idx: &KmodIndex,
         cfg: &ModprobeConfig,
         requests: &[Request],
+        opts: BuildOptions,
         warn: &mut dyn FnMut(String),
     ) -> Result<Graph> {
         let mut g = Graph::default();
@@ -186,23 +265,38 @@ impl Graph {
         // Soft dependency names repeat (crypto-crc32c, ecb, ...) and are often
         // aliases, the slowest lookup: resolve each once.
         let mut soft_lookups: FastMap<&str, Lookup> = FastMap::default();
+        let kver = idx.dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         for r in requests {
-            let found = lookup(idx, cfg, &r.name, warn);
-            if found.targets.is_empty() {
-                return Err(match &r.source {
-                    None => Error::UnknownModule { name: r.name.clone(), dir: idx.dir.clone() },
-                    Some(src) => Error::Config {
-                        path: src.path.clone(),
-                        line: src.line,
-                        msg: format!("{}", Error::UnknownModule { name: r.name.clone(), dir: idx.dir.clone() }),
-                    },
-                });
+            let found = lookup(idx, cfg, &r.name, opts.ignore_install);
+            // A name that loads nothing: an error on the command line (an
+            // image build should fail loudly) unless --skip-missing; a warning
+            // from modules-load.d, as with systemd-modules-load.
+            let mut unloadable = |msg: String| -> Result<()> {
+                match &r.source {
+                    Some(src) => warn(format!("{src}: {msg}; skipped, as systemd-modules-load skips it")),
+                    None if opts.skip_missing => warn(format!("{msg}; skipped (--skip-missing)")),
+                    None => return Err(Error::Other(msg)),
+                }
+                Ok(())
+            };
+            if let Some(i) = &found.command {
+                return Err(install_error(i, &format!("'{}' is no module of {kver} but", r.name)));
+            }
+            for (pat, target, src) in &found.missing {
+                unloadable(format!(
+                    "{src}: alias '{pat}' (matching '{}') names '{target}', which is no module of {kver}; modprobe stops at this alias and fails to load '{target}' too; fix the alias or the name",
+                    r.name
+                ))?;
+            }
+            if found.is_unknown() {
+                unloadable(format!("{}", Error::UnknownModule { name: r.name.clone(), dir: idx.dir.clone() }))?;
+                continue;
             }
             let mut kept = 0;
-            for t in &found.targets {
-                let tname = match t {
+            for f in &found.found {
+                let tname = match &f.target {
                     Target::Module(m) => idx.modules[*m as usize].name.clone(),
-                    Target::Builtin(b) => b.clone(),
+                    Target::Builtin(b) | Target::Disabled(b) => b.clone(),
                 };
                 // modprobe (KMOD_PROBE_APPLY_BLACKLIST_ALIAS_ONLY) skips a
                 // blacklisted module only when it was found through an alias.
@@ -211,10 +305,11 @@ impl Graph {
                     continue;
                 }
                 kept += 1;
-                let n = g.node(idx, t, &mut queue);
+                let n = g.node(idx, &f.target, &mut queue);
                 g.nodes[n].requested = true;
+                g.add_alias(n, f);
             }
-            if kept == 0 {
+            if kept == 0 && !found.found.is_empty() {
                 warn(format!("every module alias '{}' resolves to is blacklisted; nothing loaded for it", r.name));
             }
         }
@@ -229,43 +324,160 @@ impl Graph {
                 let name = g.nodes[n].name.clone();
                 for (pre, list) in [(true, &sd.pre), (false, &sd.post)] {
                     for dep in list {
-                        let found = soft_lookups.entry(dep.as_str()).or_insert_with(|| lookup(idx, cfg, dep, warn));
-                        if found.targets.is_empty() {
+                        let found = soft_lookups
+                            .entry(dep.as_str())
+                            .or_insert_with(|| lookup(idx, cfg, dep, opts.ignore_install));
+                        let what = format!("{}: soft dependency '{dep}' of '{name}'", sd.source);
+                        if found.is_unknown() {
+                            warn(format!("{what} is no module or alias; ignored"));
+                        }
+                        for (pat, target, src) in &found.missing {
+                            warn(format!("{what} resolves through alias '{pat}' ({src}) to '{target}', which is no module; ignored"));
+                        }
+                        if let Some(i) = &found.command {
                             warn(format!(
-                                "{}: soft dependency '{dep}' of '{name}' is no module or alias; ignored",
-                                sd.source
+                                "{what} is no module but has the command '{}' ({}), which parmod cannot run; ignored",
+                                i.command, i.source
                             ));
                         }
-                        for t in &found.targets {
-                            let dn = g.node(idx, t, &mut queue);
+                        for f in &found.found {
+                            let dn = g.node(idx, &f.target, &mut queue);
                             if dn == n {
                                 warn(format!("{}: '{name}' names itself as a soft dependency; ignored", sd.source));
                                 continue;
                             }
-                            if pre {
-                                if !g.nodes[n].soft_pre.contains(&dn) {
-                                    g.nodes[n].soft_pre.push(dn);
-                                }
-                            } else if !g.nodes[n].soft_post.contains(&dn) {
-                                g.nodes[n].soft_post.push(dn);
+                            g.add_alias(dn, f);
+                            let list = if pre { &mut g.nodes[n].soft_pre } else { &mut g.nodes[n].soft_post };
+                            if !list.contains(&dn) {
+                                list.push(dn);
                             }
                         }
                     }
                 }
             }
         }
-        // Hard reachability from the requested modules.
-        let mut stack: Vec<usize> = (0..g.nodes.len()).filter(|&n| g.nodes[n].requested).collect();
-        while let Some(n) = stack.pop() {
-            if g.nodes[n].hard_reached {
-                continue;
+        // Hard reachability from the requested modules; and reachability
+        // through hard and pre edges (what is not reached is post-only).
+        for pre_too in [false, true] {
+            let mut seen = vec![false; g.nodes.len()];
+            let mut stack: Vec<usize> = (0..g.nodes.len()).filter(|&n| g.nodes[n].requested).collect();
+            while let Some(n) = stack.pop() {
+                if std::mem::replace(&mut seen[n], true) {
+                    continue;
+                }
+                stack.extend(g.nodes[n].waits_for.iter().map(|e| e.0));
+                if pre_too {
+                    stack.extend(g.nodes[n].soft_pre.iter().copied());
+                }
             }
-            g.nodes[n].hard_reached = true;
-            for &(d, _) in &g.nodes[n].waits_for {
-                stack.push(d);
+            for (node, reached) in g.nodes.iter_mut().zip(seen) {
+                if pre_too {
+                    node.post_only = !reached;
+                } else {
+                    node.hard_reached = reached;
+                }
             }
         }
+        g.apply_install_and_blacklist(cfg, opts, warn)?;
         Ok(g)
+    }
+
+    fn add_alias(&mut self, n: usize, f: &Found) {
+        if let Some(a) = &f.alias {
+            let node = &mut self.nodes[n];
+            if *a != node.name && !node.aliases.contains(a) {
+                node.aliases.push(a.clone());
+            }
+        }
+    }
+
+    /// `install` lines and `blacklist` for the modules of the closure: a
+    /// module whose first matching `install` line is a no-op command is
+    /// disabled (kmod ignores the command of a module that has soft
+    /// dependencies, and so does parmod); any other command is an error,
+    /// unless --ignore-install.
+    fn apply_install_and_blacklist(
+        &mut self,
+        cfg: &ModprobeConfig,
+        opts: BuildOptions,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<()> {
+        for n in 0..self.nodes.len() {
+            let node = &mut self.nodes[n];
+            node.blacklisted = cfg.blacklist.contains(&node.name);
+            match &node.target {
+                Target::Disabled(_) => {
+                    let src = cfg.install_for(&node.name).map(|i| i.source.clone());
+                    node.disabled = src;
+                }
+                Target::Module(_) if !opts.ignore_install => {
+                    let Some(i) = cfg.install_for(&node.name) else { continue };
+                    if !node.soft_pre.is_empty() || !node.soft_post.is_empty() {
+                        continue;
+                    }
+                    if i.noop().is_none() {
+                        let why = if node.requested { "requested" } else { "needed by the requested modules" };
+                        return Err(install_error(i, &format!("module '{}' is in the plan ({why}) and", node.name)));
+                    }
+                    node.disabled = Some(i.source.clone());
+                }
+                _ => {}
+            }
+        }
+        for n in 0..self.nodes.len() {
+            for &(d, hard) in &self.nodes[n].waits_for {
+                if let (true, Some(src)) = (hard, &self.nodes[d].disabled) {
+                    warn(format!(
+                        "module '{}' needs '{}', which {src} disables; modprobe loads '{}' anyway, and it will likely fail (unknown symbols)",
+                        self.nodes[n].name, self.nodes[d].name, self.nodes[n].name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Mark the post edges, and make the post-only modules that a `post:`
+    /// soft dependency needs (its hard and `pre:` dependencies in the plan
+    /// for nothing else) wait for the module it follows, with a post edge:
+    /// kmod loads them after that module, and not at all when it failed.
+    /// Run after [`Self::add_soft_edges`] (which kept the post edges that
+    /// close no cycle).
+    pub fn add_post_edges(&mut self) {
+        for x in 0..self.nodes.len() {
+            for p in self.nodes[x].soft_post.clone() {
+                if !self.nodes[p].post_waits.contains(&x) {
+                    self.nodes[p].post_waits.push(x);
+                }
+                if !self.nodes[p].post_only {
+                    continue;
+                }
+                let mut seen = vec![false; self.nodes.len()];
+                let mut stack = vec![p];
+                seen[p] = true;
+                while let Some(v) = stack.pop() {
+                    let next: Vec<usize> = self.nodes[v]
+                        .waits_for
+                        .iter()
+                        .filter(|e| e.1)
+                        .map(|e| e.0)
+                        .chain(self.nodes[v].soft_pre.iter().copied())
+                        .collect();
+                    for w in next {
+                        if w == x || !self.nodes[w].post_only || std::mem::replace(&mut seen[w], true) {
+                            continue;
+                        }
+                        stack.push(w);
+                        // Already after x, or needed before x anyway.
+                        if self.nodes[w].post_waits.contains(&x) || self.waits_transitively(x, w) {
+                            continue;
+                        }
+                        self.nodes[w].waits_for.push((x, false));
+                        self.nodes[w].post_waits.push(x);
+                    }
+                }
+            }
+        }
     }
 
     /// Fail on a cycle of hard edges, naming it.
@@ -412,5 +624,18 @@ impl Graph {
             }
         }
         order
+    }
+}
+
+/// The error for an `install` command that would have to run: what it
+/// applies to (`subject`, ending in "and" or "but"), and what to do.
+fn install_error(i: &Install, subject: &str) -> Error {
+    Error::Config {
+        path: i.source.path.clone(),
+        line: i.source.line,
+        msg: format!(
+            "install {} {}: {subject} parmod runs no commands; give --ignore-install to load the module itself (kmod's option of that name), or remove the line (only no-op commands such as /bin/true, which disable a module, are understood)",
+            i.pattern, i.command
+        ),
     }
 }

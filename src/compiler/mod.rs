@@ -8,10 +8,23 @@
 //!
 //! kmod behaviour followed (read in kmod's libkmod/libkmod-module.c,
 //! libkmod/libkmod-config.c and tools/modprobe.c, and checked against
-//! kmod 30's `modprobe --show-depends` on Debian 12):
-//! * lookup order (kmod_module_new_from_lookup): modprobe.d aliases, module
-//!   names in modules.dep, modules.alias, then built-ins; all modules an alias
-//!   matches are loaded;
+//! kmod 30's `modprobe --show-depends` on Debian 12; tests/kmod_compat.rs):
+//! * lookup order (kmod_module_new_from_lookup, see [`graph::lookup`]):
+//!   modprobe.d aliases, module names in modules.dep, `symbol:` names in
+//!   modules.symbols, names of `install` lines, modules.alias, then
+//!   built-ins; all modules an alias matches are loaded; a modprobe.d alias
+//!   naming no module stops the lookup and loads nothing;
+//! * `options ALIAS ...` apply to the module a request reached through ALIAS;
+//! * `install NAME CMD` with a no-op command disables NAME (in the plan with
+//!   [`module_flags::DISABLED`]; its dependencies still load, as kmod loads
+//!   them before running the command); other commands are refused unless
+//!   `--ignore-install`;
+//! * the probe list of a module X is [pre softdeps, hard deps, X, post
+//!   softdeps] and a failure stops the rest of it: post softdeps pulled in
+//!   only for X carry [`module_flags::POST_ONLY`] and wait for X with
+//!   [`crate::plan::EDGE_POST`] edges, so that the runtime can skip them when
+//!   X fails. A failing *pre* softdep does not stop X: kmod ignores the
+//!   errors of soft dependencies (`!m->required`), as parmod's soft edges do;
 //! * blacklist: modprobe always passes KMOD_PROBE_APPLY_BLACKLIST_ALIAS_ONLY,
 //!   and kmod_module_probe_insert_module checks it only for the module asked
 //!   for when that module was found through an alias (`mod->alias != NULL`);
@@ -48,7 +61,7 @@ use std::prelude::rust_2021::*;
 pub use error::{Error, Result};
 
 use crate::plan::{module_flags, ModuleSpec, PlanBuilder, NONE};
-pub use graph::Request;
+pub use graph::{BuildOptions, Request};
 use graph::{Graph, Target};
 
 /// Default per-module timeout stored in the plan header (ms).
@@ -88,6 +101,8 @@ pub struct Options {
     /// Decompress the plan's compressed module files into this directory and
     /// plan the uncompressed paths (see [`decompress`]).
     pub decompress: Option<PathBuf>,
+    /// `install` lines and unknown names (see [`BuildOptions`]).
+    pub build: BuildOptions,
 }
 
 impl Default for Options {
@@ -103,6 +118,7 @@ impl Default for Options {
             deadline_ms: DEFAULT_DEADLINE_MS,
             profile: None,
             decompress: None,
+            build: BuildOptions::default(),
         }
     }
 }
@@ -116,6 +132,8 @@ pub fn estimate_weight_us(size: u64) -> u32 {
 #[derive(Debug)]
 pub struct Inputs {
     pub kver: String,
+    /// The root (`--root`).
+    pub root: PathBuf,
     /// `ROOT/lib/modules/KVER`.
     pub dir: PathBuf,
     pub index: kmod::KmodIndex,
@@ -133,26 +151,27 @@ pub fn load_inputs(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Input
         return Err(Error::Usage(format!("--kver '{kver}' is not a kernel version")));
     }
     let dir = modules_root.join(&kver);
-    if !dir.join("modules.dep").is_file() {
+    if !kmod::is_kernel_dir(&dir) {
         return Err(Error::Other(format!(
-            "{}/modules.dep not found: no modules for kernel '{kver}' under {}; check --kver and --root, or run depmod",
+            "{}/modules.dep not found (nor modules.builtin): no modules for kernel '{kver}' under {}; check --kver and --root, or run depmod",
             dir.display(),
             opts.root.display()
         )));
     }
-    let index = kmod::KmodIndex::load(&dir)?;
+    let index = kmod::KmodIndex::load(&dir, &kmod::DepPaths::new(&opts.root, &kver))?;
     let (config_paths, required) = if opts.configs.is_empty() {
         (MODPROBE_DIRS.iter().map(|d| opts.root.join(d)).collect::<Vec<_>>(), false)
     } else {
         (opts.configs.clone(), true)
     };
-    let mut files = config::collect_files(&config_paths, required, ".conf", &[dir.join("modules.softdep")])?;
+    // kmod reads `*.alias` files in modprobe.d too.
+    let mut files = config::collect_files(&config_paths, required, &[".conf", ".alias"], &[dir.join("modules.softdep")])?;
     if opts.configs.is_empty() {
         let parmod_paths: Vec<PathBuf> = PARMOD_DIRS.iter().map(|d| opts.root.join(d)).collect();
-        files.extend(config::collect_files(&parmod_paths, false, ".conf", &[])?);
+        files.extend(config::collect_files(&parmod_paths, false, &[".conf"], &[])?);
     }
     let config = config::parse_modprobe(&files, warn)?;
-    Ok(Inputs { kver, dir, index, config })
+    Ok(Inputs { kver, root: opts.root.clone(), dir, index, config })
 }
 
 /// The names to load: modules-load.d entries (see [`Options::modules_load`]),
@@ -167,7 +186,7 @@ pub fn requests(opts: &Options) -> Result<Vec<Request>> {
         Vec::new()
     };
     if !load_paths.is_empty() {
-        let files = config::collect_files(&load_paths, !opts.modules_load.is_empty(), ".conf", &[])?;
+        let files = config::collect_files(&load_paths, !opts.modules_load.is_empty(), &[".conf"], &[])?;
         for (name, src) in config::parse_modules_load(&files)? {
             requests.push(Request { name, source: Some(src) });
         }
@@ -186,7 +205,8 @@ pub fn compile(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<PlanBuild
 }
 
 /// Compile a plan for `requests` from already loaded inputs (only the header
-/// fields, the profile and the decompress directory of `opts` are used).
+/// fields, the profile, the decompress directory and the build options of
+/// `opts` are used).
 pub fn compile_requests(
     opts: &Options,
     inputs: &Inputs,
@@ -198,39 +218,60 @@ pub fn compile_requests(
         warn("no modules requested (no names, nothing in modules-load.d): the plan is empty".into());
     }
 
-    let mut g = Graph::build(idx, cfg, requests, warn)?;
+    let mut g = Graph::build(idx, cfg, requests, opts.build, warn)?;
     g.check_hard_cycles()?;
-    // stat every module file (in parallel: on big plans this is most of the
-    // system time) for its size and to catch a stale modules.dep. Meanwhile,
-    // copy the modules.alias patterns of the modules in the plan (tens of
-    // thousands of strings for a whole kernel).
-    let files: Vec<(usize, &str)> = g
-        .nodes
-        .iter()
-        .enumerate()
-        .filter_map(|(n, node)| match node.target {
-            Target::Module(m) => Some((n, idx.modules[m as usize].path.as_str())),
-            Target::Builtin(_) => None,
-        })
-        .collect();
+    // stat every module file to load (in parallel: on big plans this is most
+    // of the system time) for its size and to catch a stale modules.dep.
+    // Meanwhile, copy the modules.alias and modules.symbols patterns of the
+    // modules in the plan (tens of thousands of strings for a whole kernel).
+    // Disabled modules are never opened.
+    let mut files: Vec<(usize, &str)> = Vec::new();
+    let mut root_files: Vec<(usize, &str)> = Vec::new();
     let mut in_plan = std::vec![false; idx.modules.len()];
-    for node in &g.nodes {
+    for (n, node) in g.nodes.iter().enumerate() {
         if let Target::Module(m) = node.target {
             in_plan[m as usize] = true;
+            let e = &idx.modules[m as usize];
+            if node.disabled.is_some() {
+                continue;
+            }
+            if e.root_path {
+                root_files.push((n, e.path.as_str()));
+            } else {
+                files.push((n, e.path.as_str()));
+            }
         }
     }
-    let (sizes, alias_copies) = std::thread::scope(|s| {
-        let stat = s.spawn(|| match &opts.decompress {
-            Some(out) => decompress::decompress_all(dir, out, &files),
-            None => Ok(stat_all(dir, &files)),
+    if opts.decompress.is_some() {
+        if let Some(&(n, p)) = root_files.iter().find(|f| crate::plan::Compression::from_path(f.1.as_bytes()) != Some(crate::plan::Compression::None)) {
+            return Err(Error::Other(format!(
+                "--decompress: module '{}' is {}, outside {} (depmod's external directory): decompress it there by hand, or move it under the module directory and run depmod",
+                g.nodes[n].name,
+                inputs.root.join(p).display(),
+                dir.display()
+            )));
+        }
+    }
+    let (sizes, (alias_copies, symbol_copies)) = std::thread::scope(|s| {
+        let stat = s.spawn(|| -> Result<Vec<(usize, Option<u64>)>> {
+            let mut v = match &opts.decompress {
+                Some(out) => decompress::decompress_all(dir, out, &files)?,
+                None => stat_all(dir, &files),
+            };
+            v.extend(stat_all(&inputs.root, &root_files));
+            Ok(v)
         });
-        let keep = |a: &&kmod::AliasEntry| a.module != NONE && in_plan[a.module as usize];
-        let mut copies: Vec<(String, u32)> = Vec::with_capacity(idx.aliases.iter().filter(keep).count());
-        copies.extend(idx.aliases.iter().filter(keep).map(|a| (idx.alias_pattern(a).to_string(), a.module)));
-        (stat.join().unwrap_or_else(|_| Ok(Vec::new())), copies)
+        let copies = |t: &kmod::AliasTable| {
+            let keep = |a: &&kmod::AliasEntry| a.module != NONE && in_plan[a.module as usize];
+            let mut c: Vec<(String, u32)> = Vec::with_capacity(t.entries.iter().filter(keep).count());
+            c.extend(t.entries.iter().filter(keep).map(|a| (t.pattern(a).to_string(), a.module)));
+            c
+        };
+        let copied = (copies(&idx.aliases), copies(&idx.symbols));
+        (stat.join().unwrap_or_else(|_| Ok(Vec::new())), copied)
     });
     let sizes = sizes?;
-    if sizes.len() != files.len() {
+    if sizes.len() != files.len() + root_files.len() {
         return Err(Error::Other("internal error: a stat thread failed".into()));
     }
     for (n, size) in sizes {
@@ -244,12 +285,16 @@ pub fn compile_requests(
                 }
             }
             None => {
-                let path = files.iter().find(|f| f.0 == n).map(|f| dir.join(f.1)).unwrap_or_default();
+                let path = match files.iter().find(|f| f.0 == n) {
+                    Some(f) => dir.join(f.1),
+                    None => root_files.iter().find(|f| f.0 == n).map(|f| inputs.root.join(f.1)).unwrap_or_default(),
+                };
                 return Err(Error::MissingFile { module: node.name.clone(), path });
             }
         }
     }
     g.add_soft_edges(warn);
+    g.add_post_edges();
     let prio = g.priorities();
     let order = g.load_order(&prio);
     if order.len() != g.nodes.len() {
@@ -271,58 +316,81 @@ pub fn compile_requests(
     for &n in &order {
         let node = &g.nodes[n];
         let mut flags = 0;
-        if node.requested {
-            flags |= module_flags::REQUESTED;
-        }
-        if !node.hard_reached {
-            flags |= module_flags::SOFT_ONLY;
+        for (set, bit) in [
+            (node.requested, module_flags::REQUESTED),
+            (!node.hard_reached, module_flags::SOFT_ONLY),
+            (node.disabled.is_some(), module_flags::DISABLED),
+            (node.blacklisted, module_flags::BLACKLISTED),
+            (node.post_only, module_flags::POST_ONLY),
+        ] {
+            if set {
+                flags |= bit;
+            }
         }
         let path = match node.target {
-            Target::Module(m) if opts.decompress.is_some() => {
-                Some(decompress::plan_path(&idx.modules[m as usize].path).to_string())
+            Target::Module(m) => {
+                let e = &idx.modules[m as usize];
+                if e.root_path {
+                    flags |= module_flags::ROOT_PATH;
+                    Some(e.path.clone())
+                } else if opts.decompress.is_some() && node.disabled.is_none() {
+                    Some(decompress::plan_path(&e.path).to_string())
+                } else {
+                    Some(e.path.clone())
+                }
             }
-            Target::Module(m) => Some(idx.modules[m as usize].path.clone()),
-            Target::Builtin(_) => None,
+            Target::Builtin(_) | Target::Disabled(_) => None,
         };
+        let params = cfg.options_for_any(&node.name, &node.aliases);
         let mut waits_for: Vec<(u32, bool)> = node.waits_for.iter().map(|&(d, h)| (pos[d], h)).collect();
         waits_for.sort_unstable();
         b.modules.push(ModuleSpec {
             name: node.name.clone(),
             path,
-            params: cfg.options_for(&node.name),
+            params,
             flags,
             weight_us: node.weight_us,
             timeout_ms: 0,
             file_size: node.file_size,
             waits_for,
-            post_waits: Vec::new(),
+            post_waits: node.post_waits.iter().map(|&d| pos[d]).collect(),
             soft_pre: node.soft_pre.iter().map(|&d| pos[d]).collect(),
             soft_post: node.soft_post.iter().map(|&d| pos[d]).collect(),
         });
     }
     b.waits = resolve_waits(&cfg.waits, &g, &pos, idx)?;
-    // Aliases of the modules in the plan: modprobe.d first (they take
-    // precedence at lookup), then modules.alias.
+    // Aliases of the modules in the plan, in kmod's lookup order: modprobe.d
+    // first (counted in the header), then modules.symbols, modules.alias and
+    // the built-ins' modinfo aliases.
     for (pat, target, _) in &cfg.aliases {
-        let t = if let Some(&m) = idx.by_name.get(target) { Target::Module(m) } else { Target::Builtin(target.clone()) };
+        let t = if let Some(&m) = idx.by_name.get(target) {
+            Target::Module(m)
+        } else if idx.builtin.contains(target) {
+            Target::Builtin(target.clone())
+        } else {
+            Target::Disabled(target.clone())
+        };
         if let Some(&n) = g.index.get(&t) {
             b.aliases.push((pat.clone(), pos[n]));
         }
     }
+    b.config_alias_count = b.aliases.len() as u32;
     let mut plan_index = std::vec![NONE; idx.modules.len()];
     for (n, node) in g.nodes.iter().enumerate() {
         if let Target::Module(m) = node.target {
             plan_index[m as usize] = pos[n];
         }
     }
-    let mut alias_copies = alias_copies;
-    for a in &mut alias_copies {
-        a.1 = plan_index[a.1 as usize];
+    for mut copies in [symbol_copies, alias_copies] {
+        for a in &mut copies {
+            a.1 = plan_index[a.1 as usize];
+        }
+        b.aliases.append(&mut copies);
     }
-    if b.aliases.is_empty() {
-        b.aliases = alias_copies;
-    } else {
-        b.aliases.append(&mut alias_copies);
+    for (pat, name) in &idx.builtin_aliases {
+        if let Some(&n) = g.index.get(&Target::Builtin(name.clone())) {
+            b.aliases.push((pat.clone(), pos[n]));
+        }
     }
     Ok(b)
 }
@@ -342,7 +410,7 @@ fn resolve_waits(
             Some(name) => match g.nodes.iter().position(|n| n.name == *name) {
                 Some(n) => Some(pos[n]),
                 None => {
-                    let why = if idx.by_name.contains_key(name) || idx.builtin.contains(name) {
+                    let why = if idx.knows(name) {
                         "it is neither requested nor a dependency of a requested module"
                     } else {
                         "no such module (wait-for takes a module name, not an alias)"
