@@ -451,6 +451,43 @@ fn blacklisted_modules_behind_aliases() {
     same_as_kmod(&t, &["platform:pm-pcspkr", "pm_pcspkr"], &[]);
 }
 
+/// The firmware check: each planned module's `firmware=` files missing from
+/// ROOT/lib/firmware (plain, .xz or .zst, also in updates/ and KVER/) are a
+/// warning naming them; --strict makes it an error.
+#[test]
+fn missing_firmware_is_a_warning() {
+    let t = tree("firmware")
+        .add(
+            module("kernel/pm_fw.ko", &[], &[])
+                .firmware("pm/a.bin")
+                .firmware("pm/b.bin")
+                .firmware("pm/c.bin")
+                .firmware("pm/d.bin")
+                .firmware("pm/e.bin"),
+        )
+        .add(module("kernel/pm_nofw.ko", &[], &[]))
+        .file("lib/firmware/pm/a.bin", b"a")
+        .file("lib/firmware/pm/b.bin.xz", b"b")
+        .file("lib/firmware/pm/c.bin.zst", b"c")
+        .file(&format!("lib/firmware/updates/{KVER}/pm/d.bin"), b"d");
+    t.write();
+    let (_, err) = compile_ok(&t, &["pm_fw", "pm_nofw"]);
+    let fw = t.root.join("lib/firmware");
+    assert!(
+        err.contains(&format!("warning: module 'pm_fw' names firmware that is not under {} (plain, .xz or .zst): pm/e.bin (1 of its 5 firmware files)", fw.display())),
+        "{err}"
+    );
+    assert_eq!(err.matches("warning").count(), 1, "{err}");
+    let (code, _, err) = compile(&t, &["--strict", "pm_fw"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("error: module 'pm_fw' names firmware"), "{err}");
+    let (_, err) = compile_ok(&t, &["--no-firmware-check", "pm_fw"]);
+    assert!(!err.contains("firmware"), "{err}");
+    std::fs::write(fw.join("pm/e.bin"), b"e").unwrap();
+    let (_, err) = compile_ok(&t, &["--strict", "pm_fw"]);
+    assert!(err.is_empty(), "{err}");
+}
+
 /// Unknown names: on the command line among known ones an error (an image
 /// build should fail loudly) unless --skip-missing; in modules-load.d a
 /// warning, as systemd-modules-load logs and goes on.

@@ -18,7 +18,7 @@ usage:
   parmod-plan compile [--root DIR] [--kver VERSION] [--config PATH]... [--modules-load PATH]...
                       [--jobs N] [--module-timeout MS] [--deadline MS]
                       [--profile TRACE --profile-plan OLD_PLAN] [--decompress DIR]
-                      [--strict] [--ignore-install] [--skip-missing]
+                      [--strict] [--ignore-install] [--skip-missing] [--no-firmware-check]
                       -o PLAN [MODULE_OR_ALIAS]...
   parmod-plan show [--json] PLAN
   parmod-plan show --trace TRACE [--json] PLAN
@@ -52,6 +52,8 @@ compile: resolve the names (modules, aliases; and the modules-load.d entries), p
                        disables its module, and any other command that would run is an error
   --skip-missing       a name on the command line that is no module of the kernel is a warning,
                        not an error (modules-load.d names always are warnings)
+  --no-firmware-check  do not warn about firmware= files of the planned modules missing under
+                       ROOT/lib/firmware (the check reads every planned module file)
   -o PLAN              output file (written atomically)
 show: print a plan (or a parmod trace against its plan) for people, or as JSON.
 report: what a boot did, from a parmod --trace file and the plan it ran: the slowest modules,
@@ -126,6 +128,7 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
             "--strict" => strict = true,
             "--ignore-install" => o.build.ignore_install = true,
             "--skip-missing" => o.build.skip_missing = true,
+            "--no-firmware-check" => o.firmware_check = false,
             _ => return Err(Error::Usage(format!("compile: unknown option '{a}'"))),
         }
         i += 1;

@@ -51,6 +51,7 @@ pub mod decompress;
 pub mod error;
 pub mod graph;
 pub mod kmod;
+pub mod modinfo;
 pub mod profile;
 pub mod show;
 
@@ -103,6 +104,9 @@ pub struct Options {
     pub decompress: Option<PathBuf>,
     /// `install` lines and unknown names (see [`BuildOptions`]).
     pub build: BuildOptions,
+    /// Warn about `firmware=` files of the planned modules that are missing
+    /// under `ROOT/lib/firmware` (see [`missing_firmware`]).
+    pub firmware_check: bool,
 }
 
 impl Default for Options {
@@ -119,6 +123,7 @@ impl Default for Options {
             profile: None,
             decompress: None,
             build: BuildOptions::default(),
+            firmware_check: true,
         }
     }
 }
@@ -205,8 +210,8 @@ pub fn compile(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<PlanBuild
 }
 
 /// Compile a plan for `requests` from already loaded inputs (only the header
-/// fields, the profile, the decompress directory and the build options of
-/// `opts` are used).
+/// fields, the profile, the decompress directory, the build options and the
+/// firmware check of `opts` are used).
 pub fn compile_requests(
     opts: &Options,
     inputs: &Inputs,
@@ -290,6 +295,22 @@ pub fn compile_requests(
                     None => root_files.iter().find(|f| f.0 == n).map(|f| inputs.root.join(f.1)).unwrap_or_default(),
                 };
                 return Err(Error::MissingFile { module: node.name.clone(), path });
+            }
+        }
+    }
+    if opts.firmware_check {
+        let targets: Vec<(usize, PathBuf)> = files
+            .iter()
+            .map(|&(n, p)| (n, dir.join(p)))
+            .chain(root_files.iter().map(|&(n, p)| (n, inputs.root.join(p))))
+            .collect();
+        for (n, check) in missing_firmware(&inputs.root, kver, &targets) {
+            match check {
+                Ok((missing, total)) => warn(firmware_warning(&g.nodes[n].name, &inputs.root, &missing, total)),
+                Err(e) => warn(format!(
+                    "cannot check the firmware of module '{}': {e}; the kernel will likely refuse this file too",
+                    g.nodes[n].name
+                )),
             }
         }
     }
@@ -393,6 +414,93 @@ pub fn compile_requests(
         }
     }
     Ok(b)
+}
+
+/// Firmware search directories under the root, as the kernel's firmware
+/// loader tries them (drivers/base/firmware_loader/main.c, fw_path), and the
+/// suffixes of compressed firmware (CONFIG_FW_LOADER_COMPRESS).
+fn firmware_dirs(root: &Path, kver: &str) -> Vec<PathBuf> {
+    ["lib/firmware/updates/KVER", "lib/firmware/updates", "lib/firmware/KVER", "lib/firmware"]
+        .iter()
+        .map(|d| root.join(d.replace("KVER", kver)))
+        .collect()
+}
+const FIRMWARE_SUFFIXES: [&str; 3] = ["", ".xz", ".zst"];
+
+/// What [`missing_firmware`] found for one module: the missing names and
+/// the number of `firmware=` entries, or why the file could not be read.
+pub type FirmwareCheck = Result<(Vec<String>, usize)>;
+
+/// For each module file of `modules` ((node, path) pairs), the `firmware=`
+/// entries of its modinfo that exist under none of the firmware directories
+/// of `root`, plain or compressed, for the modules that miss any or whose
+/// file cannot be read, in node order. The files are read by a few threads;
+/// the names are then looked up once each, skipping directories that do not
+/// exist (a whole kernel names thousands of firmware files).
+pub fn missing_firmware(root: &Path, kver: &str, modules: &[(usize, PathBuf)]) -> Vec<(usize, FirmwareCheck)> {
+    let one = |(n, path): &(usize, PathBuf)| -> (usize, Result<Vec<String>>) {
+        (*n, modinfo::read(path, "firmware"))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let read: Vec<(usize, Result<Vec<String>>)> = if modules.len() < 64 || threads < 2 {
+        modules.iter().map(one).collect()
+    } else {
+        let chunk = modules.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = modules.chunks(chunk).map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        })
+    };
+    let dirs: Vec<PathBuf> = firmware_dirs(root, kver).into_iter().filter(|d| d.is_dir()).collect();
+    let mut dir_exists: std::collections::HashMap<PathBuf, bool> = std::collections::HashMap::new();
+    let mut found: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    let mut exists = |name: &str| -> bool {
+        if let Some(&f) = found.get(name) {
+            return f;
+        }
+        let f = is_safe_firmware_name(name)
+            && dirs.iter().any(|d| {
+                let file = d.join(name);
+                let parent = file.parent().map(Path::to_path_buf).unwrap_or_default();
+                *dir_exists.entry(parent.clone()).or_insert_with(|| parent.is_dir())
+                    && FIRMWARE_SUFFIXES.iter().any(|s| d.join(format!("{name}{s}")).exists())
+            });
+        found.insert(name.to_string(), f);
+        f
+    };
+    let mut out: Vec<(usize, FirmwareCheck)> = Vec::new();
+    for (n, names) in read {
+        match names {
+            Err(e) => out.push((n, Err(e))),
+            Ok(names) => {
+                let missing: Vec<String> = names.iter().filter(|f| !exists(f)).cloned().collect();
+                if !missing.is_empty() {
+                    out.push((n, Ok((missing, names.len()))));
+                }
+            }
+        }
+    }
+    out.sort_by_key(|e| e.0);
+    out
+}
+
+/// A firmware name the loader would look up: relative, no `..` (the kernel
+/// refuses those too).
+fn is_safe_firmware_name(name: &str) -> bool {
+    crate::plan::is_safe_relative_path(name.as_bytes())
+}
+
+fn firmware_warning(module: &str, root: &Path, missing: &[String], total: usize) -> String {
+    const SHOWN: usize = 5;
+    let mut list = missing.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if missing.len() > SHOWN {
+        list.push_str(&format!(", and {} more", missing.len() - SHOWN));
+    }
+    format!(
+        "module '{module}' names firmware that is not under {} (plain, .xz or .zst): {list} ({} of its {total} firmware files); where the device needs one of them the module fails at boot, with no retry: install the firmware into the image",
+        root.join("lib/firmware").display(),
+        missing.len()
+    )
 }
 
 /// Turn the `wait-for` statements into the plan's waits: `after MODULE` must
