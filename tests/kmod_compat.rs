@@ -512,3 +512,53 @@ fn unknown_names_on_the_command_line_and_in_modules_load_d() {
         assert!(!k[0].ok, "{:?}", k[0]);
     }
 }
+
+/// A module file given by its path (kmod 31 and later accept
+/// `modprobe /path/x.ko`): the file with its modinfo `depends=`; a file of
+/// modules.dep is that module; a file outside the root is refused. (kmod 30,
+/// Debian 12's, has no such form: no comparison.)
+#[test]
+fn module_files_given_by_path() {
+    let t = tree("by-path")
+        .add(module("kernel/pm_base.ko", &["pm_base_fn"], &[]))
+        .add(module("kernel/pm_user.ko", &[], &["pm_base_fn"]))
+        .loose("opt/extra/pm_file.ko", module("pm_file.ko", &[], &["pm_base_fn"]).depends("pm_base"))
+        .loose("opt/extra/pm_lost.ko", module("pm_lost.ko", &[], &[]).depends("pm_nosuch"))
+        .loose(&format!("lib/modules/{KVER}/updates/pm_new.ko"), module("pm_new.ko", &[], &[]))
+        .conf("a.conf", "options pm_file x=1\n");
+    t.write();
+    let root = std::fs::canonicalize(&t.root).unwrap();
+    let file = root.join("opt/extra/pm_file.ko");
+    let (p, _) = compile_ok(&t, &[file.to_str().unwrap()]);
+    assert_eq!(names(&p), ["pm_base", "pm_file"]);
+    let m = module_of(&p, "pm_file");
+    assert_eq!(m["path"], "/opt/extra/pm_file.ko");
+    assert_eq!(m["requested"], true);
+    assert_eq!(m["params"], "x=1");
+    assert_eq!(m["deps"], serde_json::json!(["pm_base"]));
+    // Under the module directory but not in modules.dep: planned relative to it.
+    let (p, _) = compile_ok(&t, &[root.join(format!("lib/modules/{KVER}/updates/pm_new.ko")).to_str().unwrap()]);
+    assert_eq!(module_of(&p, "pm_new")["path"], "updates/pm_new.ko");
+    // A file modules.dep lists is that module, with its dependencies from there.
+    let (p, _) = compile_ok(&t, &[root.join(format!("lib/modules/{KVER}/kernel/pm_user.ko")).to_str().unwrap(), "pm_user"]);
+    assert_eq!(names(&p), ["pm_base", "pm_user"]);
+    // depends= naming no module: a warning.
+    let (p, err) = compile_ok(&t, &[root.join("opt/extra/pm_lost.ko").to_str().unwrap()]);
+    assert_eq!(names(&p), ["pm_lost"]);
+    assert!(err.contains("depends on 'pm_nosuch' (modinfo depends=), which is no module of this kernel"), "{err}");
+    // Outside the root, missing, or no module file: errors naming it.
+    let outside = t.root.parent().unwrap().join("pm_outside.ko");
+    std::fs::write(&outside, kmod_tree::elf_module(&module("pm_outside.ko", &[], &[]), KVER)).unwrap();
+    let (code, _, err) = compile(&t, &[outside.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("outside the root") && err.contains("run depmod"), "{err}");
+    let (code, _, err) = compile(&t, &[root.join("opt/extra/none.ko").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read") && err.contains("none.ko"), "{err}");
+    // Two modules of one name in a plan: refused.
+    let dup = root.join(format!("lib/modules/{KVER}/updates/pm_user.ko"));
+    std::fs::write(&dup, kmod_tree::elf_module(&module("pm_user.ko", &[], &[]), KVER)).unwrap();
+    let (code, _, err) = compile(&t, &[dup.to_str().unwrap(), "pm_user"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("two modules named 'pm_user' in the plan"), "{err}");
+}

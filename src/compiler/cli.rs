@@ -19,14 +19,15 @@ usage:
                       [--jobs N] [--module-timeout MS] [--deadline MS]
                       [--profile TRACE --profile-plan OLD_PLAN] [--decompress DIR]
                       [--strict] [--ignore-install] [--skip-missing] [--no-firmware-check]
-                      -o PLAN [MODULE_OR_ALIAS]...
+                      -o PLAN [MODULE_OR_ALIAS_OR_FILE]...
   parmod-plan show [--json] PLAN
   parmod-plan show --trace TRACE [--json] PLAN
   parmod-plan report --plan PLAN TRACE [--svg FILE] [--chrome-trace FILE]
 
 compile: resolve the names (modules, aliases; and the modules-load.d entries), pull in
   their dependencies (modules.dep) and soft dependencies (modules.softdep, modprobe.d),
-  and write a load plan.
+  and write a load plan. A name starting with / or ./ is a module file inside ROOT: it is
+  planned with the dependencies its modinfo depends= names.
   --root DIR           system root holding lib/modules/VERSION, modprobe.d, modules-load.d (default /)
   --kver VERSION       kernel version (default: the only, or newest, under ROOT/lib/modules)
   --config PATH        modprobe.d-style file or directory (also takes parmod's wait-for lines);

@@ -9,7 +9,7 @@ use std::vec;
 
 use super::config::{Install, ModprobeConfig, Source};
 use super::error::{Error, Result};
-use super::kmod::{normalize_alias, FastMap, KmodIndex};
+use super::kmod::{canonical, modname_from_path, normalize_alias, FastMap, KmodIndex, ModuleEntry};
 use crate::plan::glob_match;
 
 /// What a name resolves to.
@@ -22,6 +22,9 @@ pub enum Target {
     /// A name that is no module but has a no-op `install` command (kmod runs
     /// the command and succeeds): a disabled entry without a file.
     Disabled(String),
+    /// A module file given by its path, not in modules.dep (its index in
+    /// [`Graph::files`]).
+    File(u32),
 }
 
 /// One module a lookup found.
@@ -200,6 +203,16 @@ impl<'a> SoftdepIndex<'a> {
 pub struct Graph {
     pub nodes: Vec<Node>,
     pub index: FastMap<Target, usize>,
+    /// Module files given by path that modules.dep does not list.
+    pub files: Vec<ModuleEntry>,
+    /// Their dependencies, from their modinfo `depends=`.
+    file_deps: Vec<Vec<Target>>,
+}
+
+/// Whether a requested name is a module file's path, as kmod (31 and
+/// later) tells them apart: it starts with `/` or `./`.
+pub fn is_file_name(name: &str) -> bool {
+    name.starts_with('/') || name.starts_with("./")
 }
 
 /// A name to load and where it was asked for (None: the command line).
@@ -219,14 +232,74 @@ pub struct BuildOptions {
 }
 
 impl Graph {
+    /// The module file entry of a target: in modules.dep, or given by path.
+    pub fn entry<'a>(&'a self, idx: &'a KmodIndex, t: &Target) -> Option<&'a ModuleEntry> {
+        match t {
+            Target::Module(m) => idx.modules.get(*m as usize),
+            Target::File(f) => self.files.get(*f as usize),
+            Target::Builtin(_) | Target::Disabled(_) => None,
+        }
+    }
+
+    fn target_name(&self, idx: &KmodIndex, t: &Target) -> String {
+        match (t, self.entry(idx, t)) {
+            (_, Some(e)) => e.name.clone(),
+            (Target::Builtin(b) | Target::Disabled(b), None) => b.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// A requested module file (kmod 31's `modprobe /path/x.ko`): the module
+    /// of modules.dep when it is one of its files, else a module of its own,
+    /// its dependencies read from its modinfo `depends=`. It must lie inside
+    /// the root: the plan names files of the system it is for.
+    fn file_target(&mut self, idx: &KmodIndex, name: &str, warn: &mut dyn FnMut(String)) -> Result<Target> {
+        let given = std::path::Path::new(name);
+        let abs = std::fs::canonicalize(given).map_err(|err| Error::Read { path: given.to_path_buf(), err })?;
+        let root = &idx.paths.root_abs;
+        let outside = || {
+            Error::Other(format!(
+                "'{name}' is {}, outside the root {}: a plan names the module files of the system it is for; copy the file under {}/{} (updates/, for instance) and run depmod, or give the root it belongs to",
+                abs.display(),
+                idx.paths.root.display(),
+                idx.paths.root.display(),
+                idx.paths.module_dir_rel.trim_end_matches('/')
+            ))
+        };
+        let rel = abs.strip_prefix(root).map_err(|_| outside())?;
+        let rel = rel.to_str().ok_or_else(outside)?;
+        if crate::plan::Compression::from_path(rel.as_bytes()).is_none() {
+            return Err(Error::Other(format!("'{name}' is not a module file (.ko, .ko.xz, .ko.zst or .ko.gz)")));
+        }
+        let (path, root_path) = match rel.strip_prefix(idx.paths.module_dir_rel.as_str()) {
+            Some(inner) => (inner.to_string(), false),
+            None => (rel.to_string(), true),
+        };
+        if let Some(m) = idx.modules.iter().position(|e| e.path == path && e.root_path == root_path) {
+            return Ok(Target::Module(m as u32));
+        }
+        let modname = super::modinfo::read(&abs, "name")?.pop().map(|n| canonical(&n)).unwrap_or_else(|| modname_from_path(rel));
+        let mut deps = Vec::new();
+        for d in super::modinfo::read(&abs, "depends")?.iter().flat_map(|v| v.split(',')).filter(|d| !d.is_empty()) {
+            let d = canonical(d);
+            if let Some(&m) = idx.by_name.get(&d) {
+                deps.push(Target::Module(m));
+            } else if idx.builtin.contains(&d) {
+                deps.push(Target::Builtin(d));
+            } else {
+                warn(format!("'{name}' depends on '{d}' (modinfo depends=), which is no module of this kernel; it will likely fail to load"));
+            }
+        }
+        self.files.push(ModuleEntry { name: modname, path, root_path, deps: Vec::new() });
+        self.file_deps.push(deps);
+        Ok(Target::File(self.files.len() as u32 - 1))
+    }
+
     fn node(&mut self, idx: &KmodIndex, t: &Target, queue: &mut VecDeque<usize>) -> usize {
         if let Some(&n) = self.index.get(t) {
             return n;
         }
-        let name = match t {
-            Target::Module(m) => idx.modules[*m as usize].name.clone(),
-            Target::Builtin(b) | Target::Disabled(b) => b.clone(),
-        };
+        let name = self.target_name(idx, t);
         let n = self.nodes.len();
         self.nodes.push(Node {
             target: t.clone(),
@@ -267,6 +340,12 @@ impl Graph {
         let mut soft_lookups: FastMap<&str, Lookup> = FastMap::default();
         let kver = idx.dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         for r in requests {
+            if is_file_name(&r.name) {
+                let t = g.file_target(idx, &r.name, warn)?;
+                let n = g.node(idx, &t, &mut queue);
+                g.nodes[n].requested = true;
+                continue;
+            }
             let found = lookup(idx, cfg, &r.name, opts.ignore_install);
             // A name that loads nothing: an error on the command line (an
             // image build should fail loudly) unless --skip-missing; a warning
@@ -294,10 +373,7 @@ impl Graph {
             }
             let mut kept = 0;
             for f in &found.found {
-                let tname = match &f.target {
-                    Target::Module(m) => idx.modules[*m as usize].name.clone(),
-                    Target::Builtin(b) | Target::Disabled(b) => b.clone(),
-                };
+                let tname = g.target_name(idx, &f.target);
                 // modprobe (KMOD_PROBE_APPLY_BLACKLIST_ALIAS_ONLY) skips a
                 // blacklisted module only when it was found through an alias.
                 if found.via_alias && cfg.blacklist.contains(&tname) {
@@ -314,11 +390,14 @@ impl Graph {
             }
         }
         while let Some(n) = queue.pop_front() {
-            if let Target::Module(m) = g.nodes[n].target {
-                for &d in &idx.modules[m as usize].deps {
-                    let dn = g.node(idx, &Target::Module(d), &mut queue);
-                    g.nodes[n].waits_for.push((dn, true));
-                }
+            let deps: Vec<Target> = match g.nodes[n].target {
+                Target::Module(m) => idx.modules[m as usize].deps.iter().map(|&d| Target::Module(d)).collect(),
+                Target::File(f) => g.file_deps[f as usize].clone(),
+                _ => Vec::new(),
+            };
+            for d in deps {
+                let dn = g.node(idx, &d, &mut queue);
+                g.nodes[n].waits_for.push((dn, true));
             }
             if let Some(sd) = softdeps.find(cfg, &g.nodes[n].name) {
                 let name = g.nodes[n].name.clone();
@@ -379,6 +458,22 @@ impl Graph {
             }
         }
         g.apply_install_and_blacklist(cfg, opts, warn)?;
+        let mut seen: FastMap<&str, usize> = FastMap::default();
+        for (n, node) in g.nodes.iter().enumerate() {
+            if let Some(&other) = seen.get(node.name.as_str()) {
+                let from = |k: usize| match g.entry(idx, &g.nodes[k].target) {
+                    Some(e) => e.path.clone(),
+                    None => "built in".into(),
+                };
+                return Err(Error::Other(format!(
+                    "two modules named '{}' in the plan: {} and {}; request one of them",
+                    node.name,
+                    from(other),
+                    from(n)
+                )));
+            }
+            seen.insert(&node.name, n);
+        }
         Ok(g)
     }
 
@@ -410,7 +505,7 @@ impl Graph {
                     let src = cfg.install_for(&node.name).map(|i| i.source.clone());
                     node.disabled = src;
                 }
-                Target::Module(_) if !opts.ignore_install => {
+                Target::Module(_) | Target::File(_) if !opts.ignore_install => {
                     let Some(i) = cfg.install_for(&node.name) else { continue };
                     if !node.soft_pre.is_empty() || !node.soft_post.is_empty() {
                         continue;

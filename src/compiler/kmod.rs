@@ -118,6 +118,8 @@ pub struct KmodIndex {
     pub builtin_aliases: Vec<(String, String)>,
     /// Whether the kernel has a modules.dep (a kernel may have only built-ins).
     pub has_dep: bool,
+    /// How module paths resolve.
+    pub paths: DepPaths,
 }
 
 /// kmod's canonical module name of a path: the basename without `.ko[.xz|.zst|.gz]`,
@@ -173,7 +175,7 @@ fn literal_prefix(s: &str) -> usize {
 
 /// Where modules.dep paths resolve: the root and the module directory's
 /// place under it (`lib/modules/KVER`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct DepPaths {
     /// The root as given (`--root`), and in absolute form.
     pub root: PathBuf,
@@ -218,7 +220,7 @@ impl KmodIndex {
     /// resolved by `paths`. All files are optional, as they are for kmod; a
     /// kernel without modules.dep has only built-in modules.
     pub fn load(dir: &Path, paths: &DepPaths) -> Result<Self> {
-        let mut idx = KmodIndex { dir: dir.to_path_buf(), ..Default::default() };
+        let mut idx = KmodIndex { dir: dir.to_path_buf(), paths: paths.clone(), ..Default::default() };
         let alias_path = dir.join("modules.alias");
         let symbols_path = dir.join("modules.symbols");
         let dep_path = dir.join("modules.dep");

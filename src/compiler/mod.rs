@@ -230,13 +230,22 @@ pub fn compile_requests(
     // Meanwhile, copy the modules.alias and modules.symbols patterns of the
     // modules in the plan (tens of thousands of strings for a whole kernel).
     // Disabled modules are never opened.
+    // The module files given by path, out of the graph (which is changed
+    // below while their paths are borrowed).
+    let given = std::mem::take(&mut g.files);
+    let entry = |t: &Target| match t {
+        Target::Module(m) => idx.modules.get(*m as usize),
+        Target::File(f) => given.get(*f as usize),
+        Target::Builtin(_) | Target::Disabled(_) => None,
+    };
     let mut files: Vec<(usize, &str)> = Vec::new();
     let mut root_files: Vec<(usize, &str)> = Vec::new();
     let mut in_plan = std::vec![false; idx.modules.len()];
     for (n, node) in g.nodes.iter().enumerate() {
         if let Target::Module(m) = node.target {
             in_plan[m as usize] = true;
-            let e = &idx.modules[m as usize];
+        }
+        if let Some(e) = entry(&node.target) {
             if node.disabled.is_some() {
                 continue;
             }
@@ -348,9 +357,8 @@ pub fn compile_requests(
                 flags |= bit;
             }
         }
-        let path = match node.target {
-            Target::Module(m) => {
-                let e = &idx.modules[m as usize];
+        let path = match entry(&node.target) {
+            Some(e) => {
                 if e.root_path {
                     flags |= module_flags::ROOT_PATH;
                     Some(e.path.clone())
@@ -360,7 +368,7 @@ pub fn compile_requests(
                     Some(e.path.clone())
                 }
             }
-            Target::Builtin(_) | Target::Disabled(_) => None,
+            None => None,
         };
         let params = cfg.options_for_any(&node.name, &node.aliases);
         let mut waits_for: Vec<(u32, bool)> = node.waits_for.iter().map(|&(d, h)| (pos[d], h)).collect();

@@ -31,6 +31,8 @@ pub struct Mod {
     pub aliases: Vec<String>,
     pub softdep: Option<String>,
     pub firmware: Vec<String>,
+    /// modinfo `depends=` (what modpost writes; depmod reads symbols instead).
+    pub depends: Vec<String>,
 }
 
 /// Shorthand: a module at `path` exporting `exports` and needing `needs`.
@@ -56,6 +58,10 @@ impl Mod {
         self.firmware.push(f.into());
         self
     }
+    pub fn depends(mut self, d: &str) -> Self {
+        self.depends.push(d.into());
+        self
+    }
     /// kmod's module name: the file name without `.ko`, `-` as `_`.
     pub fn name(&self) -> String {
         let base = self.path.rsplit('/').next().unwrap();
@@ -74,6 +80,8 @@ pub struct Tree {
     pub depmod_conf: String,
     /// Write no modules.dep at all (a kernel with only built-ins).
     pub no_dep: bool,
+    /// Module files outside the indexes: path under the root -> module.
+    pub loose: Vec<(String, Mod)>,
 }
 
 impl Tree {
@@ -85,11 +93,18 @@ impl Tree {
             files: BTreeMap::new(),
             depmod_conf: String::new(),
             no_dep: false,
+            loose: Vec::new(),
         }
     }
 
     pub fn add(mut self, m: Mod) -> Self {
         self.modules.push(m);
+        self
+    }
+
+    /// A module file at `path` under the root that no index names.
+    pub fn loose(mut self, path: &str, m: Mod) -> Self {
+        self.loose.push((path.into(), m));
         self
     }
 
@@ -181,6 +196,11 @@ impl Tree {
         std::fs::write(md.join("modules.alias"), alias).unwrap();
         std::fs::write(md.join("modules.symbols"), symbols).unwrap();
         std::fs::write(md.join("modules.softdep"), softdep).unwrap();
+        for (p, m) in &self.loose {
+            let f = self.root.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, elf_module(m, &self.kver)).unwrap();
+        }
         for (p, data) in &self.files {
             let f = self.root.join(p);
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
@@ -333,6 +353,9 @@ pub fn elf_module(m: &Mod, kver: &str) -> Vec<u8> {
     }
     for f in &m.firmware {
         info("firmware", f);
+    }
+    if !m.depends.is_empty() {
+        info("depends", &m.depends.join(","));
     }
     info("name", &m.name());
     info("vermagic", &format!("{kver} SMP mod_unload "));
