@@ -466,6 +466,7 @@ fn missing_firmware_is_a_warning() {
                 .firmware("pm/e.bin"),
         )
         .add(module("kernel/pm_nofw.ko", &[], &[]))
+        .add(module("kernel/pm_fwxz.ko.xz", &[], &[]).firmware("pm/a.bin").firmware("pm/xz-only.bin"))
         .file("lib/firmware/pm/a.bin", b"a")
         .file("lib/firmware/pm/b.bin.xz", b"b")
         .file("lib/firmware/pm/c.bin.zst", b"c")
@@ -478,6 +479,12 @@ fn missing_firmware_is_a_warning() {
         "{err}"
     );
     assert_eq!(err.matches("warning").count(), 1, "{err}");
+    // A compressed module is read decompressed; with --decompress, from its copy.
+    for args in [&["pm_fwxz"][..], &["--decompress", t.root.with_extension("ko").to_str().unwrap(), "pm_fwxz"]] {
+        let (p, err) = compile_ok(&t, args);
+        assert_eq!(names(&p), ["pm_fwxz"]);
+        assert!(err.contains("module 'pm_fwxz' names firmware") && err.contains(": pm/xz-only.bin (1 of its 2 firmware files)"), "{err}");
+    }
     let (code, _, err) = compile(&t, &["--strict", "pm_fw"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("error: module 'pm_fw' names firmware"), "{err}");

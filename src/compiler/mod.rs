@@ -308,9 +308,14 @@ pub fn compile_requests(
         }
     }
     if opts.firmware_check {
+        // With --decompress, the decompressed copies (not decoded twice).
+        let read_from = |p: &str| match &opts.decompress {
+            Some(out) if decompress::plan_path(p) != p => out.join(decompress::plan_path(p)),
+            _ => dir.join(p),
+        };
         let targets: Vec<(usize, PathBuf)> = files
             .iter()
-            .map(|&(n, p)| (n, dir.join(p)))
+            .map(|&(n, p)| (n, read_from(p)))
             .chain(root_files.iter().map(|&(n, p)| (n, inputs.root.join(p))))
             .collect();
         for (n, check) in missing_firmware(&inputs.root, kver, &targets) {

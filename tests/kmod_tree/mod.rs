@@ -166,7 +166,8 @@ impl Tree {
         for m in &self.modules {
             let f = self.file_of(&self.root, m);
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-            std::fs::write(&f, elf_module(m, &self.kver)).unwrap();
+            let elf = elf_module(m, &self.kver);
+            std::fs::write(&f, if m.path.ends_with(".ko.xz") { xz(&elf) } else { elf }).unwrap();
         }
         if !self.no_dep {
             let deps = self.deps();
@@ -334,6 +335,15 @@ impl KmodAnswer {
 }
 
 // ---------------------------------------------------------------- ELF
+
+/// xz with a CRC32 check, as the kernel's `make modules_install` compresses.
+pub fn xz(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let stream = liblzma::stream::Stream::new_easy_encoder(6, liblzma::stream::Check::Crc32).unwrap();
+    let mut e = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
 
 /// A minimal ELF64 little-endian relocatable object as depmod and parmod
 /// read a module: `.modinfo`, `__ksymtab_strings` (exports), `.symtab` with
