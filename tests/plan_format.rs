@@ -18,7 +18,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use parmod::plan::{
     crc32c, is_safe_relative_path, module_flags, wait_flags, Compression, ModuleSpec, Plan, PlanBuilder,
-    PlanError, WaitSpec, EDGE_HARD, HEADER_SIZE, MAGIC, MODULE_RECORD_SIZE, NONE, VERSION,
+    PlanError, WaitSpec, EDGE_HARD, EDGE_POST, HEADER_SIZE, MAGIC, MODULE_RECORD_SIZE, NONE, VERSION,
 };
 
 // Byte offsets of the format, written out here on purpose: the tests pin the
@@ -26,7 +26,8 @@ use parmod::plan::{
 const H_VERSION: usize = 8;
 const H_FILE_SIZE: usize = 16;
 const H_CHECKSUM: usize = 20;
-const H_RESERVED: usize = 104;
+const H_CONFIG_ALIASES: usize = 104;
+const H_RESERVED: usize = 108;
 const R_WAITS_FOR: usize = 32;
 const R_DEPENDENTS: usize = 40;
 
@@ -101,12 +102,22 @@ fn sample() -> PlanBuilder {
         m("e1000e", Some("kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko.gz"), &[]),
         // 11: soft only on the builtin.
         m("dm-mod", Some("kernel/drivers/md/dm-mod.ko"), &[(0, false)]),
+        // 12: disabled by configuration and blacklisted, with its file.
+        m("pcspkr", Some("kernel/drivers/input/misc/pcspkr.ko"), &[(2, true)]),
+        // 13: a disabled name without a module file.
+        m("no-such-thing", None, &[]),
+        // 14: outside the module directory (depmod's external directory).
+        m("ext", Some("lib/modules/external/ext.ko.xz"), &[(2, true)]),
+        // 15: a post soft dependency of snd-hda-intel only, and its
+        // post-only dependency 16.
+        m("snd-post-dep", Some("kernel/sound/snd-post-dep.ko"), &[(7, false)]),
+        m("snd-post", Some("kernel/sound/snd-post.ko"), &[(7, false), (15, true)]),
     ];
     mods[2].params = "cards_limit=2 slots=snd-hda-intel".into();
     mods[7].params = "model=auto enable_msi=1 power_save=0".into();
     mods[7].flags = REQUESTED;
     mods[7].soft_pre = vec![1];
-    mods[7].soft_post = vec![9, 11];
+    mods[7].soft_post = vec![9, 11, 16];
     mods[8].flags = REQUESTED | IGNORE_MODVERSIONS;
     mods[9].flags = SOFT_ONLY;
     mods[10].flags = REQUESTED | IGNORE_VERMAGIC;
@@ -114,6 +125,13 @@ fn sample() -> PlanBuilder {
     mods[10].timeout_ms = 5000;
     mods[11].flags = IGNORE_MODVERSIONS | IGNORE_VERMAGIC;
     mods[11].soft_pre = vec![8];
+    mods[12].flags = DISABLED | BLACKLISTED;
+    mods[13].flags = DISABLED | REQUESTED;
+    mods[14].flags = ROOT_PATH | REQUESTED;
+    mods[15].flags = POST_ONLY;
+    mods[15].post_waits = vec![7];
+    mods[16].flags = POST_ONLY | SOFT_ONLY;
+    mods[16].post_waits = vec![7];
     for (i, x) in mods.iter_mut().enumerate() {
         x.weight_us = 100 + 37 * i as u32 * (i as u32 % 5);
         if x.path.is_some() {
@@ -142,6 +160,7 @@ fn sample() -> PlanBuilder {
             ("pci:v00008086d000015B8sv*sd*bc*sc*i*".into(), 10),
             ("devname:mapper/control".into(), 11),
         ],
+        config_alias_count: 2,
     }
 }
 
@@ -171,6 +190,12 @@ fn normalised(spec: &[(u32, bool)]) -> Vec<(u32, bool)> {
 fn edges(it: impl Iterator<Item = parmod::plan::Edge>) -> Vec<(u32, bool)> {
     it.map(|e| (e.module, e.hard)).collect()
 }
+
+/// The modules of a list whose edge carries the post bit.
+fn post_edges(it: impl Iterator<Item = parmod::plan::Edge>) -> Vec<u32> {
+    it.filter(|e| e.post).map(|e| e.module).collect()
+}
+
 
 fn is_wait_path(p: &[u8]) -> bool {
     match p.strip_prefix(b"/dev/").or_else(|| p.strip_prefix(b"/sys/")) {
@@ -218,9 +243,12 @@ fn check_consistent(p: &Plan<'_>) -> Result<(), String> {
             "module {i}: compression bits {bits}"
         );
         let _ = md.compression().kernel_name();
-        if md.is_builtin() {
+        ensure!(!(md.is_builtin() && md.is_disabled()), "module {i}: built in and disabled");
+        let _ = (md.is_blacklisted(), md.is_post_only());
+        if md.is_builtin() || (md.is_disabled() && md.path().is_none()) {
             ensure!(md.path().is_none() && md.path_with_nul().is_none(), "module {i}: builtin with path");
             ensure!(md.compression() == Compression::None, "module {i}: builtin compressed");
+            ensure!(!md.is_root_path(), "module {i}: root path without a path");
         } else {
             let path = md.path().ok_or(format!("module {i}: no path"))?;
             ensure!(is_safe_relative_path(path), "module {i}: unsafe path {path:?}");
@@ -245,6 +273,16 @@ fn check_consistent(p: &Plan<'_>) -> Result<(), String> {
 
         let w = md.waits_for();
         ensure!(w.len() == w.clone().count(), "module {i}: waits_for len");
+        for e in w.clone().chain(md.dependents()) {
+            ensure!(!(e.hard && e.post), "module {i}: edge {e:?} is hard and post");
+        }
+        let posts = post_edges(w.clone());
+        for &j in &posts {
+            ensure!(
+                post_edges(p.module(j).unwrap().dependents()).contains(&i),
+                "module {i}: post edge to {j} not mirrored"
+            );
+        }
         let w = edges(w);
         waits_total += w.len();
         for (k, &(j, hard)) in w.iter().enumerate() {
@@ -267,7 +305,7 @@ fn check_consistent(p: &Plan<'_>) -> Result<(), String> {
         }
         for (what, list) in [("soft_pre", md.soft_pre()), ("soft_post", md.soft_post())] {
             for e in list {
-                ensure!(!e.hard && e.module < n && e.module != i, "module {i}: {what} entry {e:?}");
+                ensure!(!e.hard && !e.post && e.module < n && e.module != i, "module {i}: {what} entry {e:?}");
             }
         }
         let dw = md.dev_waits();
@@ -303,6 +341,7 @@ fn check_consistent(p: &Plan<'_>) -> Result<(), String> {
         ensure!(!a.pattern.is_empty() && !a.pattern.contains(&0), "alias {ai}: pattern {:?}", a.pattern);
         ensure!(a.module < n, "alias {ai}: module {}", a.module);
     }
+    ensure!(p.config_alias_count() <= na, "config_alias_count {} of {na}", p.config_alias_count());
     Ok(())
 }
 
@@ -331,6 +370,8 @@ fn check_round_trip(b: &PlanBuilder, bytes: &[u8]) {
     assert_eq!(p.bytes(), bytes);
     assert_eq!(&bytes[..8], &MAGIC);
     assert_eq!(u32_at(bytes, H_VERSION), VERSION);
+    assert_eq!(p.config_alias_count(), b.config_alias_count);
+    assert_eq!(u32_at(bytes, H_CONFIG_ALIASES), b.config_alias_count);
 
     // Expected edges, computed independently of the writer.
     let waits: Vec<Vec<(u32, bool)>> = b.modules.iter().map(|x| normalised(&x.waits_for)).collect();
@@ -360,12 +401,13 @@ fn check_round_trip(b: &PlanBuilder, bytes: &[u8]) {
         assert_eq!(md.index(), i as u32);
         assert_eq!(md.name(), spec.name.as_bytes(), "module {i}");
         assert_eq!(md.path(), spec.path.as_deref().map(str::as_bytes), "module {i}");
-        assert_eq!(md.is_builtin(), spec.path.is_none(), "module {i}");
+        let disabled = spec.flags & module_flags::DISABLED != 0;
+        assert_eq!(md.is_builtin(), spec.path.is_none() && !disabled, "module {i}");
         let comp =
             spec.path.as_ref().map_or(Compression::None, |x| Compression::from_path(x.as_bytes()).unwrap());
         assert_eq!(md.compression(), comp, "module {i}");
         let mut flags = spec.flags | ((comp as u32) << module_flags::COMPRESSION_SHIFT);
-        if spec.path.is_none() {
+        if spec.path.is_none() && !disabled {
             flags |= module_flags::BUILTIN;
         }
         assert_eq!(md.flags(), flags, "module {i}");
@@ -377,6 +419,17 @@ fn check_round_trip(b: &PlanBuilder, bytes: &[u8]) {
         assert_eq!(md.priority_us(), prio[i], "module {i}");
         assert_eq!(edges(md.waits_for()), waits[i], "module {i} waits_for");
         assert_eq!(edges(md.dependents()), deps[i], "module {i} dependents");
+        // Post bits: on the soft edges named by post_waits (a hard edge wins).
+        let want_post: Vec<u32> =
+            waits[i].iter().filter(|&&(d, hard)| !hard && spec.post_waits.contains(&d)).map(|&(d, _)| d).collect();
+        assert_eq!(post_edges(md.waits_for()), want_post, "module {i} post edges");
+        let want_post_deps: Vec<u32> = (0..n as u32)
+            .filter(|&j| {
+                let other = &b.modules[j as usize];
+                waits[j as usize].iter().any(|&(d, hard)| d == i as u32 && !hard && other.post_waits.contains(&d))
+            })
+            .collect();
+        assert_eq!(post_edges(md.dependents()), want_post_deps, "module {i} post dependents");
         let soft = |v: &[u32]| v.iter().map(|&d| (d, false)).collect::<Vec<_>>();
         assert_eq!(edges(md.soft_pre()), soft(&spec.soft_pre), "module {i} soft_pre");
         assert_eq!(edges(md.soft_post()), soft(&spec.soft_post), "module {i} soft_post");
@@ -432,8 +485,15 @@ fn sample_round_trips() {
     check_round_trip(&b, &bytes);
     // Exercise everything the sample is meant to hold.
     let p = Plan::parse(&bytes).unwrap();
-    assert_eq!(p.module_count(), 12);
+    assert_eq!(p.module_count(), 17);
     assert!(p.modules().any(|x| x.is_builtin()));
+    assert!(p.modules().any(|x| x.is_disabled() && x.path().is_some()));
+    assert!(p.modules().any(|x| x.is_disabled() && x.path().is_none() && !x.is_builtin()));
+    assert!(p.modules().any(|x| x.is_root_path() && x.path() == Some(&b"lib/modules/external/ext.ko.xz"[..])));
+    assert!(p.modules().any(|x| x.is_blacklisted()));
+    assert!(p.modules().any(|x| x.is_post_only()));
+    assert_eq!(post_edges(p.module(7).unwrap().dependents()), vec![15, 16]);
+    assert_eq!(p.config_alias_count(), 2);
     for c in [Compression::None, Compression::Xz, Compression::Zstd, Compression::Gzip] {
         assert!(p.modules().any(|x| !x.is_builtin() && x.compression() == c), "{c:?}");
     }
@@ -447,7 +507,7 @@ fn sample_round_trips() {
     // The duplicate soft+hard edge became one hard edge.
     assert_eq!(edges(p.module(9).unwrap().waits_for()), vec![(6, true), (7, false)]);
     // The two diamonds.
-    assert_eq!(edges(p.module(2).unwrap().dependents()), vec![(3, true), (4, true), (7, true)]);
+    assert_eq!(edges(p.module(2).unwrap().dependents()), vec![(3, true), (4, true), (7, true), (12, true), (14, true)]);
     assert_eq!(edges(p.module(4).unwrap().dependents()), vec![(5, true), (6, false)]);
     // Writing is deterministic.
     assert_eq!(b.build().unwrap(), bytes);
@@ -584,9 +644,11 @@ fn random_field_overwrites_past_the_checksum_are_refused_or_consistent() {
     let bytes = sample().build().unwrap();
     let p = Plan::parse(&bytes).unwrap();
     let interesting: Vec<u32> = {
-        let mut v = vec![0, 1, 2, 3, 7, 11, 12, 13, 0x7fff_ffff, NONE, NONE - 1, EDGE_HARD, 128, 24, 80];
+        let mut v = vec![0, 1, 2, 3, 7, 11, 12, 13, 0x7fff_ffff, 0x3fff_ffff, NONE, NONE - 1, EDGE_HARD, EDGE_POST, 128, 24, 80];
         for k in 0..16 {
             v.push(k | EDGE_HARD);
+            v.push(k | EDGE_POST);
+            v.push(k | EDGE_HARD | EDGE_POST);
             v.push(p.edge_count().wrapping_sub(k));
             v.push(p.wait_count().wrapping_sub(k % 4));
         }
@@ -653,14 +715,14 @@ fn wrong_magic() {
 #[test]
 fn wrong_version() {
     let mut v = sample().build().unwrap();
-    for version in [0, 2, VERSION + 1, u32::MAX] {
+    for version in [0, 1, VERSION + 1, u32::MAX] {
         put_u32(&mut v, H_VERSION, version);
         fix_crc(&mut v);
         assert_eq!(Plan::parse(&v).err(), Some(PlanError::Version { found: version }));
         assert_eq!(Plan::parse_structure(&v).err(), Some(PlanError::Version { found: version }));
     }
-    let msg = PlanError::Version { found: 2 }.to_string();
-    assert!(msg.contains('2') && msg.contains("rebuild"), "{msg}");
+    let msg = PlanError::Version { found: 1 }.to_string();
+    assert!(msg.contains("version 1") && msg.contains("reads version 2") && msg.contains("rebuild"), "{msg}");
 }
 
 #[test]
@@ -863,6 +925,12 @@ fn invalid_edits() -> Vec<Edit> {
         ("soft_pre on itself", Box::new(|b| b.modules[3].soft_pre.push(3))),
         ("soft_post out of range", Box::new(|b| b.modules[3].soft_post.push(99))),
         ("soft_pre with the hard bit", Box::new(|b| b.modules[3].soft_pre.push(EDGE_HARD | 1))),
+        ("soft_post with the post bit", Box::new(|b| b.modules[3].soft_post.push(EDGE_POST | 1))),
+        ("post edge it does not wait for", Box::new(|b| b.modules[3].post_waits.push(1))),
+        ("root path without a path", Box::new(|b| {
+            b.modules[3].path = None;
+            b.modules[3].flags |= module_flags::ROOT_PATH;
+        })),
         ("unknown flag", Box::new(|b| b.modules[3].flags |= 1 << 20)),
         ("space in name", Box::new(|b| b.modules[3].name = "snd-timer x".into())),
         ("wait outside /dev and /sys", Box::new(|b| b.waits.push(wait("/etc/passwd", Some(3), 0)))),
@@ -881,6 +949,7 @@ fn writer_refuses_what_the_reader_would_refuse() {
     }
     let header_edits: Vec<Edit> = vec![
         ("empty kernel release", Box::new(|b| b.kernel_release.clear())),
+        ("more modprobe.d aliases than aliases", Box::new(|b| b.config_alias_count = 99)),
         ("jobs", Box::new(|b| b.jobs = 5000)),
         ("empty name", Box::new(|b| b.modules[3].name.clear())),
     ];
@@ -916,4 +985,59 @@ fn writer_refuses_nul_in_strings() {
         edit(&mut b);
         assert!(b.build().is_err(), "{what}: a string with NUL was accepted and will read back truncated");
     }
+}
+
+/// The version-2 additions, corrupted one at a time: each is refused with the
+/// field named.
+#[test]
+fn version_2_fields_are_validated() {
+    let good = sample().build().unwrap();
+    let p = Plan::parse(&good).unwrap();
+    let flags_at = |i: u32| module_rec(i) + 12;
+    let refused = |v: &mut Vec<u8>| {
+        fix_crc(v);
+        Plan::parse(v).err()
+    };
+    // Built in and disabled at once.
+    let mut v = good.clone();
+    let f = u32_at(&v, flags_at(0));
+    put_u32(&mut v, flags_at(0), f | module_flags::DISABLED);
+    assert_eq!(refused(&mut v), Some(PlanError::Module { index: 0, field: "flags" }));
+    // A root path on a module without a file.
+    let mut v = good.clone();
+    let f = u32_at(&v, flags_at(13));
+    put_u32(&mut v, flags_at(13), f | module_flags::ROOT_PATH);
+    assert_eq!(refused(&mut v), Some(PlanError::Module { index: 13, field: "path" }));
+    // A disabled module without a file may not claim a compression.
+    let mut v = good.clone();
+    let f = u32_at(&v, flags_at(13));
+    put_u32(&mut v, flags_at(13), f | (1 << module_flags::COMPRESSION_SHIFT));
+    assert_eq!(refused(&mut v), Some(PlanError::Module { index: 13, field: "path" }));
+    // An edge both hard and post; the post bit removed on one side only.
+    let edges_off = u32_at(&good, 40) as usize;
+    let w16 = u32_at(&good, module_rec(16) + R_WAITS_FOR) as usize;
+    assert_eq!(u32_at(&good, edges_off + w16 * 4), 7 | EDGE_POST);
+    let d7 = u32_at(&good, module_rec(7) + R_DEPENDENTS) as usize;
+    let d7_16 = (0..p.module(7).unwrap().dependents().len()).map(|k| d7 + k).find(|&k| u32_at(&good, edges_off + k * 4) & 0xffff == 16).unwrap();
+    assert_eq!(u32_at(&good, edges_off + d7_16 * 4), 16 | EDGE_POST);
+    let mut v = good.clone();
+    put_u32(&mut v, edges_off + w16 * 4, 7 | EDGE_POST | EDGE_HARD);
+    put_u32(&mut v, edges_off + d7_16 * 4, 16 | EDGE_POST | EDGE_HARD);
+    assert_eq!(refused(&mut v), Some(PlanError::Module { index: 16, field: "waits_for" }));
+    let mut v = good.clone();
+    put_u32(&mut v, edges_off + w16 * 4, 7);
+    assert_eq!(refused(&mut v), Some(PlanError::Module { index: 7, field: "dependents" }));
+    // The post bit in a soft_post list.
+    let sp = u32_at(&good, module_rec(7) + 56) as usize;
+    let mut v = good.clone();
+    let e = u32_at(&v, edges_off + sp * 4);
+    put_u32(&mut v, edges_off + sp * 4, e | EDGE_POST);
+    assert_eq!(refused(&mut v), Some(PlanError::Module { index: 7, field: "soft_post" }));
+    // More modprobe.d aliases than aliases.
+    let mut v = good.clone();
+    put_u32(&mut v, H_CONFIG_ALIASES, p.alias_count() + 1);
+    assert_eq!(refused(&mut v), Some(PlanError::Header { field: "config_alias_count" }));
+    let mut v = good.clone();
+    put_u32(&mut v, H_CONFIG_ALIASES, p.alias_count());
+    assert!(refused(&mut v).is_none());
 }

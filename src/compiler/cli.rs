@@ -15,14 +15,16 @@ usage:
   parmod-plan compile [--root DIR] [--kver VERSION] [--config PATH]... [--modules-load PATH]...
                       [--jobs N] [--module-timeout MS] [--deadline MS]
                       [--profile TRACE --profile-plan OLD_PLAN] [--decompress DIR]
-                      -o PLAN [MODULE_OR_ALIAS]...
+                      [--strict] [--ignore-install] [--skip-missing] [--no-firmware-check]
+                      -o PLAN [MODULE_OR_ALIAS_OR_FILE]...
   parmod-plan show [--json] PLAN
   parmod-plan show --trace TRACE [--json] PLAN
   parmod-plan report --plan PLAN TRACE [--svg FILE] [--chrome-trace FILE]
 
 compile: resolve the names (modules, aliases; and the modules-load.d entries), pull in
   their dependencies (modules.dep) and soft dependencies (modules.softdep, modprobe.d),
-  and write a load plan.
+  and write a load plan. A name starting with / or ./ is a module file inside ROOT: it is
+  planned with the dependencies its modinfo depends= names.
   --root DIR           system root holding lib/modules/VERSION, modprobe.d, modules-load.d (default /)
   --kver VERSION       kernel version (default: the only, or newest, under ROOT/lib/modules)
   --config PATH        modprobe.d-style file or directory (also takes parmod's wait-for lines);
@@ -42,6 +44,14 @@ compile: resolve the names (modules, aliases; and the modules-load.d entries), p
                        suffix (kernel/fs/xfs/xfs.ko.xz -> DIR/kernel/fs/xfs/xfs.ko) and plan the .ko
                        paths. Uncompressed modules are not copied: layer DIR over lib/modules/VERSION
                        in the image. DIR may be ROOT/lib/modules/VERSION itself.
+  --strict             treat every warning as an error (exit status 1, no plan written)
+  --ignore-install     ignore modprobe.d install lines: load the modules themselves. Without it an
+                       install line with a no-op command (/bin/true, /bin/false, true, false, :)
+                       disables its module, and any other command that would run is an error
+  --skip-missing       a name on the command line that is no module of the kernel is a warning,
+                       not an error (modules-load.d names always are warnings)
+  --no-firmware-check  do not warn about firmware= files of the planned modules missing under
+                       ROOT/lib/firmware (the check reads every planned module file)
   -o PLAN              output file (written atomically)
 show: print a plan (or a parmod trace against its plan) for people, or as JSON.
 report: what a boot did, from a parmod --trace file and the plan it ran: the slowest modules,
@@ -74,6 +84,7 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
     let mut out: Option<PathBuf> = None;
     let mut i = 0;
     let mut names_only = false;
+    let mut strict = false;
     let (mut profile, mut profile_plan): (Option<PathBuf>, Option<PathBuf>) = (None, None);
     while i < args.len() {
         let a = args[i].as_str();
@@ -112,6 +123,10 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
             "--profile" => profile = Some(PathBuf::from(val(&mut i)?)),
             "--profile-plan" => profile_plan = Some(PathBuf::from(val(&mut i)?)),
             "--decompress" => o.decompress = Some(PathBuf::from(val(&mut i)?)),
+            "--strict" => strict = true,
+            "--ignore-install" => o.build.ignore_install = true,
+            "--skip-missing" => o.build.skip_missing = true,
+            "--no-firmware-check" => o.firmware_check = false,
             _ => return Err(Error::Usage(format!("compile: unknown option '{a}'"))),
         }
         i += 1;
@@ -127,10 +142,21 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
         }
         (None, Some(_)) => return Err(Error::Usage("compile: --profile-plan needs --profile TRACE".into())),
     }
-    let mut warn = |m: String| eprintln!("parmod-plan: warning: {m}");
+    let mut warnings = 0usize;
+    let mut warn = |m: String| {
+        warnings += 1;
+        eprintln!("parmod-plan: {}: {m}", if strict { "error" } else { "warning" });
+    };
     let inputs = super::load_inputs(&o, &mut warn)?;
     let requests = super::requests(&o)?;
     let b = super::compile_requests(&o, &inputs, &requests, &mut warn)?;
+    if strict && warnings > 0 {
+        return Err(Error::Other(format!(
+            "--strict: {warnings} warning{} treated as error{}; no plan written",
+            if warnings == 1 { "" } else { "s" },
+            if warnings == 1 { "" } else { "s" }
+        )));
+    }
     super::write_plan(&b, &out)?;
     // The process exits right after: freeing tens of thousands of strings
     // one by one would only cost time (a few ms on a full kernel tree).

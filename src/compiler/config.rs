@@ -1,7 +1,7 @@
 //! modprobe.d and modules-load.d.
 //!
 //! modprobe.d follows kmod (libkmod/libkmod-config.c, kmod 30):
-//! * files are `*.conf` in the configuration directories; a file name seen in
+//! * files are `*.conf` (and `*.alias`) in the configuration directories; a file name seen in
 //!   an earlier directory hides the same name in later ones; all files are then
 //!   read in order of their *file name*, whatever their directory. kmod adds the
 //!   module directory's `modules.softdep` to that list as a file named
@@ -11,15 +11,24 @@
 //! * `softdep NAME ...`: tokens before the first `pre:`/`post:` are ignored
 //!   (Debian's `softdep cifs gcm` therefore adds nothing), and only the first
 //!   softdep line whose NAME (a glob) matches a module counts;
-//! * `options NAME ...` accumulate in file order for exactly NAME;
-//! * `alias PATTERN NAME` and `blacklist NAME`; names are normalised (`-` is `_`).
-//!
-//! Where this compiler is stricter than kmod: kmod logs and skips unknown or
-//! malformed lines; here they are errors naming file and line, so a plan is
-//! never silently built from a config it misread. `include` and `config`
-//! (which kmod no longer parses either) and `install`/`remove` (shell commands
-//! a static loader cannot run) are accepted with a warning. `weakdep` (kmod
-//! 33+) names modules modprobe does not load: accepted and ignored, silently.
+//! * `options NAME ...` accumulate in file order for exactly NAME (a module
+//!   name, or an alias: kmod appends an alias's options to the module it
+//!   resolved to through that alias);
+//! * `alias PATTERN NAME` and `blacklist NAME`; names are normalised (`-` is `_`);
+//! * `install PATTERN COMMAND`: the first line whose PATTERN (a glob) matches
+//!   a module's name replaces loading it by the command; also found when
+//!   PATTERN is exactly a name that is no module. A static loader runs no
+//!   commands: the no-op commands that disable a module (`/bin/true`,
+//!   `/bin/false`, `/usr/bin/true`, `/usr/bin/false`, `true`, `false`, `:`,
+//!   with or without arguments, and no shell syntax) make it *disabled*; any
+//!   other command is refused where it would apply (see the compiler), unless
+//!   `--ignore-install`;
+//! * `remove` lines only matter for unloading, which parmod never does: ignored.
+//! * unknown keywords and malformed lines are skipped with a warning naming
+//!   file and line, as kmod skips them with a message (`--strict` makes
+//!   warnings errors). `include` and `config` (which kmod no longer parses
+//!   either) are warned about too. `weakdep` (kmod 33+) names modules modprobe
+//!   does not load: accepted and ignored, silently.
 //!
 //! parmod adds one statement, `wait-for PATH [after MODULE] [timeout MS]`
 //! (device and sysfs readiness; see docs/config.md). It may appear in
@@ -27,7 +36,7 @@
 //! parmod's own directories, `etc/parmod.d` and `lib/parmod.d`, which take the
 //! modprobe.d syntax and are read after it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::format;
 use std::path::{Path, PathBuf};
 use std::prelude::rust_2021::*;
@@ -62,11 +71,44 @@ pub struct ModprobeConfig {
     /// (normalised pattern, canonical target, source), in reading order.
     pub aliases: Vec<(String, String, Source)>,
     pub blacklist: HashSet<String>,
-    /// Canonical module name -> option strings in reading order.
-    pub options: HashMap<String, Vec<String>>,
+    /// (normalised module name or alias, option string), in reading order.
+    pub options: Vec<(String, String)>,
     pub softdeps: Vec<SoftDep>,
+    /// `install PATTERN COMMAND` lines, in reading order.
+    pub installs: Vec<Install>,
     /// `wait-for` statements (parmod's own), in reading order.
     pub waits: Vec<WaitDecl>,
+}
+
+/// `install PATTERN COMMAND`.
+#[derive(Clone, Debug)]
+pub struct Install {
+    /// Normalised glob over module names.
+    pub pattern: String,
+    pub command: String,
+    pub source: Source,
+}
+
+impl Install {
+    /// For the no-op commands that disable a module: whether the command
+    /// succeeds (`true`) or fails (`false`). None for any other command.
+    pub fn noop(&self) -> Option<bool> {
+        noop_command(&self.command)
+    }
+}
+
+/// `/bin/true`, `/bin/false`, `/usr/bin/true`, `/usr/bin/false`, `true`,
+/// `false` and `:`, possibly with arguments (which they ignore) but without
+/// shell syntax: Some(whether it succeeds). None for anything else.
+pub fn noop_command(cmd: &str) -> Option<bool> {
+    if cmd.contains([';', '&', '|', '<', '>', '`', '$', '(', ')', '\n']) {
+        return None;
+    }
+    match cmd.split_ascii_whitespace().next()? {
+        "/bin/true" | "/usr/bin/true" | "true" | ":" => Some(true),
+        "/bin/false" | "/usr/bin/false" | "false" => Some(false),
+        _ => None,
+    }
 }
 
 /// Default time to wait for a `wait-for` path (ms).
@@ -94,18 +136,47 @@ impl ModprobeConfig {
 
     /// The module's options, space separated, as written.
     pub fn options_for(&self, name: &str) -> String {
-        self.options.get(name).map(|v| v.join(" ")).unwrap_or_default()
+        self.options_for_any(name, &[])
+    }
+
+    /// The options of a module reached as `name` or through `aliases`, in
+    /// reading order, as kmod_module_get_options concatenates the lines for
+    /// the module's name and its alias.
+    pub fn options_for_any(&self, name: &str, aliases: &[String]) -> String {
+        let mut out = String::new();
+        for (key, opts) in &self.options {
+            if key == name || aliases.contains(key) {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(opts);
+            }
+        }
+        out
+    }
+
+    /// The first `install` line whose pattern matches the module `name`
+    /// (kmod_module_get_install_commands).
+    pub fn install_for(&self, name: &str) -> Option<&Install> {
+        self.installs.iter().find(|i| crate::plan::glob_match(i.pattern.as_bytes(), name.as_bytes()))
+    }
+
+    /// The first `install` line whose pattern is exactly `name`: how kmod
+    /// finds a name that is no module (kmod_lookup_alias_from_commands).
+    pub fn install_named(&self, name: &str) -> Option<&Install> {
+        self.installs.iter().find(|i| i.pattern == name)
     }
 }
 
 /// Collect config files from `paths` (files or directories) the way kmod and
-/// systemd do: directory entries ending in `suffix`, an earlier path's file
-/// name hides a later one, the result sorted by file name. `extra` files are
-/// added by their file name too. A path given explicitly (`required`) must exist.
+/// systemd do: directory entries ending in one of `suffixes`, an earlier
+/// path's file name hides a later one, the result sorted by file name. `extra`
+/// files are added by their file name too. A path given explicitly
+/// (`required`) must exist.
 pub fn collect_files(
     paths: &[PathBuf],
     required: bool,
-    suffix: &str,
+    suffixes: &[&str],
     extra: &[PathBuf],
 ) -> Result<Vec<PathBuf>> {
     let mut by_name: Vec<(String, PathBuf)> = Vec::new();
@@ -130,7 +201,7 @@ pub fn collect_files(
             for e in rd {
                 let e = e.map_err(|err| Error::Read { path: p.clone(), err })?;
                 let Ok(name) = e.file_name().into_string() else { continue };
-                if name.starts_with('.') || !name.ends_with(suffix) || e.path().is_dir() {
+                if name.starts_with('.') || !suffixes.iter().any(|s| name.ends_with(s)) || e.path().is_dir() {
                     continue;
                 }
                 names.push(name);
@@ -206,34 +277,40 @@ pub fn parse_modprobe_text(
         }
         let src = Source { path: path.to_path_buf(), line };
         let err = |msg: String| Error::Config { path: path.to_path_buf(), line, msg };
+        // kmod logs a malformed or unknown line and goes on: so does parmod.
+        let mut skip = |msg: &str| warn(format!("{src}: {msg}; line ignored (as kmod ignores it)"));
         let (cmd, rest) = split_word(l);
         match cmd {
             "alias" => {
                 let (pattern, rest) = split_word(rest);
                 let (target, _) = split_word(rest);
                 if pattern.is_empty() || target.is_empty() {
-                    return Err(err("'alias' needs a pattern and a module name".into()));
+                    skip("'alias' needs a pattern and a module name");
+                    continue;
                 }
                 cfg.aliases.push((normalize_alias(pattern), canonical(target), src));
             }
             "blacklist" => {
                 let (name, _) = split_word(rest);
                 if name.is_empty() {
-                    return Err(err("'blacklist' needs a module name".into()));
+                    skip("'blacklist' needs a module name");
+                    continue;
                 }
                 cfg.blacklist.insert(canonical(name));
             }
             "options" => {
                 let (name, opts) = split_word(rest);
                 if name.is_empty() || opts.is_empty() {
-                    return Err(err("'options' needs a module name and options".into()));
+                    skip("'options' needs a module name and options");
+                    continue;
                 }
-                cfg.options.entry(canonical(name)).or_default().push(opts.replace('\t', " "));
+                cfg.options.push((normalize_alias(name), opts.replace('\t', " ")));
             }
             "softdep" => {
                 let (name, rest) = split_word(rest);
                 if name.is_empty() || rest.is_empty() {
-                    return Err(err("'softdep' needs a module name and dependencies".into()));
+                    skip("'softdep' needs a module name and dependencies");
+                    continue;
                 }
                 let (mut pre, mut post) = (Vec::new(), Vec::new());
                 // kmod: tokens before the first pre:/post: are ignored.
@@ -249,9 +326,15 @@ pub fn parse_modprobe_text(
                 }
                 cfg.softdeps.push(SoftDep { pattern: normalize_alias(name), pre, post, source: src });
             }
-            "install" | "remove" => {
-                warn(format!("{src}: '{cmd}' commands cannot run in parmod; ignored"));
+            "install" => {
+                let (name, command) = split_word(rest);
+                if name.is_empty() || command.is_empty() {
+                    skip("'install' needs a module name and a command");
+                    continue;
+                }
+                cfg.installs.push(Install { pattern: normalize_alias(name), command: command.to_string(), source: src });
             }
+            "remove" => {}
             "include" | "config" => {
                 warn(format!("{src}: '{cmd}' is deprecated and not parsed by kmod either; ignored"));
             }
@@ -261,11 +344,9 @@ pub fn parse_modprobe_text(
                 let (path, after, timeout_ms) = w;
                 cfg.waits.push(WaitDecl { path, after, timeout_ms, source: src });
             }
-            other => {
-                return Err(err(format!(
-                    "unknown keyword '{other}' (expected alias, blacklist, options, softdep, weakdep, install, remove or wait-for)"
-                )))
-            }
+            other => skip(&format!(
+                "unknown keyword '{other}' (expected alias, blacklist, options, softdep, weakdep, install, remove or wait-for)"
+            )),
         }
     }
     Ok(())

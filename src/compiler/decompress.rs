@@ -126,6 +126,20 @@ pub fn decompress_all(module_dir: &Path, out_dir: &Path, files: &[(usize, &str)]
 fn decompress_one(module_dir: &Path, out_dir: &Path, rel: &str, c: Compression) -> Result<u64> {
     let src = module_dir.join(rel);
     let dest = out_dir.join(plan_path(rel));
+    let data = decompress_file(&src, c)?;
+    write_atomic(&dest, &data).map_err(|(what, e)| {
+        Error::Other(format!(
+            "--decompress: cannot {what} {} (decompressing {}): {e}; pass a directory you can write to",
+            dest.display(),
+            src.display()
+        ))
+    })?;
+    Ok(data.len() as u64)
+}
+
+/// The decompressed contents of the module file `src`, compressed with `c`.
+pub fn decompress_file(src: &Path, c: Compression) -> Result<Vec<u8>> {
+    let src = src.to_path_buf();
     let file = std::fs::File::open(&src).map_err(|err| Error::Read { path: src.clone(), err })?;
     let hint = file.metadata().map_or(0, |m| m.len()).saturating_mul(4).min(64 << 20) as usize;
     let mut data = Vec::with_capacity(hint);
@@ -146,14 +160,7 @@ fn decompress_one(module_dir: &Path, out_dir: &Path, rel: &str, c: Compression) 
             c.kernel_name()
         )));
     }
-    write_atomic(&dest, &data).map_err(|(what, e)| {
-        Error::Other(format!(
-            "--decompress: cannot {what} {} (decompressing {}): {e}; pass a directory you can write to",
-            dest.display(),
-            src.display()
-        ))
-    })?;
-    Ok(data.len() as u64)
+    Ok(data)
 }
 
 fn corrupt_message(src: &Path, c: Compression, e: &io::Error) -> String {

@@ -7,9 +7,9 @@ use std::format;
 use std::prelude::rust_2021::*;
 use std::vec;
 
-use super::config::{ModprobeConfig, Source};
+use super::config::{Install, ModprobeConfig, Source};
 use super::error::{Error, Result};
-use super::kmod::{normalize_alias, FastMap, KmodIndex};
+use super::kmod::{canonical, modname_from_path, normalize_alias, FastMap, KmodIndex, ModuleEntry};
 use crate::plan::glob_match;
 
 /// What a name resolves to.
@@ -19,63 +19,117 @@ pub enum Target {
     Module(u32),
     /// A built-in module (canonical name).
     Builtin(String),
+    /// A name that is no module but has a no-op `install` command (kmod runs
+    /// the command and succeeds): a disabled entry without a file.
+    Disabled(String),
+    /// A module file given by its path, not in modules.dep (its index in
+    /// [`Graph::files`]).
+    File(u32),
 }
 
-#[derive(Debug, Default)]
+/// One module a lookup found.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub target: Target,
+    /// The alias kmod records for the module it creates (`mod->alias`): the
+    /// modprobe.d pattern, or the name looked up in an index. None when the
+    /// name itself was found. Options given for this alias apply too.
+    pub alias: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct Lookup {
-    pub targets: Vec<Target>,
-    /// Found through an alias (modprobe.d, modules.alias or a built-in's
-    /// modinfo alias) rather than as a module name.
+    pub found: Vec<Found>,
+    /// Found through an alias (modprobe.d, modules.symbols, modules.alias or a
+    /// built-in's modinfo alias) rather than as a module name.
     pub via_alias: bool,
+    /// modprobe.d aliases that matched but name no module: (pattern, target,
+    /// line). kmod stops its lookup at them and then fails to load the target.
+    pub missing: Vec<(String, String, Source)>,
+    /// An `install` command (not a no-op) that would run for a name that is
+    /// no module.
+    pub command: Option<Install>,
+}
+
+impl Lookup {
+    /// Nothing at all answers to the name.
+    pub fn is_unknown(&self) -> bool {
+        self.found.is_empty() && self.missing.is_empty() && self.command.is_none()
+    }
 }
 
 /// Resolve a name the way kmod_module_new_from_lookup does (kmod 30): the
 /// first of these that finds anything wins: modprobe.d aliases, module names
-/// in modules.dep, modules.alias, built-in module names, built-in aliases.
-/// (kmod also looks at modules.symbols and install commands in between; a
-/// static plan has no use for either.)
-pub fn lookup(idx: &KmodIndex, cfg: &ModprobeConfig, name: &str, warn: &mut dyn FnMut(String)) -> Lookup {
+/// in modules.dep, modules.symbols (for `symbol:NAME`), `install` lines
+/// naming exactly this name, modules.alias, built-in module names
+/// (modules.builtin), built-in aliases (modules.builtin.modinfo). A modprobe.d
+/// alias is not resolved further: its target is a module name (an alias
+/// naming an alias, or no module, loads nothing, as with kmod). With
+/// `ignore_install` the `install` lines are not looked at.
+pub fn lookup(idx: &KmodIndex, cfg: &ModprobeConfig, name: &str, ignore_install: bool) -> Lookup {
     let norm = normalize_alias(name);
     let mut out = Lookup::default();
-    let push = |out: &mut Lookup, t: Target| {
-        if !out.targets.contains(&t) {
-            out.targets.push(t);
+    let push = |out: &mut Lookup, target: Target, alias: Option<&str>| {
+        if !out.found.iter().any(|f| f.target == target) {
+            out.found.push(Found { target, alias: alias.map(str::to_string) });
         }
     };
+    let install = |n: &str| if ignore_install { None } else { cfg.install_for(n) };
     for (pat, target, src) in &cfg.aliases {
-        if glob_match(pat.as_bytes(), norm.as_bytes()) {
-            if let Some(&m) = idx.by_name.get(target) {
-                push(&mut out, Target::Module(m));
-            } else if idx.builtin.contains(target) {
-                push(&mut out, Target::Builtin(target.clone()));
-            } else {
-                warn(format!("{src}: alias '{pat}' names '{target}', which is no module; ignored"));
+        if !glob_match(pat.as_bytes(), norm.as_bytes()) {
+            continue;
+        }
+        out.via_alias = true;
+        if let Some(&m) = idx.by_name.get(target) {
+            push(&mut out, Target::Module(m), Some(pat));
+        } else if idx.builtin.contains(target) {
+            push(&mut out, Target::Builtin(target.clone()), Some(pat));
+        } else {
+            match install(target) {
+                Some(i) if i.noop().is_some() => push(&mut out, Target::Disabled(target.clone()), Some(pat)),
+                Some(i) => {
+                    out.command.get_or_insert_with(|| i.clone());
+                }
+                None => out.missing.push((pat.clone(), target.clone(), src.clone())),
             }
         }
     }
-    if !out.targets.is_empty() {
-        out.via_alias = true;
+    if out.via_alias {
         return out;
     }
     if let Some(&m) = idx.by_name.get(&norm) {
-        out.targets.push(Target::Module(m));
+        push(&mut out, Target::Module(m), None);
         return out;
     }
-    let mods = idx.lookup_alias(&norm);
-    if !mods.is_empty() {
-        out.targets = mods.into_iter().map(Target::Module).collect();
-        out.via_alias = true;
+    let by_index = |out: &mut Lookup, mods: Vec<u32>| {
+        for m in mods {
+            push(out, Target::Module(m), Some(&norm));
+        }
+        out.via_alias = !out.found.is_empty();
+        out.via_alias
+    };
+    if norm.starts_with("symbol:") && by_index(&mut out, idx.lookup_symbol(&norm)) {
+        return out;
+    }
+    if let Some(i) = (!ignore_install).then(|| cfg.install_named(&norm)).flatten() {
+        if i.noop().is_some() {
+            push(&mut out, Target::Disabled(norm.clone()), None);
+        } else {
+            out.command = Some(i.clone());
+        }
+        return out;
+    }
+    if by_index(&mut out, idx.lookup_alias(&norm)) {
         return out;
     }
     if idx.builtin.contains(&norm) {
-        out.targets.push(Target::Builtin(norm));
+        push(&mut out, Target::Builtin(norm.clone()), None);
         return out;
     }
-    let b = idx.lookup_builtin_alias(&norm);
-    if !b.is_empty() {
-        out.targets = b.into_iter().map(Target::Builtin).collect();
-        out.via_alias = true;
+    for b in idx.lookup_builtin_alias(&norm) {
+        push(&mut out, Target::Builtin(b), Some(&norm));
     }
+    out.via_alias = !out.found.is_empty();
     out
 }
 
@@ -87,10 +141,22 @@ pub struct Node {
     pub requested: bool,
     /// Reachable from a requested module through hard dependencies only.
     pub hard_reached: bool,
+    /// Not reachable from a requested module through hard dependencies and
+    /// `pre:` soft dependencies: in the plan only for `post:` ones.
+    pub post_only: bool,
     /// Modules this one waits for: (node, hard).
     pub waits_for: Vec<(usize, bool)>,
+    /// Nodes of `waits_for` whose soft edge is a post edge (this node is in
+    /// the plan for their `post:` soft dependencies).
+    pub post_waits: Vec<usize>,
     pub soft_pre: Vec<usize>,
     pub soft_post: Vec<usize>,
+    /// Aliases through which requests or soft dependencies reached it: their
+    /// `options` apply to it too.
+    pub aliases: Vec<String>,
+    /// Disabled by this `install` line (a no-op command).
+    pub disabled: Option<Source>,
+    pub blacklisted: bool,
     pub weight_us: u32,
     pub file_size: u32,
 }
@@ -137,6 +203,16 @@ impl<'a> SoftdepIndex<'a> {
 pub struct Graph {
     pub nodes: Vec<Node>,
     pub index: FastMap<Target, usize>,
+    /// Module files given by path that modules.dep does not list.
+    pub files: Vec<ModuleEntry>,
+    /// Their dependencies, from their modinfo `depends=`.
+    file_deps: Vec<Vec<Target>>,
+}
+
+/// Whether a requested name is a module file's path, as kmod (31 and
+/// later) tells them apart: it starts with `/` or `./`.
+pub fn is_file_name(name: &str) -> bool {
+    name.starts_with('/') || name.starts_with("./")
 }
 
 /// A name to load and where it was asked for (None: the command line).
@@ -145,24 +221,99 @@ pub struct Request {
     pub source: Option<Source>,
 }
 
+/// How [`Graph::build`] treats what kmod would treat differently from a plan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildOptions {
+    /// Ignore every `install` line: load the modules themselves.
+    pub ignore_install: bool,
+    /// A name on the command line that resolves to no module is a warning,
+    /// not an error.
+    pub skip_missing: bool,
+}
+
 impl Graph {
+    /// The module file entry of a target: in modules.dep, or given by path.
+    pub fn entry<'a>(&'a self, idx: &'a KmodIndex, t: &Target) -> Option<&'a ModuleEntry> {
+        match t {
+            Target::Module(m) => idx.modules.get(*m as usize),
+            Target::File(f) => self.files.get(*f as usize),
+            Target::Builtin(_) | Target::Disabled(_) => None,
+        }
+    }
+
+    fn target_name(&self, idx: &KmodIndex, t: &Target) -> String {
+        match (t, self.entry(idx, t)) {
+            (_, Some(e)) => e.name.clone(),
+            (Target::Builtin(b) | Target::Disabled(b), None) => b.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// A requested module file (kmod 31's `modprobe /path/x.ko`): the module
+    /// of modules.dep when it is one of its files, else a module of its own,
+    /// its dependencies read from its modinfo `depends=`. It must lie inside
+    /// the root: the plan names files of the system it is for.
+    fn file_target(&mut self, idx: &KmodIndex, name: &str, warn: &mut dyn FnMut(String)) -> Result<Target> {
+        let given = std::path::Path::new(name);
+        let abs = std::fs::canonicalize(given).map_err(|err| Error::Read { path: given.to_path_buf(), err })?;
+        let root = &idx.paths.root_abs;
+        let outside = || {
+            Error::Other(format!(
+                "'{name}' is {}, outside the root {}: a plan names the module files of the system it is for; copy the file under {}/{} (updates/, for instance) and run depmod, or give the root it belongs to",
+                abs.display(),
+                idx.paths.root.display(),
+                idx.paths.root.display(),
+                idx.paths.module_dir_rel.trim_end_matches('/')
+            ))
+        };
+        let rel = abs.strip_prefix(root).map_err(|_| outside())?;
+        let rel = rel.to_str().ok_or_else(outside)?;
+        if crate::plan::Compression::from_path(rel.as_bytes()).is_none() {
+            return Err(Error::Other(format!("'{name}' is not a module file (.ko, .ko.xz, .ko.zst or .ko.gz)")));
+        }
+        let (path, root_path) = match rel.strip_prefix(idx.paths.module_dir_rel.as_str()) {
+            Some(inner) => (inner.to_string(), false),
+            None => (rel.to_string(), true),
+        };
+        if let Some(m) = idx.modules.iter().position(|e| e.path == path && e.root_path == root_path) {
+            return Ok(Target::Module(m as u32));
+        }
+        let modname = super::modinfo::read(&abs, "name")?.pop().map(|n| canonical(&n)).unwrap_or_else(|| modname_from_path(rel));
+        let mut deps = Vec::new();
+        for d in super::modinfo::read(&abs, "depends")?.iter().flat_map(|v| v.split(',')).filter(|d| !d.is_empty()) {
+            let d = canonical(d);
+            if let Some(&m) = idx.by_name.get(&d) {
+                deps.push(Target::Module(m));
+            } else if idx.builtin.contains(&d) {
+                deps.push(Target::Builtin(d));
+            } else {
+                warn(format!("'{name}' depends on '{d}' (modinfo depends=), which is no module of this kernel; it will likely fail to load"));
+            }
+        }
+        self.files.push(ModuleEntry { name: modname, path, root_path, deps: Vec::new() });
+        self.file_deps.push(deps);
+        Ok(Target::File(self.files.len() as u32 - 1))
+    }
+
     fn node(&mut self, idx: &KmodIndex, t: &Target, queue: &mut VecDeque<usize>) -> usize {
         if let Some(&n) = self.index.get(t) {
             return n;
         }
-        let name = match t {
-            Target::Module(m) => idx.modules[*m as usize].name.clone(),
-            Target::Builtin(b) => b.clone(),
-        };
+        let name = self.target_name(idx, t);
         let n = self.nodes.len();
         self.nodes.push(Node {
             target: t.clone(),
             name,
             requested: false,
             hard_reached: false,
+            post_only: false,
             waits_for: vec![],
+            post_waits: vec![],
             soft_pre: vec![],
             soft_post: vec![],
+            aliases: vec![],
+            disabled: None,
+            blacklisted: false,
             weight_us: 0,
             file_size: 0,
         });
@@ -176,6 +327,7 @@ impl Graph {
         idx: &KmodIndex,
         cfg: &ModprobeConfig,
         requests: &[Request],
+        opts: BuildOptions,
         warn: &mut dyn FnMut(String),
     ) -> Result<Graph> {
         let mut g = Graph::default();
@@ -186,24 +338,42 @@ impl Graph {
         // Soft dependency names repeat (crypto-crc32c, ecb, ...) and are often
         // aliases, the slowest lookup: resolve each once.
         let mut soft_lookups: FastMap<&str, Lookup> = FastMap::default();
+        let kver = idx.dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         for r in requests {
-            let found = lookup(idx, cfg, &r.name, warn);
-            if found.targets.is_empty() {
-                return Err(match &r.source {
-                    None => Error::UnknownModule { name: r.name.clone(), dir: idx.dir.clone() },
-                    Some(src) => Error::Config {
-                        path: src.path.clone(),
-                        line: src.line,
-                        msg: format!("{}", Error::UnknownModule { name: r.name.clone(), dir: idx.dir.clone() }),
-                    },
-                });
+            if is_file_name(&r.name) {
+                let t = g.file_target(idx, &r.name, warn)?;
+                let n = g.node(idx, &t, &mut queue);
+                g.nodes[n].requested = true;
+                continue;
+            }
+            let found = lookup(idx, cfg, &r.name, opts.ignore_install);
+            // A name that loads nothing: an error on the command line (an
+            // image build should fail loudly) unless --skip-missing; a warning
+            // from modules-load.d, as with systemd-modules-load.
+            let mut unloadable = |msg: String| -> Result<()> {
+                match &r.source {
+                    Some(src) => warn(format!("{src}: {msg}; skipped, as systemd-modules-load skips it")),
+                    None if opts.skip_missing => warn(format!("{msg}; skipped (--skip-missing)")),
+                    None => return Err(Error::Other(msg)),
+                }
+                Ok(())
+            };
+            if let Some(i) = &found.command {
+                return Err(install_error(i, &format!("'{}' is no module of {kver} but", r.name)));
+            }
+            for (pat, target, src) in &found.missing {
+                unloadable(format!(
+                    "{src}: alias '{pat}' (matching '{}') names '{target}', which is no module of {kver}; modprobe stops at this alias and fails to load '{target}' too; fix the alias or the name",
+                    r.name
+                ))?;
+            }
+            if found.is_unknown() {
+                unloadable(format!("{}", Error::UnknownModule { name: r.name.clone(), dir: idx.dir.clone() }))?;
+                continue;
             }
             let mut kept = 0;
-            for t in &found.targets {
-                let tname = match t {
-                    Target::Module(m) => idx.modules[*m as usize].name.clone(),
-                    Target::Builtin(b) => b.clone(),
-                };
+            for f in &found.found {
+                let tname = g.target_name(idx, &f.target);
                 // modprobe (KMOD_PROBE_APPLY_BLACKLIST_ALIAS_ONLY) skips a
                 // blacklisted module only when it was found through an alias.
                 if found.via_alias && cfg.blacklist.contains(&tname) {
@@ -211,61 +381,198 @@ impl Graph {
                     continue;
                 }
                 kept += 1;
-                let n = g.node(idx, t, &mut queue);
+                let n = g.node(idx, &f.target, &mut queue);
                 g.nodes[n].requested = true;
+                g.add_alias(n, f);
             }
-            if kept == 0 {
+            if kept == 0 && !found.found.is_empty() {
                 warn(format!("every module alias '{}' resolves to is blacklisted; nothing loaded for it", r.name));
             }
         }
         while let Some(n) = queue.pop_front() {
-            if let Target::Module(m) = g.nodes[n].target {
-                for &d in &idx.modules[m as usize].deps {
-                    let dn = g.node(idx, &Target::Module(d), &mut queue);
-                    g.nodes[n].waits_for.push((dn, true));
-                }
+            let deps: Vec<Target> = match g.nodes[n].target {
+                Target::Module(m) => idx.modules[m as usize].deps.iter().map(|&d| Target::Module(d)).collect(),
+                Target::File(f) => g.file_deps[f as usize].clone(),
+                _ => Vec::new(),
+            };
+            for d in deps {
+                let dn = g.node(idx, &d, &mut queue);
+                g.nodes[n].waits_for.push((dn, true));
             }
             if let Some(sd) = softdeps.find(cfg, &g.nodes[n].name) {
                 let name = g.nodes[n].name.clone();
                 for (pre, list) in [(true, &sd.pre), (false, &sd.post)] {
                     for dep in list {
-                        let found = soft_lookups.entry(dep.as_str()).or_insert_with(|| lookup(idx, cfg, dep, warn));
-                        if found.targets.is_empty() {
+                        let found = soft_lookups
+                            .entry(dep.as_str())
+                            .or_insert_with(|| lookup(idx, cfg, dep, opts.ignore_install));
+                        let what = format!("{}: soft dependency '{dep}' of '{name}'", sd.source);
+                        if found.is_unknown() {
+                            warn(format!("{what} is no module or alias; ignored"));
+                        }
+                        for (pat, target, src) in &found.missing {
+                            warn(format!("{what} resolves through alias '{pat}' ({src}) to '{target}', which is no module; ignored"));
+                        }
+                        if let Some(i) = &found.command {
                             warn(format!(
-                                "{}: soft dependency '{dep}' of '{name}' is no module or alias; ignored",
-                                sd.source
+                                "{what} is no module but has the command '{}' ({}), which parmod cannot run; ignored",
+                                i.command, i.source
                             ));
                         }
-                        for t in &found.targets {
-                            let dn = g.node(idx, t, &mut queue);
+                        for f in &found.found {
+                            let dn = g.node(idx, &f.target, &mut queue);
                             if dn == n {
                                 warn(format!("{}: '{name}' names itself as a soft dependency; ignored", sd.source));
                                 continue;
                             }
-                            if pre {
-                                if !g.nodes[n].soft_pre.contains(&dn) {
-                                    g.nodes[n].soft_pre.push(dn);
-                                }
-                            } else if !g.nodes[n].soft_post.contains(&dn) {
-                                g.nodes[n].soft_post.push(dn);
+                            g.add_alias(dn, f);
+                            let list = if pre { &mut g.nodes[n].soft_pre } else { &mut g.nodes[n].soft_post };
+                            if !list.contains(&dn) {
+                                list.push(dn);
                             }
                         }
                     }
                 }
             }
         }
-        // Hard reachability from the requested modules.
-        let mut stack: Vec<usize> = (0..g.nodes.len()).filter(|&n| g.nodes[n].requested).collect();
-        while let Some(n) = stack.pop() {
-            if g.nodes[n].hard_reached {
-                continue;
+        // Hard reachability from the requested modules; and reachability
+        // through hard and pre edges (what is not reached is post-only).
+        for pre_too in [false, true] {
+            let mut seen = vec![false; g.nodes.len()];
+            let mut stack: Vec<usize> = (0..g.nodes.len()).filter(|&n| g.nodes[n].requested).collect();
+            while let Some(n) = stack.pop() {
+                if std::mem::replace(&mut seen[n], true) {
+                    continue;
+                }
+                stack.extend(g.nodes[n].waits_for.iter().map(|e| e.0));
+                if pre_too {
+                    stack.extend(g.nodes[n].soft_pre.iter().copied());
+                }
             }
-            g.nodes[n].hard_reached = true;
-            for &(d, _) in &g.nodes[n].waits_for {
-                stack.push(d);
+            for (node, reached) in g.nodes.iter_mut().zip(seen) {
+                if pre_too {
+                    node.post_only = !reached;
+                } else {
+                    node.hard_reached = reached;
+                }
             }
         }
+        g.apply_install_and_blacklist(cfg, opts, warn)?;
+        let mut seen: FastMap<&str, usize> = FastMap::default();
+        for (n, node) in g.nodes.iter().enumerate() {
+            if let Some(&other) = seen.get(node.name.as_str()) {
+                let from = |k: usize| match g.entry(idx, &g.nodes[k].target) {
+                    Some(e) => e.path.clone(),
+                    None => "built in".into(),
+                };
+                return Err(Error::Other(format!(
+                    "two modules named '{}' in the plan: {} and {}; request one of them",
+                    node.name,
+                    from(other),
+                    from(n)
+                )));
+            }
+            seen.insert(&node.name, n);
+        }
         Ok(g)
+    }
+
+    fn add_alias(&mut self, n: usize, f: &Found) {
+        if let Some(a) = &f.alias {
+            let node = &mut self.nodes[n];
+            if *a != node.name && !node.aliases.contains(a) {
+                node.aliases.push(a.clone());
+            }
+        }
+    }
+
+    /// `install` lines and `blacklist` for the modules of the closure: a
+    /// module whose first matching `install` line is a no-op command is
+    /// disabled (kmod ignores the command of a module that has soft
+    /// dependencies, and so does parmod); any other command is an error,
+    /// unless --ignore-install.
+    fn apply_install_and_blacklist(
+        &mut self,
+        cfg: &ModprobeConfig,
+        opts: BuildOptions,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<()> {
+        for n in 0..self.nodes.len() {
+            let node = &mut self.nodes[n];
+            node.blacklisted = cfg.blacklist.contains(&node.name);
+            match &node.target {
+                Target::Disabled(_) => {
+                    let src = cfg.install_for(&node.name).map(|i| i.source.clone());
+                    node.disabled = src;
+                }
+                Target::Module(_) | Target::File(_) if !opts.ignore_install => {
+                    let Some(i) = cfg.install_for(&node.name) else { continue };
+                    if !node.soft_pre.is_empty() || !node.soft_post.is_empty() {
+                        continue;
+                    }
+                    if i.noop().is_none() {
+                        let why = if node.requested { "requested" } else { "needed by the requested modules" };
+                        return Err(install_error(i, &format!("module '{}' is in the plan ({why}) and", node.name)));
+                    }
+                    node.disabled = Some(i.source.clone());
+                }
+                _ => {}
+            }
+        }
+        for n in 0..self.nodes.len() {
+            for &(d, hard) in &self.nodes[n].waits_for {
+                if let (true, Some(src)) = (hard, &self.nodes[d].disabled) {
+                    warn(format!(
+                        "module '{}' needs '{}', which {src} disables; modprobe loads '{}' anyway, and it will likely fail (unknown symbols)",
+                        self.nodes[n].name, self.nodes[d].name, self.nodes[n].name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Mark the post edges, and make the post-only modules that a `post:`
+    /// soft dependency needs (its hard and `pre:` dependencies in the plan
+    /// for nothing else) wait for the module it follows, with a post edge:
+    /// kmod loads them after that module, and not at all when it failed.
+    /// Run after [`Self::add_soft_edges`] (which kept the post edges that
+    /// close no cycle).
+    pub fn add_post_edges(&mut self) {
+        for x in 0..self.nodes.len() {
+            for p in self.nodes[x].soft_post.clone() {
+                if !self.nodes[p].post_waits.contains(&x) {
+                    self.nodes[p].post_waits.push(x);
+                }
+                if !self.nodes[p].post_only {
+                    continue;
+                }
+                let mut seen = vec![false; self.nodes.len()];
+                let mut stack = vec![p];
+                seen[p] = true;
+                while let Some(v) = stack.pop() {
+                    let next: Vec<usize> = self.nodes[v]
+                        .waits_for
+                        .iter()
+                        .filter(|e| e.1)
+                        .map(|e| e.0)
+                        .chain(self.nodes[v].soft_pre.iter().copied())
+                        .collect();
+                    for w in next {
+                        if w == x || !self.nodes[w].post_only || std::mem::replace(&mut seen[w], true) {
+                            continue;
+                        }
+                        stack.push(w);
+                        // Already after x, or needed before x anyway.
+                        if self.nodes[w].post_waits.contains(&x) || self.waits_transitively(x, w) {
+                            continue;
+                        }
+                        self.nodes[w].waits_for.push((x, false));
+                        self.nodes[w].post_waits.push(x);
+                    }
+                }
+            }
+        }
     }
 
     /// Fail on a cycle of hard edges, naming it.
@@ -407,5 +714,18 @@ impl Graph {
             }
         }
         order
+    }
+}
+
+/// The error for an `install` command that would have to run: what it
+/// applies to (`subject`, ending in "and" or "but"), and what to do.
+fn install_error(i: &Install, subject: &str) -> Error {
+    Error::Config {
+        path: i.source.path.clone(),
+        line: i.source.line,
+        msg: format!(
+            "install {} {}: {subject} parmod runs no commands; give --ignore-install to load the module itself (kmod's option of that name), or remove the line (only no-op commands such as /bin/true, which disable a module, are understood)",
+            i.pattern, i.command
+        ),
     }
 }

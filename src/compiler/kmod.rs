@@ -1,6 +1,14 @@
 //! The kmod index files in `lib/modules/$KVER`: modules.dep, modules.alias,
-//! modules.builtin and modules.builtin.modinfo (text forms; the `.bin`
-//! indexes hold the same data).
+//! modules.symbols, modules.builtin and modules.builtin.modinfo (text forms;
+//! the `.bin` indexes hold the same data).
+//!
+//! Paths in modules.dep are relative to the module directory, except for
+//! modules depmod found elsewhere (its `external` directive), which it writes
+//! as absolute paths of the system it ran for. An absolute path is read as a
+//! path under the root (`--root`); when it lies under `lib/modules/KVER` it is
+//! planned relative to the module directory like the others, otherwise
+//! relative to the root ([`crate::plan::module_flags::ROOT_PATH`]). A path
+//! with `.`, `..` or empty components is refused, whatever its form.
 
 use std::path::{Path, PathBuf};
 use std::prelude::rust_2021::*;
@@ -17,8 +25,10 @@ use std::hash::BuildHasherDefault;
 pub struct ModuleEntry {
     /// Canonical name (`-` turned into `_`).
     pub name: String,
-    /// Path relative to the module directory, as modules.dep writes it.
+    /// Path relative to the module directory (to the root when `root_path`).
     pub path: String,
+    /// modules.dep gave an absolute path outside `lib/modules/KVER`.
+    pub root_path: bool,
     /// Every dependency modules.dep lists (it lists the transitive closure).
     pub deps: Vec<u32>,
 }
@@ -45,24 +55,37 @@ struct AliasLookup {
     globs: Vec<Vec<(u32, usize)>>,
 }
 
+/// An `alias PATTERN MODULE` file (modules.alias, modules.symbols), indexed.
+#[derive(Debug, Default)]
+pub struct AliasTable {
+    /// Every `alias` line, in file order. `module` is [`crate::plan::NONE`]
+    /// when modules.dep does not know the module (such an alias cannot be
+    /// loaded and is never used).
+    pub entries: Vec<AliasEntry>,
+    /// The file with its patterns and module names normalised in place
+    /// (`-` to `_` never changes a length): the entries point into it.
+    pub text: String,
+    lookup: AliasLookup,
+}
+
 #[derive(Debug, Default)]
 pub struct KmodIndex {
     /// `lib/modules/$KVER`.
     pub dir: PathBuf,
     pub modules: Vec<ModuleEntry>,
     pub by_name: FastMap<String, u32>,
-    /// Every modules.alias line, in file order. `module` is
-    /// [`crate::plan::NONE`] when modules.dep does not know the module (such
-    /// an alias cannot be loaded and is never used).
-    pub aliases: Vec<AliasEntry>,
-    /// modules.alias with its patterns and module names normalised in place
-    /// (`-` to `_` never changes a length): the aliases point into it.
-    pub alias_text: String,
-    alias_lookup: AliasLookup,
-    /// Canonical names of built-in modules.
+    /// modules.alias.
+    pub aliases: AliasTable,
+    /// modules.symbols (`alias symbol:NAME MODULE`).
+    pub symbols: AliasTable,
+    /// Canonical names of built-in modules (modules.builtin).
     pub builtin: FastSet<String>,
     /// Aliases of built-in modules (modules.builtin.modinfo): (pattern, name).
     pub builtin_aliases: Vec<(String, String)>,
+    /// Whether the kernel has a modules.dep (a kernel may have only built-ins).
+    pub has_dep: bool,
+    /// How module paths resolve.
+    pub paths: DepPaths,
 }
 
 /// kmod's canonical module name of a path: the basename without `.ko[.xz|.zst|.gz]`,
@@ -116,19 +139,74 @@ fn literal_prefix(s: &str) -> usize {
     s.find(['*', '?', '[', '\\']).unwrap_or(s.len())
 }
 
+/// Where modules.dep paths resolve: the root and the module directory's
+/// place under it (`lib/modules/KVER`).
+#[derive(Clone, Debug, Default)]
+pub struct DepPaths {
+    /// The root as given (`--root`), and in absolute form.
+    pub root: PathBuf,
+    pub root_abs: PathBuf,
+    /// `lib/modules/KVER/`, relative to the root.
+    pub module_dir_rel: String,
+}
+
+impl DepPaths {
+    pub fn new(root: &Path, kver: &str) -> Self {
+        let root_abs = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        DepPaths { root: root.to_path_buf(), root_abs, module_dir_rel: std::format!("lib/modules/{kver}/") }
+    }
+
+    /// A modules.dep path as the plan stores it: (path, relative to the root?),
+    /// or None when it is unsafe (see the module documentation).
+    pub fn resolve(&self, p: &str) -> Option<(String, bool)> {
+        if !p.starts_with('/') {
+            return is_safe_relative_path(p.as_bytes()).then(|| (p.to_string(), false));
+        }
+        // depmod -b ROOT writes the host path of an external directory that
+        // was given as ROOT/...: that is inside the root too.
+        let mut rel = p;
+        if self.root_abs != Path::new("/") {
+            if let Some(r) = self.root_abs.to_str().and_then(|r| p.strip_prefix(r)).filter(|r| r.starts_with('/')) {
+                rel = r;
+            }
+        }
+        let rel = rel.trim_start_matches('/');
+        if !is_safe_relative_path(rel.as_bytes()) {
+            return None;
+        }
+        match rel.strip_prefix(self.module_dir_rel.as_str()) {
+            Some(inner) if !inner.is_empty() => Some((inner.to_string(), false)),
+            _ => Some((rel.to_string(), true)),
+        }
+    }
+}
+
 impl KmodIndex {
-    /// Load the index files of `dir` (`lib/modules/$KVER`). modules.dep is
-    /// required; the others are optional, as they are for kmod.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let mut idx = KmodIndex { dir: dir.to_path_buf(), ..Default::default() };
+    /// Load the index files of `dir` (`lib/modules/$KVER`) for module paths
+    /// resolved by `paths`. All files are optional, as they are for kmod; a
+    /// kernel without modules.dep has only built-in modules.
+    pub fn load(dir: &Path, paths: &DepPaths) -> Result<Self> {
+        let mut idx = KmodIndex { dir: dir.to_path_buf(), paths: paths.clone(), ..Default::default() };
         let alias_path = dir.join("modules.alias");
-        // modules.alias is the biggest file: parse it in a second thread.
-        let raw_aliases = std::thread::scope(|s| -> Result<RawAliases> {
-            let h = s.spawn(|| parse_alias_file(&alias_path));
-            idx.load_dep(&dir.join("modules.dep"))?;
-            h.join().unwrap_or_else(|_| Err(Error::Other("modules.alias parser panicked".into())))
+        let symbols_path = dir.join("modules.symbols");
+        let dep_path = dir.join("modules.dep");
+        idx.has_dep = dep_path.exists();
+        // modules.alias and modules.symbols are the biggest files: parse them
+        // in other threads.
+        let (raw_aliases, raw_symbols) = std::thread::scope(|s| -> Result<(RawAliases, RawAliases)> {
+            let a = s.spawn(|| parse_alias_file(&alias_path));
+            let y = s.spawn(|| parse_alias_file(&symbols_path));
+            if idx.has_dep {
+                idx.load_dep(&dep_path, paths)?;
+            }
+            let panicked = |what: &str| Err(Error::Other(std::format!("{what} parser panicked")));
+            Ok((
+                a.join().unwrap_or_else(|_| panicked("modules.alias"))?,
+                y.join().unwrap_or_else(|_| panicked("modules.symbols"))?,
+            ))
         })?;
-        idx.add_aliases(raw_aliases);
+        idx.aliases = AliasTable::new(raw_aliases, &idx.by_name);
+        idx.symbols = AliasTable::new(raw_symbols, &idx.by_name);
         let builtin_path = dir.join("modules.builtin");
         if builtin_path.exists() {
             let text = read(&builtin_path)?;
@@ -155,18 +233,22 @@ impl KmodIndex {
         Ok(idx)
     }
 
-    fn intern(&mut self, path: &str) -> u32 {
-        let name = modname_from_path(path);
+    /// The module of a modules.dep path (line `line` of `file`), added when new.
+    fn intern(&mut self, file: &Path, line: usize, raw: &str, paths: &DepPaths) -> Result<u32> {
+        let name = modname_from_path(raw);
         if let Some(&i) = self.by_name.get(&name) {
-            return i;
+            return Ok(i);
         }
+        let Some((path, root_path)) = paths.resolve(raw) else {
+            return Err(Error::UnsafePath { path: file.to_path_buf(), line, module_path: raw.to_string() });
+        };
         let i = self.modules.len() as u32;
-        self.modules.push(ModuleEntry { name: name.clone(), path: path.to_string(), deps: vec![] });
+        self.modules.push(ModuleEntry { name: name.clone(), path, root_path, deps: vec![] });
         self.by_name.insert(name, i);
-        i
+        Ok(i)
     }
 
-    fn load_dep(&mut self, path: &Path) -> Result<()> {
+    fn load_dep(&mut self, path: &Path, paths: &DepPaths) -> Result<()> {
         let text = read(path)?;
         let text = String::from_utf8_lossy(&text);
         // First pass: every module that has a line, so indices follow the file.
@@ -187,8 +269,7 @@ impl KmodIndex {
                 });
             };
             let module = module.trim();
-            self.check_path(path, n + 1, module)?;
-            let i = self.intern(module);
+            let i = self.intern(path, n + 1, module, paths)?;
             lines.push((n + 1, i, deps));
         }
         let mut by_path: FastMap<&str, u32> = FastMap::default();
@@ -199,8 +280,7 @@ impl KmodIndex {
                 let di = match by_path.get(d) {
                     Some(&di) => di,
                     None => {
-                        self.check_path(path, n, d)?;
-                        let di = self.intern(d);
+                        let di = self.intern(path, n, d, paths)?;
                         by_path.insert(d, di);
                         di
                     }
@@ -214,66 +294,23 @@ impl KmodIndex {
         Ok(())
     }
 
-    fn check_path(&self, file: &Path, line: usize, p: &str) -> Result<()> {
-        if is_safe_relative_path(p.as_bytes()) {
-            Ok(())
-        } else {
-            Err(Error::UnsafePath { path: file.to_path_buf(), line, module_path: p.to_string() })
-        }
-    }
-
-    fn add_aliases(&mut self, raw: RawAliases) {
-        let RawAliases { text, lines, lookup } = raw;
-        self.aliases.reserve(lines.len());
-        for (ps, pl, ms, ml) in lines {
-            let m = self.by_name.get(&text[ms as usize..(ms + ml) as usize]).copied().unwrap_or(NONE);
-            self.aliases.push(AliasEntry { start: ps, len: pl, module: m });
-        }
-        self.alias_text = text;
-        self.alias_lookup = lookup;
-    }
-
-    /// The pattern of an alias entry.
-    pub fn alias_pattern(&self, e: &AliasEntry) -> &str {
-        self.alias_text.get(e.start as usize..(e.start + e.len) as usize).unwrap_or("")
-    }
-
     /// Modules whose modules.alias pattern matches `name` (already
     /// normalised), each once, in modules.alias order.
     pub fn lookup_alias(&self, name: &str) -> Vec<u32> {
-        let l = &self.alias_lookup;
-        let mut hits: Vec<u32> = Vec::new();
-        let h = str_hash(name);
-        let first = l.exact.partition_point(|&(x, _)| x < h);
-        for &(x, e) in &l.exact[first..] {
-            if x != h {
-                break;
-            }
-            if self.alias_pattern(&self.aliases[e as usize]) == name {
-                hits.push(e);
-            }
-        }
-        let first = name.as_bytes().first().map_or(256, |&c| c as usize);
-        let slot = |i: usize| l.globs.get(i).map_or(&[][..], Vec::as_slice);
-        let candidates = slot(first).iter().chain(if first == 256 { &[][..] } else { slot(256) });
-        for &(e, plen) in candidates {
-            let pat = self.alias_pattern(&self.aliases[e as usize]);
-            if name.as_bytes().starts_with(&pat.as_bytes()[..plen])
-                && glob_match(pat.as_bytes(), name.as_bytes())
-            {
-                hits.push(e);
-            }
-        }
-        hits.sort_unstable();
-        let mut out: Vec<u32> = Vec::with_capacity(hits.len());
-        for e in hits {
-            let m = self.aliases[e as usize].module;
-            if m != NONE && !out.contains(&m) {
-                out.push(m);
-            }
-        }
-        out
+        self.aliases.lookup(name)
     }
+
+    /// Modules exporting `symbol:NAME` (modules.symbols), each once.
+    pub fn lookup_symbol(&self, name: &str) -> Vec<u32> {
+        self.symbols.lookup(name)
+    }
+
+    /// Whether `name` (canonical) is a module of modules.dep or a built-in.
+    pub fn knows(&self, name: &str) -> bool {
+        self.by_name.contains_key(name) || self.builtin.contains(name)
+    }
+
+
 
     /// Built-in modules one of whose modinfo aliases matches `name`.
     pub fn lookup_builtin_alias(&self, name: &str) -> Vec<String> {
@@ -281,6 +318,58 @@ impl KmodIndex {
         for (pat, m) in &self.builtin_aliases {
             if glob_match(pat.as_bytes(), name.as_bytes()) && !out.contains(m) {
                 out.push(m.clone());
+            }
+        }
+        out
+    }
+}
+
+impl AliasTable {
+    fn new(raw: RawAliases, by_name: &FastMap<String, u32>) -> Self {
+        let RawAliases { text, lines, lookup } = raw;
+        let mut entries = Vec::with_capacity(lines.len());
+        for (ps, pl, ms, ml) in lines {
+            let m = by_name.get(&text[ms as usize..(ms + ml) as usize]).copied().unwrap_or(NONE);
+            entries.push(AliasEntry { start: ps, len: pl, module: m });
+        }
+        AliasTable { entries, text, lookup }
+    }
+
+    /// The pattern of an entry.
+    pub fn pattern(&self, e: &AliasEntry) -> &str {
+        self.text.get(e.start as usize..(e.start + e.len) as usize).unwrap_or("")
+    }
+
+    /// Modules whose pattern matches `name` (already normalised), each once,
+    /// in file order.
+    pub fn lookup(&self, name: &str) -> Vec<u32> {
+        let l = &self.lookup;
+        let mut hits: Vec<u32> = Vec::new();
+        let h = str_hash(name);
+        let first = l.exact.partition_point(|&(x, _)| x < h);
+        for &(x, e) in &l.exact[first..] {
+            if x != h {
+                break;
+            }
+            if self.pattern(&self.entries[e as usize]) == name {
+                hits.push(e);
+            }
+        }
+        let first = name.as_bytes().first().map_or(256, |&c| c as usize);
+        let slot = |i: usize| l.globs.get(i).map_or(&[][..], Vec::as_slice);
+        let candidates = slot(first).iter().chain(if first == 256 { &[][..] } else { slot(256) });
+        for &(e, plen) in candidates {
+            let pat = self.pattern(&self.entries[e as usize]);
+            if name.as_bytes().starts_with(&pat.as_bytes()[..plen]) && glob_match(pat.as_bytes(), name.as_bytes()) {
+                hits.push(e);
+            }
+        }
+        hits.sort_unstable();
+        let mut out: Vec<u32> = Vec::with_capacity(hits.len());
+        for e in hits {
+            let m = self.entries[e as usize].module;
+            if m != NONE && !out.contains(&m) {
+                out.push(m);
             }
         }
         out
@@ -408,14 +497,21 @@ pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     (a.len() - i).cmp(&(b.len() - j))
 }
 
+/// Whether `dir` holds a kernel's module indexes: a modules.dep, or at
+/// least the built-in lists of a kernel without loadable modules.
+pub fn is_kernel_dir(dir: &Path) -> bool {
+    ["modules.dep", "modules.builtin", "modules.builtin.modinfo"].iter().any(|f| dir.join(f).is_file())
+}
+
 /// The kernel version to use under `root/lib/modules`: the only directory
-/// holding a modules.dep, or the newest of several.
+/// holding a modules.dep (or only built-in lists, see [`is_kernel_dir`]), or
+/// the newest of several.
 pub fn default_kver(modules_root: &Path) -> Result<String> {
     let rd = std::fs::read_dir(modules_root).map_err(|_| Error::NoKernel { dir: modules_root.to_path_buf() })?;
     let mut best: Option<String> = None;
     for e in rd.flatten() {
         let Ok(name) = e.file_name().into_string() else { continue };
-        if !e.path().join("modules.dep").is_file() {
+        if !is_kernel_dir(&e.path()) {
             continue;
         }
         if best.as_deref().is_none_or(|b| version_cmp(&name, b).is_gt()) {

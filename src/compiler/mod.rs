@@ -8,10 +8,23 @@
 //!
 //! kmod behaviour followed (read in kmod's libkmod/libkmod-module.c,
 //! libkmod/libkmod-config.c and tools/modprobe.c, and checked against
-//! kmod 30's `modprobe --show-depends` on Debian 12):
-//! * lookup order (kmod_module_new_from_lookup): modprobe.d aliases, module
-//!   names in modules.dep, modules.alias, then built-ins; all modules an alias
-//!   matches are loaded;
+//! kmod 30's `modprobe --show-depends` on Debian 12; tests/kmod_compat.rs):
+//! * lookup order (kmod_module_new_from_lookup, see [`graph::lookup`]):
+//!   modprobe.d aliases, module names in modules.dep, `symbol:` names in
+//!   modules.symbols, names of `install` lines, modules.alias, then
+//!   built-ins; all modules an alias matches are loaded; a modprobe.d alias
+//!   naming no module stops the lookup and loads nothing;
+//! * `options ALIAS ...` apply to the module a request reached through ALIAS;
+//! * `install NAME CMD` with a no-op command disables NAME (in the plan with
+//!   [`module_flags::DISABLED`]; its dependencies still load, as kmod loads
+//!   them before running the command); other commands are refused unless
+//!   `--ignore-install`;
+//! * the probe list of a module X is [pre softdeps, hard deps, X, post
+//!   softdeps] and a failure stops the rest of it: post softdeps pulled in
+//!   only for X carry [`module_flags::POST_ONLY`] and wait for X with
+//!   [`crate::plan::EDGE_POST`] edges, so that the runtime can skip them when
+//!   X fails. A failing *pre* softdep does not stop X: kmod ignores the
+//!   errors of soft dependencies (`!m->required`), as parmod's soft edges do;
 //! * blacklist: modprobe always passes KMOD_PROBE_APPLY_BLACKLIST_ALIAS_ONLY,
 //!   and kmod_module_probe_insert_module checks it only for the module asked
 //!   for when that module was found through an alias (`mod->alias != NULL`);
@@ -38,6 +51,7 @@ pub mod decompress;
 pub mod error;
 pub mod graph;
 pub mod kmod;
+pub mod modinfo;
 pub mod profile;
 pub mod show;
 
@@ -48,7 +62,7 @@ use std::prelude::rust_2021::*;
 pub use error::{Error, Result};
 
 use crate::plan::{module_flags, ModuleSpec, PlanBuilder, NONE};
-pub use graph::Request;
+pub use graph::{BuildOptions, Request};
 use graph::{Graph, Target};
 
 /// Default per-module timeout stored in the plan header (ms).
@@ -88,6 +102,11 @@ pub struct Options {
     /// Decompress the plan's compressed module files into this directory and
     /// plan the uncompressed paths (see [`decompress`]).
     pub decompress: Option<PathBuf>,
+    /// `install` lines and unknown names (see [`BuildOptions`]).
+    pub build: BuildOptions,
+    /// Warn about `firmware=` files of the planned modules that are missing
+    /// under `ROOT/lib/firmware` (see [`missing_firmware`]).
+    pub firmware_check: bool,
 }
 
 impl Default for Options {
@@ -103,6 +122,8 @@ impl Default for Options {
             deadline_ms: DEFAULT_DEADLINE_MS,
             profile: None,
             decompress: None,
+            build: BuildOptions::default(),
+            firmware_check: true,
         }
     }
 }
@@ -116,6 +137,8 @@ pub fn estimate_weight_us(size: u64) -> u32 {
 #[derive(Debug)]
 pub struct Inputs {
     pub kver: String,
+    /// The root (`--root`).
+    pub root: PathBuf,
     /// `ROOT/lib/modules/KVER`.
     pub dir: PathBuf,
     pub index: kmod::KmodIndex,
@@ -133,26 +156,27 @@ pub fn load_inputs(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Input
         return Err(Error::Usage(format!("--kver '{kver}' is not a kernel version")));
     }
     let dir = modules_root.join(&kver);
-    if !dir.join("modules.dep").is_file() {
+    if !kmod::is_kernel_dir(&dir) {
         return Err(Error::Other(format!(
-            "{}/modules.dep not found: no modules for kernel '{kver}' under {}; check --kver and --root, or run depmod",
+            "{}/modules.dep not found (nor modules.builtin): no modules for kernel '{kver}' under {}; check --kver and --root, or run depmod",
             dir.display(),
             opts.root.display()
         )));
     }
-    let index = kmod::KmodIndex::load(&dir)?;
+    let index = kmod::KmodIndex::load(&dir, &kmod::DepPaths::new(&opts.root, &kver))?;
     let (config_paths, required) = if opts.configs.is_empty() {
         (MODPROBE_DIRS.iter().map(|d| opts.root.join(d)).collect::<Vec<_>>(), false)
     } else {
         (opts.configs.clone(), true)
     };
-    let mut files = config::collect_files(&config_paths, required, ".conf", &[dir.join("modules.softdep")])?;
+    // kmod reads `*.alias` files in modprobe.d too.
+    let mut files = config::collect_files(&config_paths, required, &[".conf", ".alias"], &[dir.join("modules.softdep")])?;
     if opts.configs.is_empty() {
         let parmod_paths: Vec<PathBuf> = PARMOD_DIRS.iter().map(|d| opts.root.join(d)).collect();
-        files.extend(config::collect_files(&parmod_paths, false, ".conf", &[])?);
+        files.extend(config::collect_files(&parmod_paths, false, &[".conf"], &[])?);
     }
     let config = config::parse_modprobe(&files, warn)?;
-    Ok(Inputs { kver, dir, index, config })
+    Ok(Inputs { kver, root: opts.root.clone(), dir, index, config })
 }
 
 /// The names to load: modules-load.d entries (see [`Options::modules_load`]),
@@ -167,7 +191,7 @@ pub fn requests(opts: &Options) -> Result<Vec<Request>> {
         Vec::new()
     };
     if !load_paths.is_empty() {
-        let files = config::collect_files(&load_paths, !opts.modules_load.is_empty(), ".conf", &[])?;
+        let files = config::collect_files(&load_paths, !opts.modules_load.is_empty(), &[".conf"], &[])?;
         for (name, src) in config::parse_modules_load(&files)? {
             requests.push(Request { name, source: Some(src) });
         }
@@ -186,7 +210,8 @@ pub fn compile(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<PlanBuild
 }
 
 /// Compile a plan for `requests` from already loaded inputs (only the header
-/// fields, the profile and the decompress directory of `opts` are used).
+/// fields, the profile, the decompress directory, the build options and the
+/// firmware check of `opts` are used).
 pub fn compile_requests(
     opts: &Options,
     inputs: &Inputs,
@@ -198,39 +223,69 @@ pub fn compile_requests(
         warn("no modules requested (no names, nothing in modules-load.d): the plan is empty".into());
     }
 
-    let mut g = Graph::build(idx, cfg, requests, warn)?;
+    let mut g = Graph::build(idx, cfg, requests, opts.build, warn)?;
     g.check_hard_cycles()?;
-    // stat every module file (in parallel: on big plans this is most of the
-    // system time) for its size and to catch a stale modules.dep. Meanwhile,
-    // copy the modules.alias patterns of the modules in the plan (tens of
-    // thousands of strings for a whole kernel).
-    let files: Vec<(usize, &str)> = g
-        .nodes
-        .iter()
-        .enumerate()
-        .filter_map(|(n, node)| match node.target {
-            Target::Module(m) => Some((n, idx.modules[m as usize].path.as_str())),
-            Target::Builtin(_) => None,
-        })
-        .collect();
+    // stat every module file to load (in parallel: on big plans this is most
+    // of the system time) for its size and to catch a stale modules.dep.
+    // Meanwhile, copy the modules.alias and modules.symbols patterns of the
+    // modules in the plan (tens of thousands of strings for a whole kernel).
+    // Disabled modules are never opened.
+    // The module files given by path, out of the graph (which is changed
+    // below while their paths are borrowed).
+    let given = std::mem::take(&mut g.files);
+    let entry = |t: &Target| match t {
+        Target::Module(m) => idx.modules.get(*m as usize),
+        Target::File(f) => given.get(*f as usize),
+        Target::Builtin(_) | Target::Disabled(_) => None,
+    };
+    let mut files: Vec<(usize, &str)> = Vec::new();
+    let mut root_files: Vec<(usize, &str)> = Vec::new();
     let mut in_plan = std::vec![false; idx.modules.len()];
-    for node in &g.nodes {
+    for (n, node) in g.nodes.iter().enumerate() {
         if let Target::Module(m) = node.target {
             in_plan[m as usize] = true;
         }
+        if let Some(e) = entry(&node.target) {
+            if node.disabled.is_some() {
+                continue;
+            }
+            if e.root_path {
+                root_files.push((n, e.path.as_str()));
+            } else {
+                files.push((n, e.path.as_str()));
+            }
+        }
     }
-    let (sizes, alias_copies) = std::thread::scope(|s| {
-        let stat = s.spawn(|| match &opts.decompress {
-            Some(out) => decompress::decompress_all(dir, out, &files),
-            None => Ok(stat_all(dir, &files)),
+    if opts.decompress.is_some() {
+        if let Some(&(n, p)) = root_files.iter().find(|f| crate::plan::Compression::from_path(f.1.as_bytes()) != Some(crate::plan::Compression::None)) {
+            return Err(Error::Other(format!(
+                "--decompress: module '{}' is {}, outside {} (depmod's external directory): decompress it there by hand, or move it under the module directory and run depmod",
+                g.nodes[n].name,
+                inputs.root.join(p).display(),
+                dir.display()
+            )));
+        }
+    }
+    let (sizes, (alias_copies, symbol_copies)) = std::thread::scope(|s| {
+        let stat = s.spawn(|| -> Result<Vec<(usize, Option<u64>)>> {
+            let mut v = match &opts.decompress {
+                Some(out) => decompress::decompress_all(dir, out, &files)?,
+                None => stat_all(dir, &files),
+            };
+            v.extend(stat_all(&inputs.root, &root_files));
+            Ok(v)
         });
-        let keep = |a: &&kmod::AliasEntry| a.module != NONE && in_plan[a.module as usize];
-        let mut copies: Vec<(String, u32)> = Vec::with_capacity(idx.aliases.iter().filter(keep).count());
-        copies.extend(idx.aliases.iter().filter(keep).map(|a| (idx.alias_pattern(a).to_string(), a.module)));
-        (stat.join().unwrap_or_else(|_| Ok(Vec::new())), copies)
+        let copies = |t: &kmod::AliasTable| {
+            let keep = |a: &&kmod::AliasEntry| a.module != NONE && in_plan[a.module as usize];
+            let mut c: Vec<(String, u32)> = Vec::with_capacity(t.entries.iter().filter(keep).count());
+            c.extend(t.entries.iter().filter(keep).map(|a| (t.pattern(a).to_string(), a.module)));
+            c
+        };
+        let copied = (copies(&idx.aliases), copies(&idx.symbols));
+        (stat.join().unwrap_or_else(|_| Ok(Vec::new())), copied)
     });
     let sizes = sizes?;
-    if sizes.len() != files.len() {
+    if sizes.len() != files.len() + root_files.len() {
         return Err(Error::Other("internal error: a stat thread failed".into()));
     }
     for (n, size) in sizes {
@@ -244,12 +299,37 @@ pub fn compile_requests(
                 }
             }
             None => {
-                let path = files.iter().find(|f| f.0 == n).map(|f| dir.join(f.1)).unwrap_or_default();
+                let path = match files.iter().find(|f| f.0 == n) {
+                    Some(f) => dir.join(f.1),
+                    None => root_files.iter().find(|f| f.0 == n).map(|f| inputs.root.join(f.1)).unwrap_or_default(),
+                };
                 return Err(Error::MissingFile { module: node.name.clone(), path });
             }
         }
     }
+    if opts.firmware_check {
+        // With --decompress, the decompressed copies (not decoded twice).
+        let read_from = |p: &str| match &opts.decompress {
+            Some(out) if decompress::plan_path(p) != p => out.join(decompress::plan_path(p)),
+            _ => dir.join(p),
+        };
+        let targets: Vec<(usize, PathBuf)> = files
+            .iter()
+            .map(|&(n, p)| (n, read_from(p)))
+            .chain(root_files.iter().map(|&(n, p)| (n, inputs.root.join(p))))
+            .collect();
+        for (n, check) in missing_firmware(&inputs.root, kver, &targets) {
+            match check {
+                Ok((missing, total)) => warn(firmware_warning(&g.nodes[n].name, &inputs.root, &missing, total)),
+                Err(e) => warn(format!(
+                    "cannot check the firmware of module '{}': {e}; the kernel will likely refuse this file too",
+                    g.nodes[n].name
+                )),
+            }
+        }
+    }
     g.add_soft_edges(warn);
+    g.add_post_edges();
     let prio = g.priorities();
     let order = g.load_order(&prio);
     if order.len() != g.nodes.len() {
@@ -271,59 +351,169 @@ pub fn compile_requests(
     for &n in &order {
         let node = &g.nodes[n];
         let mut flags = 0;
-        if node.requested {
-            flags |= module_flags::REQUESTED;
-        }
-        if !node.hard_reached {
-            flags |= module_flags::SOFT_ONLY;
-        }
-        let path = match node.target {
-            Target::Module(m) if opts.decompress.is_some() => {
-                Some(decompress::plan_path(&idx.modules[m as usize].path).to_string())
+        for (set, bit) in [
+            (node.requested, module_flags::REQUESTED),
+            (!node.hard_reached, module_flags::SOFT_ONLY),
+            (node.disabled.is_some(), module_flags::DISABLED),
+            (node.blacklisted, module_flags::BLACKLISTED),
+            (node.post_only, module_flags::POST_ONLY),
+        ] {
+            if set {
+                flags |= bit;
             }
-            Target::Module(m) => Some(idx.modules[m as usize].path.clone()),
-            Target::Builtin(_) => None,
+        }
+        let path = match entry(&node.target) {
+            Some(e) => {
+                if e.root_path {
+                    flags |= module_flags::ROOT_PATH;
+                    Some(e.path.clone())
+                } else if opts.decompress.is_some() && node.disabled.is_none() {
+                    Some(decompress::plan_path(&e.path).to_string())
+                } else {
+                    Some(e.path.clone())
+                }
+            }
+            None => None,
         };
+        let params = cfg.options_for_any(&node.name, &node.aliases);
         let mut waits_for: Vec<(u32, bool)> = node.waits_for.iter().map(|&(d, h)| (pos[d], h)).collect();
         waits_for.sort_unstable();
         b.modules.push(ModuleSpec {
             name: node.name.clone(),
             path,
-            params: cfg.options_for(&node.name),
+            params,
             flags,
             weight_us: node.weight_us,
             timeout_ms: 0,
             file_size: node.file_size,
             waits_for,
+            post_waits: node.post_waits.iter().map(|&d| pos[d]).collect(),
             soft_pre: node.soft_pre.iter().map(|&d| pos[d]).collect(),
             soft_post: node.soft_post.iter().map(|&d| pos[d]).collect(),
         });
     }
     b.waits = resolve_waits(&cfg.waits, &g, &pos, idx)?;
-    // Aliases of the modules in the plan: modprobe.d first (they take
-    // precedence at lookup), then modules.alias.
+    // Aliases of the modules in the plan, in kmod's lookup order: modprobe.d
+    // first (counted in the header), then modules.symbols, modules.alias and
+    // the built-ins' modinfo aliases.
     for (pat, target, _) in &cfg.aliases {
-        let t = if let Some(&m) = idx.by_name.get(target) { Target::Module(m) } else { Target::Builtin(target.clone()) };
+        let t = if let Some(&m) = idx.by_name.get(target) {
+            Target::Module(m)
+        } else if idx.builtin.contains(target) {
+            Target::Builtin(target.clone())
+        } else {
+            Target::Disabled(target.clone())
+        };
         if let Some(&n) = g.index.get(&t) {
             b.aliases.push((pat.clone(), pos[n]));
         }
     }
+    b.config_alias_count = b.aliases.len() as u32;
     let mut plan_index = std::vec![NONE; idx.modules.len()];
     for (n, node) in g.nodes.iter().enumerate() {
         if let Target::Module(m) = node.target {
             plan_index[m as usize] = pos[n];
         }
     }
-    let mut alias_copies = alias_copies;
-    for a in &mut alias_copies {
-        a.1 = plan_index[a.1 as usize];
+    for mut copies in [symbol_copies, alias_copies] {
+        for a in &mut copies {
+            a.1 = plan_index[a.1 as usize];
+        }
+        b.aliases.append(&mut copies);
     }
-    if b.aliases.is_empty() {
-        b.aliases = alias_copies;
-    } else {
-        b.aliases.append(&mut alias_copies);
+    for (pat, name) in &idx.builtin_aliases {
+        if let Some(&n) = g.index.get(&Target::Builtin(name.clone())) {
+            b.aliases.push((pat.clone(), pos[n]));
+        }
     }
     Ok(b)
+}
+
+/// Firmware search directories under the root, as the kernel's firmware
+/// loader tries them (drivers/base/firmware_loader/main.c, fw_path), and the
+/// suffixes of compressed firmware (CONFIG_FW_LOADER_COMPRESS).
+fn firmware_dirs(root: &Path, kver: &str) -> Vec<PathBuf> {
+    ["lib/firmware/updates/KVER", "lib/firmware/updates", "lib/firmware/KVER", "lib/firmware"]
+        .iter()
+        .map(|d| root.join(d.replace("KVER", kver)))
+        .collect()
+}
+const FIRMWARE_SUFFIXES: [&str; 3] = ["", ".xz", ".zst"];
+
+/// What [`missing_firmware`] found for one module: the missing names and
+/// the number of `firmware=` entries, or why the file could not be read.
+pub type FirmwareCheck = Result<(Vec<String>, usize)>;
+
+/// For each module file of `modules` ((node, path) pairs), the `firmware=`
+/// entries of its modinfo that exist under none of the firmware directories
+/// of `root`, plain or compressed, for the modules that miss any or whose
+/// file cannot be read, in node order. The files are read by a few threads;
+/// the names are then looked up once each, skipping directories that do not
+/// exist (a whole kernel names thousands of firmware files).
+pub fn missing_firmware(root: &Path, kver: &str, modules: &[(usize, PathBuf)]) -> Vec<(usize, FirmwareCheck)> {
+    let one = |(n, path): &(usize, PathBuf)| -> (usize, Result<Vec<String>>) {
+        (*n, modinfo::read(path, "firmware"))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let read: Vec<(usize, Result<Vec<String>>)> = if modules.len() < 64 || threads < 2 {
+        modules.iter().map(one).collect()
+    } else {
+        let chunk = modules.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = modules.chunks(chunk).map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        })
+    };
+    let dirs: Vec<PathBuf> = firmware_dirs(root, kver).into_iter().filter(|d| d.is_dir()).collect();
+    let mut dir_exists: std::collections::HashMap<PathBuf, bool> = std::collections::HashMap::new();
+    let mut found: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    let mut exists = |name: &str| -> bool {
+        if let Some(&f) = found.get(name) {
+            return f;
+        }
+        let f = is_safe_firmware_name(name)
+            && dirs.iter().any(|d| {
+                let file = d.join(name);
+                let parent = file.parent().map(Path::to_path_buf).unwrap_or_default();
+                *dir_exists.entry(parent.clone()).or_insert_with(|| parent.is_dir())
+                    && FIRMWARE_SUFFIXES.iter().any(|s| d.join(format!("{name}{s}")).exists())
+            });
+        found.insert(name.to_string(), f);
+        f
+    };
+    let mut out: Vec<(usize, FirmwareCheck)> = Vec::new();
+    for (n, names) in read {
+        match names {
+            Err(e) => out.push((n, Err(e))),
+            Ok(names) => {
+                let missing: Vec<String> = names.iter().filter(|f| !exists(f)).cloned().collect();
+                if !missing.is_empty() {
+                    out.push((n, Ok((missing, names.len()))));
+                }
+            }
+        }
+    }
+    out.sort_by_key(|e| e.0);
+    out
+}
+
+/// A firmware name the loader would look up: relative, no `..` (the kernel
+/// refuses those too).
+fn is_safe_firmware_name(name: &str) -> bool {
+    crate::plan::is_safe_relative_path(name.as_bytes())
+}
+
+fn firmware_warning(module: &str, root: &Path, missing: &[String], total: usize) -> String {
+    const SHOWN: usize = 5;
+    let mut list = missing.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if missing.len() > SHOWN {
+        list.push_str(&format!(", and {} more", missing.len() - SHOWN));
+    }
+    format!(
+        "module '{module}' names firmware that is not under {} (plain, .xz or .zst): {list} ({} of its {total} firmware files); where the device needs one of them the module fails at boot, with no retry: install the firmware into the image",
+        root.join("lib/firmware").display(),
+        missing.len()
+    )
 }
 
 /// Turn the `wait-for` statements into the plan's waits: `after MODULE` must
@@ -341,7 +531,7 @@ fn resolve_waits(
             Some(name) => match g.nodes.iter().position(|n| n.name == *name) {
                 Some(n) => Some(pos[n]),
                 None => {
-                    let why = if idx.by_name.contains_key(name) || idx.builtin.contains(name) {
+                    let why = if idx.knows(name) {
                         "it is neither requested nor a dependency of a requested module"
                     } else {
                         "no such module (wait-for takes a module name, not an alias)"

@@ -39,7 +39,25 @@ fn flag_words(m: &Module<'_>) -> Vec<&'static str> {
     if fl & f::IGNORE_VERMAGIC != 0 {
         w.push("ignore-vermagic");
     }
+    if fl & f::DISABLED != 0 {
+        w.push("disabled");
+    }
+    if fl & f::BLACKLISTED != 0 {
+        w.push("blacklisted");
+    }
+    if fl & f::POST_ONLY != 0 {
+        w.push("post-only");
+    }
+    if fl & f::ROOT_PATH != 0 {
+        w.push("root-path");
+    }
     w
+}
+
+/// The module's file as the target sees it: relative to the module
+/// directory, or `/`-absolute for a root-relative path.
+fn file_path(m: &Module<'_>) -> Option<String> {
+    m.path().map(|p| if m.is_root_path() { format!("/{}", s(p)) } else { s(p) })
 }
 
 /// The plan for a person.
@@ -47,6 +65,7 @@ pub fn text(plan: &Plan<'_>) -> String {
     use std::fmt::Write;
     let mut o = String::new();
     let builtin = plan.modules().filter(|m| m.is_builtin()).count();
+    let disabled = plan.modules().filter(|m| m.is_disabled()).count();
     let requested = plan.modules().filter(|m| m.flags() & crate::plan::module_flags::REQUESTED != 0).count();
     let jobs = match plan.jobs() {
         0 => "0 (runtime decides)".to_string(),
@@ -58,20 +77,22 @@ pub fn text(plan: &Plan<'_>) -> String {
     let _ = writeln!(o, "deadline:       {} ms", plan.deadline_ms());
     let _ = writeln!(
         o,
-        "modules:        {} ({} to load, {builtin} built-in, {requested} requested)",
+        "modules:        {} ({} to load, {builtin} built-in, {disabled} disabled, {requested} requested)",
         plan.module_count(),
-        plan.module_count() as usize - builtin
+        plan.module_count() as usize - builtin - disabled
     );
     let _ = writeln!(o, "edges:          {}", plan.edge_count());
     let _ = writeln!(o, "waits:          {}", plan.wait_count());
-    let _ = writeln!(o, "aliases:        {}", plan.alias_count());
+    let _ = writeln!(o, "aliases:        {} ({} from modprobe.d)", plan.alias_count(), plan.config_alias_count());
     let _ = writeln!(o, "total weight:   {} us", plan.total_weight_us());
     let _ = writeln!(o, "checksum:       {:#010x}", plan.checksum());
     let _ = writeln!(o, "\nload order:");
     for m in plan.modules() {
         let flags = flag_words(&m);
-        let where_ = match m.path() {
-            Some(p) => format!("{} ({}, {} bytes)", s(p), m.compression().kernel_name(), m.file_size()),
+        let where_ = match file_path(&m) {
+            Some(p) if m.is_disabled() => format!("{p} (disabled by configuration: never loaded)"),
+            Some(p) => format!("{p} ({}, {} bytes)", m.compression().kernel_name(), m.file_size()),
+            None if m.is_disabled() => "no module file (disabled by configuration)".to_string(),
             None => "built-in".to_string(),
         };
         let _ = writeln!(
@@ -87,7 +108,11 @@ pub fn text(plan: &Plan<'_>) -> String {
         if !hard.is_empty() {
             let _ = writeln!(o, "        deps: {}", hard.join(" "));
         }
-        let soft = names(plan, m.waits_for(), Some(false));
+        let soft: Vec<String> = m
+            .waits_for()
+            .filter(|e| !e.hard)
+            .map(|e| if e.post { format!("{} (post)", name_of(plan, e.module)) } else { name_of(plan, e.module) })
+            .collect();
         if !soft.is_empty() {
             let _ = writeln!(o, "        after (soft): {}", soft.join(" "));
         }
@@ -129,7 +154,7 @@ fn wait_text(w: &crate::plan::Wait<'_>) -> String {
 }
 
 fn edge_list(plan: &Plan<'_>, it: impl Iterator<Item = crate::plan::Edge>) -> Vec<Value> {
-    it.map(|e| json!({"name": name_of(plan, e.module), "index": e.module, "hard": e.hard})).collect()
+    it.map(|e| json!({"name": name_of(plan, e.module), "index": e.module, "hard": e.hard, "post": e.post})).collect()
 }
 
 /// The plan as JSON (modules in plan order, a valid load order).
@@ -140,8 +165,11 @@ pub fn json(plan: &Plan<'_>) -> Value {
             json!({
                 "index": m.index(),
                 "name": s(m.name()),
-                "path": m.path().map(s),
+                "path": file_path(&m),
                 "builtin": m.is_builtin(),
+                "disabled": m.is_disabled(),
+                "blacklisted": m.is_blacklisted(),
+                "post_only": m.is_post_only(),
                 "compression": m.compression().kernel_name(),
                 "file_size": m.file_size(),
                 "requested": m.flags() & crate::plan::module_flags::REQUESTED != 0,
@@ -181,6 +209,7 @@ pub fn json(plan: &Plan<'_>) -> Value {
         "total_weight_us": plan.total_weight_us(),
         "checksum": plan.checksum(),
         "module_count": plan.module_count(),
+        "config_alias_count": plan.config_alias_count(),
         "modules": modules,
         "waits": waits,
         "aliases": aliases,

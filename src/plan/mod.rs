@@ -20,7 +20,7 @@ pub use writer::{ModuleSpec, PlanBuilder, WaitSpec};
 /// First eight bytes of every plan.
 pub const MAGIC: [u8; 8] = *b"PARMODPL";
 /// The only format version this code reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 pub const HEADER_SIZE: usize = 128;
 pub const MODULE_RECORD_SIZE: usize = 80;
@@ -38,8 +38,15 @@ pub const MAX_PLAN_JOBS: u32 = 4096;
 /// a hard dependency (from modules.dep): failure of the dependency skips the
 /// dependent. Without it the edge is a soft dependency: it only orders.
 pub const EDGE_HARD: u32 = 1 << 31;
-/// Largest module count a plan may hold (indices must fit beside `EDGE_HARD`).
-pub const MAX_MODULES: u32 = (1 << 31) - 1;
+/// Bit set on a soft edge "M waits for X" when M is in the plan because of
+/// X's `post:` soft dependencies: M is one of them, or a dependency (hard or
+/// `pre:`) of one that nothing else needs. Never together with `EDGE_HARD`.
+/// See [`module_flags::POST_ONLY`].
+pub const EDGE_POST: u32 = 1 << 30;
+/// Both edge bits: what is left of an entry without them is a module index.
+pub const EDGE_BITS: u32 = EDGE_HARD | EDGE_POST;
+/// Largest module count a plan may hold (indices must fit beside the edge bits).
+pub const MAX_MODULES: u32 = (1 << 30) - 1;
 
 /// Module flags.
 pub mod module_flags {
@@ -53,19 +60,46 @@ pub mod module_flags {
     pub const IGNORE_MODVERSIONS: u32 = 1 << 3;
     /// Pass MODULE_INIT_IGNORE_VERMAGIC to finit_module.
     pub const IGNORE_VERMAGIC: u32 = 1 << 4;
+    /// Disabled by configuration (`install NAME /bin/true` and the other
+    /// no-op commands): never loaded; counts as done for the modules that
+    /// wait for it, as kmod's successful no-op command does. May have no
+    /// file (path `NONE`) when NAME is no module of the kernel. Never
+    /// together with `BUILTIN`.
+    pub const DISABLED: u32 = 1 << 5;
+    /// Named by a modprobe.d `blacklist` line. The compiler already left it
+    /// out where a request reached it through an alias; the runtime skips it
+    /// where it looks names up through the plan's aliases (modprobe, coldplug).
+    pub const BLACKLISTED: u32 = 1 << 6;
+    /// In the plan only through `post:` soft dependencies: not reachable from
+    /// the requested modules through hard and `pre:` edges. Skipped when it
+    /// has `EDGE_POST` edges and every module they come from failed or was
+    /// skipped (kmod stops a probe at a failure, before the post list).
+    pub const POST_ONLY: u32 = 1 << 7;
     /// Bits 8..11: the file's compression, see [`super::Compression`].
     pub const COMPRESSION_SHIFT: u32 = 8;
     pub const COMPRESSION_MASK: u32 = 0xf << COMPRESSION_SHIFT;
-    /// Every bit a version-1 reader understands.
-    pub const KNOWN: u32 =
-        BUILTIN | REQUESTED | SOFT_ONLY | IGNORE_MODVERSIONS | IGNORE_VERMAGIC | COMPRESSION_MASK;
+    /// The path is relative to the root directory of the system the plan
+    /// runs on, not to `lib/modules/KVER`: a module that depmod found outside
+    /// the module directory (its `external` directive). Needs a path.
+    pub const ROOT_PATH: u32 = 1 << 12;
+    /// Every bit a version-2 reader understands.
+    pub const KNOWN: u32 = BUILTIN
+        | REQUESTED
+        | SOFT_ONLY
+        | IGNORE_MODVERSIONS
+        | IGNORE_VERMAGIC
+        | DISABLED
+        | BLACKLISTED
+        | POST_ONLY
+        | COMPRESSION_MASK
+        | ROOT_PATH;
 }
 
 /// Wait flags.
 pub mod wait_flags {
     /// Some path component is a glob (`*`, `?`, `[...]`).
     pub const GLOB: u32 = 1 << 0;
-    /// Every bit a version-1 reader understands.
+    /// Every bit a version-2 reader understands.
     pub const KNOWN: u32 = GLOB;
 }
 
@@ -146,8 +180,10 @@ pub(crate) mod hdr {
     pub const MODULE_RECORD_SIZE: usize = 92;
     pub const WAIT_RECORD_SIZE: usize = 96;
     pub const ALIAS_RECORD_SIZE: usize = 100;
-    // 104..128 reserved, must be zero.
-    pub const RESERVED: usize = 104;
+    /// How many of the first alias records come from modprobe.d.
+    pub const CONFIG_ALIAS_COUNT: usize = 104;
+    // 108..128 reserved, must be zero.
+    pub const RESERVED: usize = 108;
 }
 
 /// Module record field offsets.

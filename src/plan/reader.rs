@@ -6,8 +6,8 @@ use core::fmt;
 
 use super::{
     arec, crc::crc32c_update, hdr, le_u32, le_u64, module_flags, plan_flags, rec, wait_flags, wrec,
-    Compression, ALIAS_RECORD_SIZE, EDGE_HARD, EDGE_SIZE, HEADER_SIZE, MAGIC, MAX_MODULES,
-    MAX_PLAN_JOBS, MODULE_RECORD_SIZE, NONE, VERSION, WAIT_RECORD_SIZE,
+    Compression, ALIAS_RECORD_SIZE, EDGE_BITS, EDGE_HARD, EDGE_POST, EDGE_SIZE, HEADER_SIZE, MAGIC,
+    MAX_MODULES, MAX_PLAN_JOBS, MODULE_RECORD_SIZE, NONE, VERSION, WAIT_RECORD_SIZE,
 };
 
 /// Why a plan was refused. Every variant says where the problem is.
@@ -135,11 +135,13 @@ pub struct Plan<'a> {
     strings: &'a [u8],
 }
 
-/// One dependency edge: the other module's index and whether it is hard.
+/// One dependency edge: the other module's index, whether it is hard, and
+/// whether it is a post edge ([`super::EDGE_POST`]; never both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Edge {
     pub module: u32,
     pub hard: bool,
+    pub post: bool,
 }
 
 /// An iterator over a validated adjacency list.
@@ -154,7 +156,7 @@ impl Iterator for Edges<'_> {
         let (head, rest) = self.bytes.split_first_chunk::<4>()?;
         self.bytes = rest;
         let raw = u32::from_le_bytes(*head);
-        Some(Edge { module: raw & !EDGE_HARD, hard: raw & EDGE_HARD != 0 })
+        Some(Edge { module: raw & !EDGE_BITS, hard: raw & EDGE_HARD != 0, post: raw & EDGE_POST != 0 })
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = self.bytes.len() / 4;
@@ -310,6 +312,9 @@ impl<'a> Plan<'a> {
         if h(hdr::JOBS) > MAX_PLAN_JOBS {
             return Err(herr("jobs"));
         }
+        if h(hdr::CONFIG_ALIAS_COUNT) > alias_count {
+            return Err(herr("config_alias_count"));
+        }
         plan.validate_modules()?;
         plan.validate_waits()?;
         plan.validate_aliases()?;
@@ -330,13 +335,19 @@ impl<'a> Plan<'a> {
             if Compression::from_bits(comp).is_none() {
                 return Err(err("compression"));
             }
+            if flags & module_flags::BUILTIN != 0 && flags & module_flags::DISABLED != 0 {
+                return Err(err("flags"));
+            }
             match self.string(le_u32(r, rec::NAME)) {
                 Some(n) if super::is_token(n) => {}
                 _ => return Err(err("name")),
             }
             let path = le_u32(r, rec::PATH);
-            if flags & module_flags::BUILTIN != 0 {
-                if path != NONE || comp != 0 {
+            let root_path = flags & module_flags::ROOT_PATH != 0;
+            let no_file = flags & module_flags::BUILTIN != 0
+                || (flags & module_flags::DISABLED != 0 && path == NONE);
+            if no_file {
+                if path != NONE || comp != 0 || root_path {
                     return Err(err("path"));
                 }
             } else {
@@ -360,7 +371,7 @@ impl<'a> Plan<'a> {
             let waits = self.edge_list(r, rec::WAITS_FOR).ok_or(err("waits_for"))?;
             let mut prev: Option<u32> = None;
             for e in waits.clone() {
-                if e.module >= i || prev.is_some_and(|p| e.module <= p) {
+                if e.module >= i || prev.is_some_and(|p| e.module <= p) || (e.hard && e.post) {
                     return Err(err("waits_for"));
                 }
                 prev = Some(e.module);
@@ -377,7 +388,7 @@ impl<'a> Plan<'a> {
                 prev = Some(e.module);
                 let other = self.record(e.module);
                 let theirs = self.edge_list(other, rec::WAITS_FOR).ok_or(err("dependents"))?;
-                if !contains_edge(theirs, Edge { module: i, hard: e.hard }) {
+                if !contains_edge(theirs, Edge { module: i, hard: e.hard, post: e.post }) {
                     return Err(err("dependents"));
                 }
             }
@@ -385,7 +396,7 @@ impl<'a> Plan<'a> {
             for (field, off) in [("soft_pre", rec::SOFT_PRE), ("soft_post", rec::SOFT_POST)] {
                 let list = self.edge_list(r, off).ok_or(err(field))?;
                 for e in list {
-                    if e.hard || e.module >= self.module_count || e.module == i {
+                    if e.hard || e.post || e.module >= self.module_count || e.module == i {
                         return Err(err(field));
                     }
                 }
@@ -539,6 +550,12 @@ impl<'a> Plan<'a> {
     pub fn alias_count(&self) -> u32 {
         self.alias_count
     }
+    /// The first `config_alias_count` alias records come from modprobe.d
+    /// `alias` lines (looked up before module names); the rest from the
+    /// kernel's indexes (modules.symbols, modules.alias, built-in aliases).
+    pub fn config_alias_count(&self) -> u32 {
+        self.header_u32(hdr::CONFIG_ALIAS_COUNT)
+    }
 
     #[inline(never)]
     pub fn module(&self, index: u32) -> Option<Module<'a>> {
@@ -590,9 +607,9 @@ fn contains_edge(list: Edges<'_>, want: Edge) -> bool {
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         let raw = le_u32(list.bytes, mid * 4);
-        let m = raw & !EDGE_HARD;
+        let m = raw & !EDGE_BITS;
         if m == want.module {
-            return (raw & EDGE_HARD != 0) == want.hard;
+            return (raw & EDGE_HARD != 0) == want.hard && (raw & EDGE_POST != 0) == want.post;
         }
         if m < want.module {
             lo = mid + 1;
@@ -649,6 +666,22 @@ impl<'a> Module<'a> {
     }
     pub fn is_builtin(&self) -> bool {
         self.flags() & module_flags::BUILTIN != 0
+    }
+    /// Disabled by configuration (`install NAME /bin/true`): never loaded.
+    pub fn is_disabled(&self) -> bool {
+        self.flags() & module_flags::DISABLED != 0
+    }
+    /// Named by a modprobe.d `blacklist` line.
+    pub fn is_blacklisted(&self) -> bool {
+        self.flags() & module_flags::BLACKLISTED != 0
+    }
+    /// In the plan only for `post:` soft dependencies (see [`module_flags::POST_ONLY`]).
+    pub fn is_post_only(&self) -> bool {
+        self.flags() & module_flags::POST_ONLY != 0
+    }
+    /// The path is relative to `/`, not to the module directory.
+    pub fn is_root_path(&self) -> bool {
+        self.flags() & module_flags::ROOT_PATH != 0
     }
     pub fn compression(&self) -> Compression {
         let bits = (self.flags() & module_flags::COMPRESSION_MASK) >> module_flags::COMPRESSION_SHIFT;

@@ -8,7 +8,7 @@ use std::vec::Vec;
 
 use super::{
     arec, hdr, module_flags, rec, reader::checksum, wait_flags, wrec, Compression, ALIAS_RECORD_SIZE,
-    EDGE_HARD, HEADER_SIZE, MAGIC, MAX_MODULES, MAX_PLAN_JOBS, MODULE_RECORD_SIZE, NONE, VERSION,
+    EDGE_HARD, EDGE_POST, HEADER_SIZE, MAGIC, MAX_MODULES, MAX_PLAN_JOBS, MODULE_RECORD_SIZE, NONE, VERSION,
     WAIT_RECORD_SIZE,
 };
 
@@ -16,7 +16,9 @@ use super::{
 #[derive(Clone, Debug, Default)]
 pub struct ModuleSpec {
     pub name: String,
-    /// Relative to the module directory; None for a built-in module.
+    /// Relative to the module directory (to `/` with [`module_flags::ROOT_PATH`]);
+    /// None for a built-in module, or for a disabled name without a file
+    /// ([`module_flags::DISABLED`]).
     pub path: Option<String>,
     pub params: String,
     /// [`module_flags`] bits other than BUILTIN and the compression (derived).
@@ -25,6 +27,10 @@ pub struct ModuleSpec {
     pub timeout_ms: u32,
     pub file_size: u32,
     pub waits_for: Vec<(u32, bool)>,
+    /// Modules of `waits_for` whose soft edge carries [`EDGE_POST`]: this
+    /// module is in the plan for their `post:` soft dependencies. A hard
+    /// edge to the same module wins (the post bit is dropped).
+    pub post_waits: Vec<u32>,
     pub soft_pre: Vec<u32>,
     pub soft_post: Vec<u32>,
 }
@@ -46,6 +52,9 @@ pub struct PlanBuilder {
     pub modules: Vec<ModuleSpec>,
     pub waits: Vec<WaitSpec>,
     pub aliases: Vec<(String, u32)>,
+    /// How many of the first `aliases` come from modprobe.d (see
+    /// [`super::Plan::config_alias_count`]).
+    pub config_alias_count: u32,
 }
 
 /// The string table: each distinct string once. Strings are borrowed from
@@ -132,6 +141,14 @@ impl PlanBuilder {
             if m.flags & !module_flags::KNOWN != 0 {
                 return Err(std::format!("module {}: unknown flag bits {:#x}", m.name, m.flags & !module_flags::KNOWN));
             }
+            if m.flags & module_flags::ROOT_PATH != 0 && m.path.is_none() {
+                return Err(std::format!("module {}: ROOT_PATH without a path", m.name));
+            }
+            for &p in &m.post_waits {
+                if !m.waits_for.iter().any(|&(d, _)| d == p) {
+                    return Err(std::format!("module {}: post edge to {p}, which it does not wait for", m.name));
+                }
+            }
             for &s in m.soft_pre.iter().chain(&m.soft_post) {
                 if s as usize >= n || s as usize == i || s & EDGE_HARD != 0 {
                     return Err(std::format!("module {}: soft dependency {s} is not another module of the plan", m.name));
@@ -154,6 +171,13 @@ impl PlanBuilder {
             if pattern.is_empty() || pattern.contains('\0') || *m as usize >= n {
                 return Err(std::format!("alias {pattern:?} is empty or names no module of the plan"));
             }
+        }
+        if self.config_alias_count as usize > self.aliases.len() {
+            return Err(std::format!(
+                "{} modprobe.d aliases declared but the plan has {} aliases",
+                self.config_alias_count,
+                self.aliases.len()
+            ));
         }
         Ok(())
     }
@@ -185,9 +209,9 @@ impl PlanBuilder {
         }
         self.check_input()?;
 
-        // Normalised waits_for lists and their mirror.
-        let mut waits_for: Vec<Vec<(u32, bool)>> = Vec::with_capacity(n);
-        let mut dependents: Vec<Vec<(u32, bool)>> = std::vec![Vec::new(); n];
+        // Normalised waits_for lists (as encoded entries) and their mirror.
+        let mut waits_for: Vec<Vec<u32>> = Vec::with_capacity(n);
+        let mut dependents: Vec<Vec<u32>> = std::vec![Vec::new(); n];
         for (i, m) in self.modules.iter().enumerate() {
             let mut list: Vec<(u32, bool)> = Vec::with_capacity(m.waits_for.len());
             for &(d, hard) in &m.waits_for {
@@ -202,10 +226,18 @@ impl PlanBuilder {
             // Sort by index; a hard edge wins over a soft one to the same module.
             list.sort_by_key(|&(d, hard)| (d, !hard));
             list.dedup_by_key(|e| e.0);
-            for &(d, hard) in &list {
-                dependents[d as usize].push((i as u32, hard));
+            let enc: Vec<u32> = list
+                .iter()
+                .map(|&(d, hard)| match (hard, m.post_waits.contains(&d)) {
+                    (true, _) => d | EDGE_HARD,
+                    (false, true) => d | EDGE_POST,
+                    (false, false) => d,
+                })
+                .collect();
+            for &e in &enc {
+                dependents[(e & !super::EDGE_BITS) as usize].push((i as u32) | (e & super::EDGE_BITS));
             }
-            waits_for.push(list);
+            waits_for.push(enc);
         }
 
         // Waits: per-module groups in module order, then waits before success.
@@ -243,6 +275,7 @@ impl PlanBuilder {
         for m in &self.modules {
             let mut flags = m.flags & !(module_flags::BUILTIN | module_flags::COMPRESSION_MASK);
             let path = match &m.path {
+                None if m.flags & module_flags::DISABLED != 0 => NONE,
                 None => {
                     flags |= module_flags::BUILTIN;
                     NONE
@@ -296,11 +329,10 @@ impl PlanBuilder {
             put32(r, rec::WEIGHT_US, m.weight_us);
             put32(r, rec::TIMEOUT_MS, m.timeout_ms);
             put64(r, rec::PRIORITY_US, prio[i]);
-            let enc = |&(d, hard): &(u32, bool)| if hard { d | EDGE_HARD } else { d };
-            let (s, l) = push_list(&mut waits_for[i].iter().map(enc));
+            let (s, l) = push_list(&mut waits_for[i].iter().copied());
             put32(r, rec::WAITS_FOR, s);
             put32(r, rec::WAITS_FOR + 4, l);
-            let (s, l) = push_list(&mut dependents[i].iter().map(enc));
+            let (s, l) = push_list(&mut dependents[i].iter().copied());
             put32(r, rec::DEPENDENTS, s);
             put32(r, rec::DEPENDENTS + 4, l);
             let (s, l) = push_list(&mut m.soft_pre.iter().copied());
@@ -354,6 +386,7 @@ impl PlanBuilder {
         put32(&mut out, hdr::MODULE_RECORD_SIZE, MODULE_RECORD_SIZE as u32);
         put32(&mut out, hdr::WAIT_RECORD_SIZE, WAIT_RECORD_SIZE as u32);
         put32(&mut out, hdr::ALIAS_RECORD_SIZE, ALIAS_RECORD_SIZE as u32);
+        put32(&mut out, hdr::CONFIG_ALIAS_COUNT, self.config_alias_count);
         let sum = checksum(&out);
         put32(&mut out, hdr::CHECKSUM, sum);
         Ok(out)
