@@ -111,19 +111,23 @@ kernel_decompresses() { # xz|zstd|gzip
     esac
 }
 
-# Module paths named by the plan ("path": "kernel/…/x.ko", relative; wait paths
-# are absolute and built-in modules have no file).
+# Module paths named by the plan ("path": "kernel/…/x.ko", relative to the
+# module directory, or "/lib/modules/external/x.ko" from the root for
+# depmod's external directories; wait paths are not module files, built-in
+# and disabled modules have none).
 "$TOOL" show --json "$PLAN" > "$STAGE/.plan.json" || die "$TOOL show --json $PLAN failed"
-sed -n 's/^ *"path": *"\([^"/][^"]*\.ko\(\.xz\|\.zst\|\.gz\)\{0,1\}\)",\{0,1\} *$/\1/p' \
+sed -n 's/^ *"path": *"\(\/\{0,1\}[^"/][^"]*\.ko\(\.xz\|\.zst\|\.gz\)\{0,1\}\)",\{0,1\} *$/\1/p' \
     "$STAGE/.plan.json" | sort -u > "$STAGE/.paths"
 rm -f "$STAGE/.plan.json"
+# The root the module directory lies in (for paths from the root).
+ROOTDIR=${MODDIR%/lib/modules/$KVER}
 count=0
 while IFS= read -r rel; do
     case "$rel" in
-        /*|*..*) die "unsafe module path in plan: $rel" ;;
+        *..*) die "unsafe module path in plan: $rel" ;;
+        /*) src="$ROOTDIR$rel"; dst="$STAGE$rel" ;;
+        *) src="$MODDIR/$rel"; dst="$STAGE/lib/modules/$KVER/$rel" ;;
     esac
-    src="$MODDIR/$rel"
-    dst="$STAGE/lib/modules/$KVER/$rel"
     [ -f "$src" ] || die "module file missing: $src (was the plan compiled against $MODDIR?)"
     mkdir -p "$(dirname "$dst")"
     case "$rel" in

@@ -451,15 +451,7 @@ fn parse_alias_file(path: &Path) -> Result<RawAliases> {
 
 /// [`normalize_alias`] in place.
 fn normalize_alias_bytes(s: &mut [u8]) {
-    let mut in_class = false;
-    for c in s {
-        match *c {
-            b'[' => in_class = true,
-            b']' => in_class = false,
-            b'-' if !in_class => *c = b'_',
-            _ => {}
-        }
-    }
+    crate::plan::normalize_alias_in_place(s)
 }
 
 /// Compare kernel versions the way `sort -V` does for them: runs of digits

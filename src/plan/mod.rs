@@ -279,6 +279,21 @@ pub fn remaining_paths<I: IntoIterator<Item = usize>>(
     prio
 }
 
+/// Normalise an alias in place the way kmod does (alias_normalize): `-`
+/// becomes `_`, except inside `[...]` classes. The compiler stores alias
+/// patterns so; a name looked up against them must be normalised too.
+pub fn normalize_alias_in_place(s: &mut [u8]) {
+    let mut in_class = false;
+    for c in s {
+        match *c {
+            b'[' => in_class = true,
+            b']' => in_class = false,
+            b'-' if !in_class => *c = b'_',
+            _ => {}
+        }
+    }
+}
+
 /// Whether a relative module path is safe: not empty, not absolute, no `..`
 /// or empty components, no NUL.
 pub fn is_safe_relative_path(p: &[u8]) -> bool {

@@ -5,7 +5,7 @@
 use super::{le_u32, le_u64};
 
 pub const TRACE_MAGIC: [u8; 8] = *b"PARMODTR";
-pub const TRACE_VERSION: u32 = 1;
+pub const TRACE_VERSION: u32 = 2;
 pub const TRACE_HEADER_SIZE: usize = 32;
 pub const TRACE_RECORD_SIZE: usize = 32;
 
@@ -37,6 +37,8 @@ pub mod result {
     pub const SATISFIED: u8 = 8;
     /// A wait whose path did not appear in time.
     pub const TIMED_OUT: u8 = 9;
+    /// Disabled by configuration (`install NAME /bin/true`): not loaded.
+    pub const DISABLED: u8 = 10;
     /// Or-ed into another result: the load outlived its stuck timeout.
     pub const STUCK_FLAG: u8 = 0x80;
 
@@ -51,6 +53,7 @@ pub mod result {
             BLOCKED => "blocked",
             SATISFIED => "satisfied",
             TIMED_OUT => "timed-out",
+            DISABLED => "disabled",
             _ => "unknown",
         }
     }

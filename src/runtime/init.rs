@@ -146,7 +146,7 @@ pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
             None => hand_over(next, None, env),
         }
     };
-    let r = run::Run { wanted: &[], jobs, deadline_ms, quiet: opts.quiet, summary: true, trace };
+    let r = run::Run { wanted: &[], blacklist: true, jobs, deadline_ms, quiet: opts.quiet, summary: true, trace };
     let _ = run::execute(s, t0, r);
     hand_over(next, rescue, env)
 }

@@ -152,6 +152,7 @@ pub fn run(argv: Args, env: Env) -> i32 {
     let Ok(s) = prepare_run(&opts, plan_path, run::Keep::Copy, opts.module_timeout_ms, CmdlineBuf::empty()) else { return EXIT_USAGE };
     let run = run::Run {
         wanted: &[],
+        blacklist: true,
         jobs: opts.jobs,
         deadline_ms: opts.deadline_ms,
         quiet: opts.quiet,

@@ -22,6 +22,7 @@ pub struct Counts {
     pub stuck: u32,
     pub blocked: u32,
     pub waits_failed: u32,
+    pub disabled: u32,
 }
 
 fn name(ctx: &Sched, m: u32) -> Show<'static> {
@@ -53,6 +54,12 @@ pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool
             result::LOADED => c.loaded += 1,
             result::PRESENT => c.present += 1,
             result::BUILTIN => c.builtin += 1,
+            result::DISABLED => {
+                c.disabled += 1;
+                if !quiet {
+                    emit!(o, "parmod: disabled: ", name(ctx, m), ": by configuration (an install command that does nothing)\n");
+                }
+            }
             result::FAILED => {
                 c.failed += 1;
                 let e = at(st.errno, m as usize).load(Relaxed) as i32;
@@ -75,6 +82,8 @@ pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool
                         emit!(o, "parmod: skipped: ", name(ctx, m), ": blacklisted on the kernel command line\n");
                     } else if matches!(outcome(ctx, cause) & !result::STUCK_FLAG, result::LOADED | result::PRESENT | result::BUILTIN) {
                         emit!(o, "parmod: skipped: ", name(ctx, m), ": a wait after ", name(ctx, cause), " timed out\n");
+                    } else if ctx.plan.module(m).is_some_and(|x| x.is_post_only() && x.waits_for().any(|e| e.post && e.module == cause)) {
+                        emit!(o, "parmod: skipped: ", name(ctx, m), ": a post: soft dependency of ", name(ctx, cause), ", which did not load (kmod stops there too)\n");
                     } else if at(st.cause, cause as usize).load(Relaxed) == cause && outcome(ctx, cause) == result::SKIPPED {
                         emit!(o, "parmod: skipped: ", name(ctx, m), ": dependency ", name(ctx, cause), " is blacklisted\n");
                     } else {
@@ -163,6 +172,9 @@ pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool
     }
     if c.waits_failed > 0 {
         emit!(o, ", ", c.waits_failed, " waits failed");
+    }
+    if c.disabled > 0 {
+        emit!(o, ", ", c.disabled, " disabled by configuration");
     }
     emit!(o, " in ", elapsed_ms, " ms");
     match workers {

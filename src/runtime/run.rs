@@ -149,6 +149,9 @@ pub fn install(s: Sched) -> Result<&'static Sched, Reported> {
 pub struct Run<'a> {
     /// Only these modules and what they need (empty: the whole plan).
     pub wanted: &'a [u32],
+    /// Skip what `modprobe.blacklist=` names, with all that needs it (the
+    /// boot; the modprobe personality applies it to aliases only, as kmod).
+    pub blacklist: bool,
     pub jobs: Option<u32>,
     pub deadline_ms: Option<u32>,
     pub quiet: bool,
@@ -175,7 +178,7 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
     let deadline_ms = r.deadline_ms.unwrap_or(plan.deadline_ms());
     let deadline = (deadline_ms > 0).then(|| t0 + deadline_ms as u64 * MS);
 
-    let taking_part = s.seed(r.wanted);
+    let taking_part = s.seed(r.wanted, r.blacklist);
     let asked = jobs.min(taking_part);
     let mut started = 0;
     for _ in 0..asked {

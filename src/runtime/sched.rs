@@ -78,10 +78,11 @@ impl Sched {
 
     /// Prepare the run and put every module whose dependencies are all done
     /// in the ready queue. `wanted` limits the run to those modules and what
-    /// they wait for (empty: the whole plan). Modules the kernel command line
-    /// blacklists are skipped, with everything that needs them. Called once,
-    /// before the workers start. Returns how many modules take part.
-    pub fn seed(&self, wanted: &[u32]) -> u32 {
+    /// they wait for (empty: the whole plan). With `blacklist`, modules the
+    /// kernel command line blacklists are skipped, with everything that needs
+    /// them. Called once, before the workers start. Returns how many modules
+    /// take part.
+    pub fn seed(&self, wanted: &[u32], blacklist: bool) -> u32 {
         let st = &self.st;
         let n = self.plan.module_count();
         let _g = lock(at(st.ctl, LOCK));
@@ -105,7 +106,7 @@ impl Sched {
         for m in self.plan.modules() {
             at(st.pending, m.index() as usize).store(m.waits_for().len() as u32, Relaxed);
         }
-        if !self.cmdline.is_empty() {
+        if blacklist && !self.cmdline.is_empty() {
             let mut newly = 0;
             for m in self.plan.modules() {
                 if self.cmdline.view().blacklists(m.name()) {
@@ -180,16 +181,37 @@ impl Sched {
 
     // ---- completion (under the lock) ----
 
-    /// One dependency of `w` is done: ready it when it was the last one.
+    /// One dependency of `w` is done: ready it when it was the last one,
+    /// unless it is in the plan only as a `post:` soft dependency of
+    /// modules that all failed (then, as kmod stops there, it is skipped).
     fn release(&self, w: u32, newly: &mut u32) {
         let i = w as usize;
         let left = at(self.st.pending, i).load(Relaxed).saturating_sub(1);
         at(self.st.pending, i).store(left, Relaxed);
         if left == 0 && at(self.st.status, i).load(Relaxed) == WAITING {
+            if let Some(cause) = self.post_parents_failed(w) {
+                self.skip_from(w, cause, newly);
+                return;
+            }
             at(self.st.status, i).store(READY, Relaxed);
             self.push(w);
             *newly += 1;
         }
+    }
+
+    /// For a POST_ONLY module whose every post edge comes from a module
+    /// that failed or was skipped: one of those modules.
+    fn post_parents_failed(&self, w: u32) -> Option<u32> {
+        let m = self.plan.module(w).filter(|m| m.is_post_only())?;
+        let mut cause = None;
+        for e in m.waits_for().filter(|e| e.post) {
+            let s = at(self.st.status, e.module as usize).load(Relaxed) & !STUCK;
+            if s != result::FAILED as u32 && s != result::SKIPPED as u32 {
+                return None;
+            }
+            cause = Some(e.module);
+        }
+        cause
     }
 
     /// Mark `w` skipped because `root` failed, and everything that hard-depends
@@ -232,6 +254,7 @@ impl Sched {
             Outcome::Loaded => (result::LOADED, 0),
             Outcome::Present => (result::PRESENT, 0),
             Outcome::Builtin => (result::BUILTIN, 0),
+            Outcome::Disabled => (result::DISABLED, 0),
             Outcome::Failed(e) => (result::FAILED, e),
         };
         at(st.status, i).store(code as u32 | stuck, Relaxed);
@@ -283,6 +306,9 @@ impl Sched {
         if module.is_builtin() {
             return Outcome::Builtin;
         }
+        if module.is_disabled() {
+            return Outcome::Disabled;
+        }
         let k = self.kernel;
         if k.is_live(module.name()) {
             return Outcome::Present;
@@ -294,16 +320,18 @@ impl Sched {
             Err(e) => return failed(e),
         };
         let mut path = [0u8; 1024];
-        let path = match kernel::module_path(&mut path, &self.module_dir, module.path().unwrap_or(b"")) {
+        // ROOT_PATH: a path from the root (depmod's `external` directories).
+        let dir: &[u8] = if module.is_root_path() { b"" } else { &self.module_dir };
+        let path = match kernel::module_path(&mut path, dir, module.path().unwrap_or(b"")) {
             Ok(p) => p,
             Err(e) => return failed(e),
         };
         let mut merged = [0u8; 2048];
         let cl = self.cmdline.view();
-        let params = if cl.module_params(module.name()).next().is_none() {
+        let params = if cl.module_options(module.name()).next().is_none() {
             core::ffi::CStr::from_bytes_with_nul(module.params_with_nul()).unwrap_or(c"")
         } else {
-            match kernel::merge_params(&mut merged, module.params(), cl.module_params(module.name())) {
+            match kernel::merge_params(&mut merged, module.params(), cl.module_options(module.name())) {
                 Ok(p) => p,
                 Err(e) => return failed(e),
             }

@@ -90,7 +90,7 @@ fn run_with(pb: &PlanBuilder, fake: &'static Fake, o: Opts<'_>) -> Done {
     };
     let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
     let t0 = fake.time();
-    let r = Run { wanted: o.wanted, jobs: Some(o.jobs), deadline_ms: Some(o.deadline_ms), quiet: true, summary: false, trace: None };
+    let r = Run { wanted: o.wanted, blacklist: true, jobs: Some(o.jobs), deadline_ms: Some(o.deadline_ms), quiet: true, summary: false, trace: None };
     let status = run::execute(s, t0, r);
     Done { fake, s, status, t0 }
 }
@@ -558,7 +558,114 @@ fn the_default_worker_count_is_twice_the_cpus() {
     let plan = Plan::parse(bytes).expect("parses");
     let setup = Setup { plan_path: b"p", force: true, module_dir: None, module_timeout_ms: None, cmdline: CmdlineBuf::empty() };
     let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
-    let r = Run { wanted: &[], jobs: None, deadline_ms: None, quiet: true, summary: false, trace: None };
+    let r = Run { wanted: &[], blacklist: true, jobs: None, deadline_ms: None, quiet: true, summary: false, trace: None };
     assert_eq!(run::execute(s, fake.time(), r), 0);
     assert_eq!(fake.spawns(), 6);
+}
+
+// ------------------------------------------------- kmod's configuration
+
+#[test]
+fn a_disabled_module_is_not_loaded_and_its_dependents_go_on() {
+    use crate::plan::module_flags::DISABLED;
+    let mut pb = plan_of(vec![module("pcspkr", 0, &[]), module("needs_it", 0, &[(0, true)])]);
+    pb.modules[0].flags |= DISABLED;
+    let fake = Fake::new().leak();
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 0, "disabled on purpose: not a failure");
+    assert_eq!(d.result("pcspkr"), result::DISABLED);
+    assert_eq!(d.names(), ["needs_it"], "as kmod: /bin/true succeeded, the dependent is tried");
+}
+
+/// x has a `post:` soft dependency p that is in the plan only for it; p's
+/// own dependency d is there only for p (edges marked post too).
+fn post_plan() -> PlanBuilder {
+    use crate::plan::module_flags::POST_ONLY;
+    let mut pb = plan_of(vec![module("x", 0, &[]), module("d", 0, &[(0, false)]), module("p", 0, &[(0, false), (1, true)])]);
+    pb.modules[1].post_waits = vec![0];
+    pb.modules[1].flags |= POST_ONLY;
+    pb.modules[2].post_waits = vec![0];
+    pb.modules[2].flags |= POST_ONLY;
+    pb
+}
+
+#[test]
+fn post_soft_dependencies_of_a_failed_module_are_not_loaded() {
+    let fake = Fake::new().leak();
+    fake.script("x", Behaviour::Fail(19, 0));
+    let d = run_plan(&post_plan(), fake, 2);
+    assert_eq!(d.result("x"), result::FAILED);
+    assert_eq!(d.result("d"), result::SKIPPED);
+    assert_eq!(d.result("p"), result::SKIPPED);
+    assert_eq!(d.names(), ["x"]);
+    let ok = Fake::new().leak();
+    let d = run_plan(&post_plan(), ok, 2);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.names(), ["x", "d", "p"], "loaded after x when x loads");
+}
+
+#[test]
+fn a_post_dependency_needed_otherwise_still_loads() {
+    // p is also x2's post: soft dependency; x2 loads, so p does.
+    use crate::plan::module_flags::POST_ONLY;
+    let mut pb = plan_of(vec![module("x", 0, &[]), module("x2", 0, &[]), module("p", 0, &[(0, false), (1, false)])]);
+    pb.modules[2].post_waits = vec![0, 1];
+    pb.modules[2].flags |= POST_ONLY;
+    let fake = Fake::new().leak();
+    fake.script("x", Behaviour::Fail(19, 0));
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!(d.result("p"), result::LOADED);
+}
+
+#[test]
+fn root_paths_are_opened_from_the_root() {
+    use crate::plan::module_flags::ROOT_PATH;
+    let mut pb = plan_of(vec![module("ext", 0, &[]), module("inner", 0, &[])]);
+    pb.modules[0].path = Some("lib/modules/external/ext.ko".into());
+    pb.modules[0].flags |= ROOT_PATH;
+    let fake = Fake::new().leak();
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.call("ext").path, "/lib/modules/external/ext.ko");
+    assert_eq!(d.call("inner").path, "/lib/modules/6.1.0-test/kernel/test/inner.ko");
+}
+
+#[test]
+fn the_modprobe_lookup_follows_kmod() {
+    use super::modprobe::{resolve, Lookup};
+    use crate::cmdline::Cmdline;
+    use crate::plan::module_flags::BLACKLISTED;
+    let mut pb = plan_of(vec![
+        module("snd_pcsp", 0, &[]),
+        module("pcspkr", 0, &[]),
+        module("crc32c_generic", 0, &[]),
+        module("dm_mod", 0, &[]),
+        module("via_config", 0, &[]),
+    ]);
+    pb.modules[1].flags |= BLACKLISTED;
+    // modprobe.d aliases first (config_alias_count of them), then the kernel's.
+    pb.aliases = vec![
+        ("my_sound".into(), 4),
+        ("platform:pcspkr".into(), 1),
+        ("platform:pcspkr".into(), 0),
+        ("symbol:crc32c".into(), 2),
+        ("crc32c".into(), 2),
+        ("dm_mod".into(), 4),
+    ];
+    pb.config_alias_count = 1;
+    let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
+    let plan = Plan::parse(bytes).expect("parses");
+    let names = |q: &str, cl: &[u8]| {
+        let mut w = heapless::Vec::<u32, 64>::new();
+        let r = resolve(&plan, Cmdline(cl), q.as_bytes(), &mut w);
+        (r, w.iter().map(|&m| String::from_utf8_lossy(plan.module(m).map_or(b"?", |x| x.name())).into_owned()).collect::<Vec<_>>())
+    };
+    assert_eq!(names("my-sound", b""), (Lookup::Found, vec!["via_config".into()]), "a modprobe.d alias, - and _ alike");
+    assert_eq!(names("platform:pcspkr", b""), (Lookup::Found, vec!["snd_pcsp".into()]), "the blacklisted module is left out");
+    assert_eq!(names("pcspkr", b""), (Lookup::Found, vec!["pcspkr".into()]), "named: the blacklist does not apply");
+    assert_eq!(names("platform:pcspkr", b"modprobe.blacklist=snd_pcsp"), (Lookup::Blacklisted, vec![]));
+    assert_eq!(names("symbol:crc32c", b""), (Lookup::Found, vec!["crc32c_generic".into()]));
+    assert_eq!(names("dm_mod", b""), (Lookup::Found, vec!["dm_mod".into()]), "a module name before the kernel's aliases");
+    assert_eq!(names("symbol:nothing", b""), (Lookup::Unknown, vec![]));
+    assert_eq!(names("crc32c", b""), (Lookup::Found, vec!["crc32c_generic".into()]), "not through the symbol: alias");
 }

@@ -17,6 +17,7 @@
 use core::ffi::CStr;
 use core::sync::atomic::AtomicU32;
 
+use crate::cmdline::ModParam;
 use crate::plan::{module_flags, Compression};
 use rustix::io::Errno;
 
@@ -173,6 +174,8 @@ pub enum Outcome {
     Loaded,
     Present,
     Builtin,
+    /// Disabled by configuration (`install NAME /bin/true`): not loaded.
+    Disabled,
     Failed(i32),
 }
 
@@ -232,26 +235,30 @@ pub fn module_path<'b>(buf: &'b mut [u8], dir: &[u8], relative: &[u8]) -> Result
     join_c(buf, &[dir, b"/", relative]).ok_or(Errno::NAMETOOLONG)
 }
 
-/// The module's parameters: the plan's options, then each `param=value`
-/// the kernel command line gave as `module.param=value`, as modprobe merges
+/// The module's parameters: the plan's options, then each option the
+/// kernel command line gave as `module.param=value`, as modprobe merges
 /// them (later ones win in the kernel's parser). E2BIG when they do not fit.
 pub fn merge_params<'b, 'p>(
     buf: &'b mut [u8],
     plan: &'p [u8],
-    cmdline: impl Iterator<Item = &'p [u8]>,
+    cmdline: impl Iterator<Item = ModParam<'p>>,
 ) -> Result<&'b CStr, Errno> {
     let mut len = 0;
-    for part in core::iter::once(plan).chain(cmdline).filter(|p| !p.is_empty()) {
+    let plan_parts = (!plan.is_empty()).then_some([plan, b"", b""]);
+    for parts in plan_parts.into_iter().chain(cmdline.map(|o| o.parts())) {
         let sep = (len > 0) as usize;
-        let end = len + sep + part.len();
+        let end = len + sep + parts.iter().map(|p| p.len()).sum::<usize>();
         if end >= buf.len() {
             return Err(Errno::TOOBIG);
         }
         if sep == 1 {
             buf[len] = b' ';
         }
-        buf[len + sep..end].copy_from_slice(part);
-        len = end;
+        len += sep;
+        for p in parts {
+            buf[len..len + p.len()].copy_from_slice(p);
+            len += p.len();
+        }
     }
     buf[len] = 0;
     CStr::from_bytes_with_nul(&buf[..=len]).map_err(|_| Errno::INVAL)
@@ -293,14 +300,16 @@ mod tests {
 
     #[test]
     fn parameters_merge_plan_then_command_line() {
+        use crate::cmdline::Cmdline;
+        let line = Cmdline(b"pm.level=9 pm.tag=\"x y\" \"pm.dyndbg=file a +p\" other.z=1");
+        let opts = || line.module_options(b"pm");
         let mut b = [0u8; 64];
-        let cl: [&[u8]; 2] = [b"level=9", b"tag=\"x y\""];
-        assert_eq!(merge_params(&mut b, b"level=7", cl.iter().copied()).unwrap().to_bytes(), b"level=7 level=9 tag=\"x y\"");
-        assert_eq!(merge_params(&mut b, b"", cl.iter().copied()).unwrap().to_bytes(), b"level=9 tag=\"x y\"");
-        assert_eq!(merge_params(&mut b, b"a=1", core::iter::empty()).unwrap().to_bytes(), b"a=1");
-        assert_eq!(merge_params(&mut b, b"", core::iter::empty()).unwrap().to_bytes(), b"");
+        assert_eq!(merge_params(&mut b, b"level=7", opts()).unwrap().to_bytes(), b"level=7 level=9 tag=\"x y\" dyndbg=\"file a +p\"");
+        assert_eq!(merge_params(&mut b, b"", opts()).unwrap().to_bytes(), b"level=9 tag=\"x y\" dyndbg=\"file a +p\"");
+        assert_eq!(merge_params(&mut b, b"a=1", line.module_options(b"none")).unwrap().to_bytes(), b"a=1");
+        assert_eq!(merge_params(&mut b, b"", line.module_options(b"none")).unwrap().to_bytes(), b"");
         let mut small = [0u8; 8];
-        assert_eq!(merge_params(&mut small, b"a=1", [&b"bb=22"[..]].into_iter()).map(|_| ()), Err(Errno::TOOBIG));
-        assert!(merge_params(&mut small, b"a=1", [&b"b=2"[..]].into_iter()).is_ok());
+        assert_eq!(merge_params(&mut small, b"a=1", Cmdline(b"m.bb=22").module_options(b"m")).map(|_| ()), Err(Errno::TOOBIG));
+        assert_eq!(merge_params(&mut small, b"a=1", Cmdline(b"m.b=2").module_options(b"m")).unwrap().to_bytes(), b"a=1 b=2");
     }
 }
