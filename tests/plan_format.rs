@@ -461,10 +461,18 @@ fn check_round_trip(b: &PlanBuilder, bytes: &[u8]) {
         assert_eq!(wr.flags(), if glob { wait_flags::GLOB } else { 0 });
     }
     assert_eq!(p.alias_count() as usize, b.aliases.len());
-    for (i, (pat, mi)) in b.aliases.iter().enumerate() {
+    // modprobe.d aliases in their order, the kernel's sorted by literal
+    // prefix (then pattern, then module) for the prefix search.
+    let cfg = b.config_alias_count as usize;
+    let mut want = b.aliases.clone();
+    want[cfg..].sort_by(|x, y| {
+        let key = |a: &(String, u32)| (parmod::plan::literal_prefix(a.0.as_bytes()).to_vec(), a.0.clone(), a.1);
+        key(x).cmp(&key(y))
+    });
+    for (i, (pat, mi)) in want.iter().enumerate() {
         let a = p.alias(i as u32).unwrap();
-        assert_eq!(a.pattern, pat.as_bytes());
-        assert_eq!(a.module, *mi);
+        assert_eq!(a.pattern, pat.as_bytes(), "alias {i}");
+        assert_eq!(a.module, *mi, "alias {i}");
     }
 }
 

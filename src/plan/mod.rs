@@ -13,7 +13,7 @@ pub mod trace;
 mod writer;
 
 pub use crc::crc32c;
-pub use reader::{Alias, Edge, MessageSink, Module, Plan, PlanError, Wait};
+pub use reader::{Alias, Edge, KernelAliases, MessageSink, Module, Plan, PlanError, Wait};
 #[cfg(feature = "host")]
 pub use writer::{ModuleSpec, PlanBuilder, WaitSpec};
 
@@ -301,6 +301,14 @@ pub fn is_safe_relative_path(p: &[u8]) -> bool {
         return false;
     }
     p.split(|&c| c == b'/').all(|c| !c.is_empty() && c != b".." && c != b".")
+}
+
+/// The literal prefix of a glob pattern: up to its first `*`, `?`, `[` or
+/// `\` (the kernel aliases of a plan are sorted by it, see
+/// [`Plan::kernel_aliases_matching`]).
+pub fn literal_prefix(pat: &[u8]) -> &[u8] {
+    let end = pat.iter().position(|&c| matches!(c, b'*' | b'?' | b'[' | b'\\')).unwrap_or(pat.len());
+    pat.get(..end).unwrap_or(pat)
 }
 
 /// fnmatch-style glob on bytes: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`, `\x`.

@@ -451,15 +451,25 @@ impl<'a> Plan<'a> {
     }
 
     fn validate_aliases(&self) -> Result<(), PlanError> {
+        let cfg = self.config_alias_count();
+        let mut prev: &[u8] = b"";
         for a in 0..self.alias_count {
             let err = |field| PlanError::Alias { index: a, field };
             let r = self.alias_record(a);
-            match self.string(le_u32(r, arec::PATTERN)) {
-                Some(p) if !p.is_empty() => {}
+            let pattern = match self.string(le_u32(r, arec::PATTERN)) {
+                Some(p) if !p.is_empty() => p,
                 _ => return Err(err("pattern")),
-            }
+            };
             if le_u32(r, arec::MODULE) >= self.module_count {
                 return Err(err("module"));
+            }
+            // The kernel's aliases are sorted by literal prefix.
+            if a >= cfg {
+                let p = super::literal_prefix(pattern);
+                if a > cfg && p < prev {
+                    return Err(err("order"));
+                }
+                prev = p;
             }
         }
         Ok(())
@@ -590,6 +600,69 @@ impl<'a> Plan<'a> {
 
     pub fn aliases(&self) -> impl Iterator<Item = Alias<'a>> + '_ {
         (0..self.alias_count).filter_map(|i| self.alias(i))
+    }
+
+    /// The modprobe.d aliases (the first [`Self::config_alias_count`]).
+    pub fn config_aliases(&self) -> impl Iterator<Item = Alias<'a>> + '_ {
+        (0..self.config_alias_count().min(self.alias_count)).filter_map(|i| self.alias(i))
+    }
+
+    /// The kernel's aliases whose pattern matches `name` (already
+    /// normalised), without reading them all: they are sorted by literal
+    /// prefix, so for each prefix of `name` a binary search finds the
+    /// patterns with exactly that literal prefix, and only those are
+    /// matched. About `len(name) x log2(aliases)` comparisons.
+    pub fn kernel_aliases_matching<'n>(&self, name: &'n [u8]) -> KernelAliases<'a, 'n> {
+        KernelAliases { plan: *self, name, len: 0, at: None }
+    }
+}
+
+/// The iterator of [`Plan::kernel_aliases_matching`].
+pub struct KernelAliases<'a, 'n> {
+    plan: Plan<'a>,
+    name: &'n [u8],
+    /// The prefix length being looked at (`name.len() + 1`: done).
+    len: usize,
+    /// The next record to look at for it (None: search for the first).
+    at: Option<u32>,
+}
+
+impl<'a> Iterator for KernelAliases<'a, '_> {
+    type Item = Alias<'a>;
+    fn next(&mut self) -> Option<Alias<'a>> {
+        let p = &self.plan;
+        let (cfg, n) = (p.config_alias_count().min(p.alias_count), p.alias_count);
+        loop {
+            let key = self.name.get(..self.len)?;
+            let at = match self.at {
+                Some(at) => at,
+                None => {
+                    // The first record whose literal prefix is not below `key`.
+                    let (mut lo, mut hi) = (cfg, n);
+                    while lo < hi {
+                        let mid = lo + (hi - lo) / 2;
+                        if p.alias(mid).is_some_and(|a| super::literal_prefix(a.pattern) < key) {
+                            lo = mid + 1;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    lo
+                }
+            };
+            match p.alias(at) {
+                Some(a) if super::literal_prefix(a.pattern) == key => {
+                    self.at = Some(at + 1);
+                    if super::glob_match(a.pattern, self.name) {
+                        return Some(a);
+                    }
+                }
+                _ => {
+                    self.len += 1;
+                    self.at = None;
+                }
+            }
+        }
     }
 }
 
@@ -751,5 +824,63 @@ impl<'a> Wait<'a> {
     }
     pub fn timeout_ms(&self) -> u32 {
         le_u32(self.rec, wrec::TIMEOUT_MS)
+    }
+}
+
+#[cfg(all(test, feature = "host"))]
+mod tests {
+    use super::super::{ModuleSpec, PlanBuilder};
+    use super::*;
+    use std::string::String;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// The prefix search finds exactly what matching every kernel alias
+    /// one by one finds, for patterns with and without literal prefixes.
+    #[test]
+    fn kernel_alias_search_equals_a_linear_scan() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let alphabet = b"ab:*?[]01";
+        let word = |rnd: &mut dyn FnMut(u64) -> u64, max: u64| -> String {
+            let len = rnd(max) as usize;
+            (0..len).map(|_| alphabet[rnd(alphabet.len() as u64) as usize] as char).collect()
+        };
+        let modules = vec![ModuleSpec { name: "m".into(), path: Some("m.ko".into()), ..ModuleSpec::default() }];
+        for round in 0..200 {
+            let mut pb = PlanBuilder { kernel_release: "k".into(), modules: modules.clone(), ..PlanBuilder::default() };
+            let count = 1 + rnd(60);
+            for _ in 0..count {
+                let p = word(&mut rnd, 8);
+                if !p.is_empty() {
+                    pb.aliases.push((p, 0));
+                }
+            }
+            pb.aliases.push(("pci:v00008086d*sv*".into(), 0));
+            pb.aliases.push(("*".into(), 0));
+            pb.config_alias_count = rnd(3).min(pb.aliases.len() as u64) as u32;
+            let bytes = pb.build().expect("builds");
+            let plan = Plan::parse(&bytes).expect("parses");
+            for _ in 0..50 {
+                let q = word(&mut rnd, 10);
+                let q = q.replace(['*', '?', '[', ']'], "a");
+                let fast: Vec<&[u8]> = plan.kernel_aliases_matching(q.as_bytes()).map(|a| a.pattern).collect();
+                let mut slow: Vec<&[u8]> = plan
+                    .aliases()
+                    .skip(plan.config_alias_count() as usize)
+                    .filter(|a| super::super::glob_match(a.pattern, q.as_bytes()))
+                    .map(|a| a.pattern)
+                    .collect();
+                let mut f = fast.clone();
+                f.sort();
+                slow.sort();
+                assert_eq!(f, slow, "round {round}, query {q:?}");
+            }
+        }
     }
 }

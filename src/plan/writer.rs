@@ -297,7 +297,15 @@ impl PlanBuilder {
             module_strings.push((strings.add(&m.name), path, strings.add(&m.params), flags));
         }
         let wait_paths: Vec<u32> = wait_order.iter().map(|&w| strings.add(&self.waits[w].path)).collect();
-        let alias_patterns: Vec<u32> = self.aliases.iter().map(|(p, _)| strings.add(p)).collect();
+        // The kernel's aliases (after the modprobe.d ones, whose order is
+        // kept) sorted by literal prefix, for the reader's prefix search.
+        let cfg = self.config_alias_count as usize;
+        let mut alias_order: Vec<usize> = (0..self.aliases.len()).collect();
+        alias_order[cfg..].sort_by(|&a, &b| {
+            let (pa, pb) = (self.aliases[a].0.as_bytes(), self.aliases[b].0.as_bytes());
+            super::literal_prefix(pa).cmp(super::literal_prefix(pb)).then(pa.cmp(pb)).then(self.aliases[a].1.cmp(&self.aliases[b].1))
+        });
+        let alias_patterns: Vec<u32> = alias_order.iter().map(|&i| strings.add(&self.aliases[i].0)).collect();
         let mut out = strings.bytes;
         let file_size = out.len();
         let strings_len = file_size - strings_off;
@@ -357,10 +365,10 @@ impl PlanBuilder {
             put32(r, wrec::TIMEOUT_MS, spec.timeout_ms);
         }
 
-        for (i, (_, m)) in self.aliases.iter().enumerate() {
+        for (i, &a) in alias_order.iter().enumerate() {
             let at = aliases_off + i * ALIAS_RECORD_SIZE;
             put32(&mut out, at + arec::PATTERN, alias_patterns[i]);
-            put32(&mut out, at + arec::MODULE, *m);
+            put32(&mut out, at + arec::MODULE, self.aliases[a].1);
         }
 
         out[hdr::MAGIC..hdr::MAGIC + 8].copy_from_slice(&MAGIC);

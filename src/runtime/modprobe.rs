@@ -100,7 +100,6 @@ pub fn resolve(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], wanted: &mut 
     n.copy_from_slice(name);
     crate::plan::normalize_alias_in_place(n);
     let name_n: &[u8] = n;
-    let cfg = plan.config_alias_count();
     let symbol = name_n.starts_with(b"symbol:");
     let before = wanted.len();
     let mut matched = false;
@@ -114,7 +113,7 @@ pub fn resolve(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], wanted: &mut 
             let _ = wanted.push(m);
         }
     };
-    for a in plan.aliases().take(cfg as usize) {
+    for a in plan.config_aliases() {
         if glob_match(a.pattern, name_n) {
             add(a.module, true, &mut matched);
         }
@@ -125,8 +124,8 @@ pub fn resolve(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], wanted: &mut 
         }
     }
     if !matched {
-        for a in plan.aliases().skip(cfg as usize) {
-            if a.pattern.starts_with(b"symbol:") == symbol && glob_match(a.pattern, name_n) {
+        for a in plan.kernel_aliases_matching(name_n) {
+            if a.pattern.starts_with(b"symbol:") == symbol {
                 add(a.module, true, &mut matched);
             }
         }
