@@ -53,7 +53,7 @@ fn dummy_ko(name: &str, len: usize) -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        if x % 3 == 0 {
+        if x.is_multiple_of(3) {
             v.extend_from_slice(b"module_init ");
         } else {
             v.push((x >> 24) as u8);
