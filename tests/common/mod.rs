@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 use parmod::plan::trace::{self, kind, result, TraceHeader, TraceRecord, NO_WORKER};
 use parmod::plan::{ModuleSpec, Plan, PlanBuilder};
 
+#[path = "../harness/mod.rs"]
+mod harness;
+#[allow(unused_imports)] // each test crate uses its own part
+pub use harness::{required, skip, Scratch};
+
 pub const ENODEV: i32 = 19;
 
 /// The runtime under test: `$PARMOD_BIN`, else the musl release build.
@@ -32,45 +37,6 @@ pub fn parmod_bin() -> PathBuf {
         p.display()
     );
     p
-}
-
-// ---------------------------------------------------------------- scratch dirs
-
-/// A private directory under the system temp dir, removed on drop unless the
-/// test panicked (then it is kept and its path printed, for post-mortems).
-pub struct Scratch {
-    pub dir: PathBuf,
-}
-
-impl Scratch {
-    pub fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "parmod-test-{}-{}-{nanos}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        Scratch { dir }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept scratch dir {}", self.dir.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
 }
 
 // ---------------------------------------------------------------- plans
