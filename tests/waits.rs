@@ -5,6 +5,10 @@
 //! Runs the real static runtime (`$PARMOD_BIN`, else the musl release build;
 //! `make build`). Timing bounds are generous: lower bounds only where a wait
 //! must really have waited, upper bounds far below the timeouts.
+//!
+//! Three plan-wait tests create paths under /dev and so need write access
+//! there (root). Without it they print a line starting "SKIP" and pass, or
+//! fail when PARMOD_REQUIRE_DEV_WRITABLE=1.
 #![cfg(feature = "host")]
 
 mod common;
@@ -212,7 +216,6 @@ fn wait_glob_in_middle_component_directory_with_file_moved_in() {
 }
 
 #[test]
-
 fn wait_glob_in_middle_component_file_after_directory() {
     // The way devices appear: the directory first, its attribute later.
     let sc = Scratch::new("w-glob-mid");
@@ -1139,7 +1142,6 @@ fn plan_wait_timeout_zero_runs_until_the_deadline() {
 }
 
 #[test]
-
 fn plan_wait_timeout_zero_at_the_deadline_blocks_all_dependents() {
     let missing = format!("/dev/{}", unique("deadline-b"));
     let r = run_waits(
@@ -1226,14 +1228,13 @@ fn plan_wait_of_a_failed_module_never_starts() {
 
 #[test]
 fn plan_wait_appearing_during_the_run() {
-    // A /dev path cannot be created here without root; /sys cannot be
-    // created at all. So the appearing case uses a path that appears
-    // only if we can write to /dev (root in the test VM), else is skipped.
+    // /sys cannot be written at all, /dev only by root: the appearing case
+    // needs write access to /dev.
     let name = unique("appear");
     let dev_path = format!("/dev/{name}");
     let probe = format!("/dev/{name}.probe");
-    if fs::write(&probe, b"").is_err() {
-        eprintln!("cannot write to /dev: skipping");
+    if let Err(e) = fs::write(&probe, b"") {
+        skip_dev("plan_wait_appearing_during_the_run", &probe, &e);
         return;
     }
     let _ = fs::remove_file(&probe);
@@ -1262,14 +1263,31 @@ fn plan_wait_appearing_during_the_run() {
     assert_eq!(r.module("dep").result, result::LOADED, "{}", r.describe());
 }
 
-/// A directory under /dev for this test, removed on drop; None without
-/// write access to /dev.
+/// Without write access to /dev: skip `test` visibly, or fail under
+/// PARMOD_REQUIRE_DEV_WRITABLE=1.
+fn skip_dev(test: &str, tried: &str, e: &std::io::Error) {
+    skip(
+        "PARMOD_REQUIRE_DEV_WRITABLE",
+        test,
+        &format!("cannot write to /dev ({tried}: {e})"),
+        "run the tests as root",
+    );
+}
+
+/// A directory under /dev for `test`, removed on drop; None (the test
+/// skipped, see [`skip_dev`]) without write access to /dev.
 struct DevDir(PathBuf);
 
 impl DevDir {
-    fn new(tag: &str) -> Option<DevDir> {
+    fn new(test: &str, tag: &str) -> Option<DevDir> {
         let d = PathBuf::from(format!("/dev/{}", unique(tag)));
-        fs::create_dir(&d).ok().map(|_| DevDir(d))
+        match fs::create_dir(&d) {
+            Ok(()) => Some(DevDir(d)),
+            Err(e) => {
+                skip_dev(test, &d.display().to_string(), &e);
+                None
+            }
+        }
     }
 }
 
@@ -1281,8 +1299,7 @@ impl Drop for DevDir {
 
 #[test]
 fn plan_wait_nested_dev_directories_appear_later() {
-    let Some(dd) = DevDir::new("nested") else {
-        eprintln!("cannot write to /dev: skipping");
+    let Some(dd) = DevDir::new("plan_wait_nested_dev_directories_appear_later", "nested") else {
         return;
     };
     let node = format!("{}/snd/by-path/controlC0", dd.0.display());
@@ -1317,10 +1334,9 @@ fn plan_wait_nested_dev_directories_appear_later() {
 }
 
 #[test]
-
 fn plan_wait_glob_in_middle_component_file_after_directory() {
-    let Some(dd) = DevDir::new("midglob") else {
-        eprintln!("cannot write to /dev: skipping");
+    let Some(dd) = DevDir::new("plan_wait_glob_in_middle_component_file_after_directory", "midglob")
+    else {
         return;
     };
     let pattern = format!("{}/card*/status", dd.0.display());
