@@ -69,7 +69,10 @@ pub fn required(var: &str) -> bool {
 /// stderr itself, past the test harness's capture, so that it shows in the
 /// output of a passing run too.
 pub fn skip(var: &str, what: &str, why: &str, how: &str) {
-    assert!(!required(var), "{what}: {why}, and {var}=1 requires it to run ({how})");
+    assert!(
+        !required(var),
+        "{what}: {why}, and {var}=1 requires it to run ({how})"
+    );
     let line = format!("SKIP {what}: {why} ({how}; {var}=1 makes this a failure)\n");
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
