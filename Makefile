@@ -57,7 +57,7 @@ rust-target:
 # kmod for modprobe --show-depends, strace for the no-heap proof.
 deps:
 	@missing=""; \
-	for p in gcc kmod strace linux-image-amd64 python3 musl-tools librsvg2-bin file; do \
+	for p in gcc kmod strace linux-image-amd64 python3 musl-tools librsvg2-bin file xz-utils zstd util-linux; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -76,6 +76,7 @@ size-check: build
 unit-test: deps build
 	$(CARGO) test --lib --features host,runtime
 	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 PARMOD_REQUIRE_RSVG=1 PARMOD_REQUIRE_SETPRIV=1 \
+	  PARMOD_REQUIRE_DEV_WRITABLE=1 PARMOD_REQUIRE_COMPRESSORS=1 \
 	  $(CARGO) test --features host
 
 test: deps size-check unit-test msrv test-packaging qemu-test qemu-test-arm64

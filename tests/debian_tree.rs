@@ -5,9 +5,13 @@
 //! order must respect every dependency.
 //!
 //! Needs a kernel under /lib/modules and kmod's modprobe. Without them the
-//! test prints "skipped: ..." to stderr and passes, unless
+//! test prints a SKIP line to stderr and passes, unless
 //! PARMOD_REQUIRE_DEBIAN=1 is set, in which case it fails.
 #![cfg(feature = "host")]
+
+#[path = "harness/mod.rs"]
+#[allow(dead_code)]
+mod harness;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,10 +21,7 @@ use parmod::compiler::{self, kmod, Options, Request};
 use parmod::plan::Plan;
 
 fn skip_or_fail(why: &str) {
-    if std::env::var("PARMOD_REQUIRE_DEBIAN").as_deref() == Ok("1") {
-        panic!("PARMOD_REQUIRE_DEBIAN=1 but {why}");
-    }
-    eprintln!("skipped: {why}; install linux-image-amd64 and kmod to run this test");
+    harness::skip("PARMOD_REQUIRE_DEBIAN", "the real Debian tree", why, "install linux-image-amd64 and kmod");
 }
 
 fn modprobe() -> Option<PathBuf> {

@@ -232,7 +232,7 @@ fn check_consistent(p: &Plan<'_>) -> Result<(), String> {
         let i = i as u32;
         ensure!(md.index() == i, "module {i}: index {}", md.index());
         ensure!(printable_token(md.name()), "module {i}: name {:?}", md.name());
-        if n <= 100 || i % 97 == 0 {
+        if n <= 100 || i.is_multiple_of(97) {
             ensure!(p.find_module(md.name()).is_some(), "module {i}: find_module");
         }
         let flags = md.flags();

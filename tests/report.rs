@@ -3,8 +3,8 @@
 //! plan and a synthetic trace whose answers are known.
 //!
 //! rsvg-convert (Debian: librsvg2-bin; `make test` installs it) and python3
-//! (to decode the PNG) are needed for the picture check. When rsvg-convert
-//! is missing that part is skipped with a message, or fails under
+//! (to decode the PNG) are needed for the picture check. When either is
+//! missing that part is skipped with a line starting "SKIP", or fails under
 //! PARMOD_REQUIRE_RSVG=1.
 
 use std::fs;
@@ -16,10 +16,7 @@ use parmod::plan::{ModuleSpec, Plan, PlanBuilder, WaitSpec};
 use serde_json::Value;
 
 mod plan_tool;
-
-fn scratch(tag: &str) -> PathBuf {
-    plan_tool::scratch("report", tag)
-}
+use plan_tool::{skip, Scratch};
 
 fn module(name: &str, waits_for: &[(u32, bool)]) -> ModuleSpec {
     ModuleSpec {
@@ -179,8 +176,9 @@ fn first_name_in(line: &str) -> Option<&'static str> {
 
 #[test]
 fn text_summary() {
-    let dir = scratch("text");
-    let o = run_report(&dir);
+    let sc = Scratch::new("report-text");
+    let dir = sc.dir.as_path();
+    let o = run_report(dir);
     let t = &o.text;
     // Slowest first: 300, 150, 120, 100, 50, 40 ms.
     let slow: Vec<&str> = section(t, "slowest modules:").iter().filter_map(|l| first_name_in(l)).collect();
@@ -205,7 +203,6 @@ fn text_summary() {
     // of chain; work 760 ms / 2 = 380.
     assert!(t.contains("lower bound: critical path 520.0 ms, work 760.0 ms, max(critical path, work / 2) = 520.0 ms"), "{t}");
     assert!(t.contains("longest chain: pm_report_base -> pm_report_long_driver -> pm_report_top"), "{t}");
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -230,8 +227,9 @@ fn attr(el: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn svg_timeline() {
-    let dir = scratch("svg");
-    let o = run_report(&dir);
+    let sc = Scratch::new("report-svg");
+    let dir = sc.dir.as_path();
+    let o = run_report(dir);
     let svg = &o.svg;
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "not an SVG:\n{svg}");
     for n in NAMES {
@@ -274,7 +272,6 @@ fn svg_timeline() {
         assert!(coloured > 200, "lane at y={y}: only {coloured} coloured pixels (no bars drawn?)");
         assert!(dark > 20, "lane at y={y}: only {dark} dark pixels in the label column (no label?)");
     }
-    let _ = fs::remove_dir_all(&dir);
 }
 
 fn rsvg_convert() -> Option<PathBuf> {
@@ -285,11 +282,7 @@ fn rsvg_convert() -> Option<PathBuf> {
     if let Some(p) = find() {
         return Some(p);
     }
-    assert!(
-        std::env::var("PARMOD_REQUIRE_RSVG").as_deref() != Ok("1"),
-        "PARMOD_REQUIRE_RSVG=1 but rsvg-convert is not on PATH (apt-get install librsvg2-bin)"
-    );
-    eprintln!("SKIP the PNG check: rsvg-convert not found (apt-get install librsvg2-bin; PARMOD_REQUIRE_RSVG=1 makes this a failure)");
+    skip("PARMOD_REQUIRE_RSVG", "the PNG check", "rsvg-convert is not on PATH", "apt-get install librsvg2-bin");
     None
 }
 
@@ -347,7 +340,7 @@ print(json.dumps(out))
     let out = match Command::new("python3").arg("-c").arg(PY).arg(png).arg(&bands_json).output() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("skipping the PNG check: python3 not available ({e})");
+            skip("PARMOD_REQUIRE_RSVG", "the PNG check", &format!("python3 cannot run: {e}"), "apt-get install python3");
             return None;
         }
     };
@@ -360,8 +353,9 @@ print(json.dumps(out))
 
 #[test]
 fn chrome_trace_events() {
-    let dir = scratch("json");
-    let o = run_report(&dir);
+    let sc = Scratch::new("report-json");
+    let dir = sc.dir.as_path();
+    let o = run_report(dir);
     let evs = o.json["traceEvents"].as_array().expect("traceEvents is an array");
     assert!(!evs.is_empty());
     let mut last_ts: std::collections::HashMap<(u64, u64), f64> = Default::default();
@@ -410,5 +404,4 @@ fn chrome_trace_events() {
         thread_names,
         [(0, "worker 0".to_string()), (1, "worker 1".to_string()), (2, "waits".to_string())]
     );
-    let _ = fs::remove_dir_all(&dir);
 }

@@ -145,8 +145,10 @@ pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>
             s.load_inline(slot);
         }
         s.begin_check();
-        let now = k.now();
+        // (The clock is read after each module is seen done: a wait never
+        // starts before its module ended.)
         s.take_awaiting(|m| {
+            let now = k.now();
             for w in plan.module(m).map_or(0..0, |x| x.dev_waits()) {
                 activate(s, w, now);
             }
@@ -154,10 +156,12 @@ pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>
         if !finals_started && st.done() >= n {
             // Waits before success start once every module is done.
             finals_started = true;
+            let now = k.now();
             for w in plan.waits().filter(|w| w.module().is_none()) {
                 activate(s, w.index(), now);
             }
         }
+        let now = k.now();
         let mut next = waiter.pass(k, &waits, now);
         // Modules whose waits are all decided: their dependents go on (or
         // are skipped when a wait timed out).

@@ -1,6 +1,6 @@
 //! Helpers shared by the runtime integration tests: plan generation, running
 //! the real static `parmod` binary, reading its trace back and checking the
-//! scheduling properties every run must have.
+//! properties every run must have ([`Check`]: modules and device waits).
 #![allow(dead_code)]
 
 use std::collections::{BTreeSet, HashMap};
@@ -10,8 +10,13 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use parmod::plan::trace::{self, kind, result, TraceHeader, TraceRecord, NO_WORKER};
+use parmod::plan::trace::{self, kind, result, TraceHeader, TraceRecord, NO_CAUSE, NO_WORKER};
 use parmod::plan::{ModuleSpec, Plan, PlanBuilder};
+
+#[path = "../harness/mod.rs"]
+mod harness;
+#[allow(unused_imports)] // each test crate uses its own part
+pub use harness::{required, skip, Scratch};
 
 pub const ENODEV: i32 = 19;
 
@@ -32,45 +37,6 @@ pub fn parmod_bin() -> PathBuf {
         p.display()
     );
     p
-}
-
-// ---------------------------------------------------------------- scratch dirs
-
-/// A private directory under the system temp dir, removed on drop unless the
-/// test panicked (then it is kept and its path printed, for post-mortems).
-pub struct Scratch {
-    pub dir: PathBuf,
-}
-
-impl Scratch {
-    pub fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "parmod-test-{}-{}-{nanos}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        Scratch { dir }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept scratch dir {}", self.dir.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
 }
 
 // ---------------------------------------------------------------- plans
@@ -381,6 +347,17 @@ pub enum Want {
 /// skipped (cause: a root failure reachable through hard edges), a failing
 /// module otherwise fails, everything else loads. Soft edges never skip.
 pub fn expected(pb: &PlanBuilder, fail: &BTreeSet<usize>) -> Vec<Want> {
+    expected_with_waits(pb, fail, &BTreeSet::new())
+}
+
+/// The same when a device wait after each module in `waits_failed` times
+/// out: such a module loads, but its hard dependents are skipped as if it
+/// had failed (the skip cause is that module).
+pub fn expected_with_waits(
+    pb: &PlanBuilder,
+    fail: &BTreeSet<usize>,
+    waits_failed: &BTreeSet<usize>,
+) -> Vec<Want> {
     let deps = deps_of(pb);
     let mut want: Vec<Want> = Vec::with_capacity(pb.modules.len());
     for (i, m) in pb.modules.iter().enumerate() {
@@ -394,6 +371,9 @@ pub fn expected(pb: &PlanBuilder, fail: &BTreeSet<usize>) -> Vec<Want> {
                     roots.insert(d);
                 }
                 Want::Skipped(r) => roots.extend(r.iter().copied()),
+                Want::Loaded if waits_failed.contains(&d) => {
+                    roots.insert(d);
+                }
                 _ => {}
             }
         }
@@ -410,8 +390,24 @@ pub fn expected(pb: &PlanBuilder, fail: &BTreeSet<usize>) -> Vec<Want> {
     want
 }
 
+/// How a device wait must end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WantWait {
+    /// Its path was there, or appeared, in time.
+    Satisfied,
+    /// Its own timeout passed first: its module's hard dependents are skipped.
+    TimedOut,
+    /// Still waiting when the deadline ended the run (trace: blocked, with a
+    /// start and no end).
+    Unfinished,
+    /// Never started (trace: blocked, no times): its module did not load,
+    /// or the deadline came first.
+    NotStarted,
+}
+
 /// The summary line's numbers, keyed by the word after each number
-/// (`loaded`, `already`, `built`, `failed`, `skipped`, `stuck`, `blocked`, `ms`).
+/// (`loaded`, `already`, `built`, `failed`, `skipped`, `stuck`, `blocked`,
+/// `waits`, `ms`).
 pub fn summary(stderr: &str) -> Option<HashMap<String, u64>> {
     let line = stderr
         .lines()
@@ -438,15 +434,24 @@ pub fn rname(r: u8) -> String {
     }
 }
 
-/// Checks that hold for every run: header, one record per module in plan
-/// order, results as `want`, dependency order, per-worker exclusivity, the
-/// concurrency bound, the stderr lines and the summary counts.
+/// Checks that hold for every run: the header; one record per module in
+/// plan order, then one per device wait in plan order; module results as
+/// `want` (with `stuck`, `blocked` and the device waits' outcomes), wait
+/// results as said by [`Check::waits`]; dependency order (a dependent starts only once its
+/// dependency ended and that one's device waits were decided); when device
+/// waits start; per-worker exclusivity; the concurrency bound; the stderr
+/// lines, the summary counts and the exit status.
 pub struct Check<'a> {
     pub pb: &'a PlanBuilder,
     pub run: &'a SimRun,
+    plan: Plan<'a>,
     /// Worker threads parmod was asked to use.
     pub jobs: usize,
     pub want: Vec<Want>,
+    /// Modules expected to fail (`--fail`).
+    fail: BTreeSet<usize>,
+    /// How each device wait ends, in the plan's order (set by [`Check::waits`]).
+    wait_want: Vec<WantWait>,
     /// Modules expected stuck (hung at exit) and blocked (never started).
     pub stuck: BTreeSet<usize>,
     pub blocked: BTreeSet<usize>,
@@ -454,14 +459,81 @@ pub struct Check<'a> {
     pub quiet: bool,
 }
 
+/// A checked run: its records, for the test's own checks.
+pub struct Checked<'a> {
+    pub pb: &'a PlanBuilder,
+    pub run: &'a SimRun,
+    /// Module records, in plan order.
+    pub mods: Vec<TraceRecord>,
+    /// Device-wait records with the path each one names, in the plan's order
+    /// (which groups them by module).
+    pub waits: Vec<(String, TraceRecord)>,
+}
+
+impl Checked<'_> {
+    pub fn describe(&self) -> String {
+        format!(
+            "{}\nmodules: {:#?}\nwaits: {:#?}",
+            self.run.out.describe(),
+            self.mods,
+            self.waits
+        )
+    }
+
+    pub fn module(&self, name: &str) -> &TraceRecord {
+        let i = self
+            .pb
+            .modules
+            .iter()
+            .position(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no module {name} in the plan"));
+        &self.mods[i]
+    }
+
+    pub fn wait(&self, path: &str) -> &TraceRecord {
+        &self
+            .waits
+            .iter()
+            .find(|(p, _)| p == path)
+            .unwrap_or_else(|| panic!("no wait record for {path}\n{}", self.describe()))
+            .1
+    }
+
+    pub fn summary(&self) -> HashMap<String, u64> {
+        summary(&self.run.out.stderr)
+            .unwrap_or_else(|| panic!("no summary line\n{}", self.describe()))
+    }
+
+    /// The first stderr line starting with `prefix`.
+    pub fn line_with(&self, prefix: &str) -> &str {
+        self.run
+            .out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no stderr line starting {prefix:?}\n{}", self.describe()))
+    }
+}
+
+fn loaded(r: u8) -> bool {
+    matches!(
+        r & !result::STUCK_FLAG,
+        result::LOADED | result::PRESENT | result::BUILTIN
+    )
+}
+
 impl<'a> Check<'a> {
     pub fn new(pb: &'a PlanBuilder, run: &'a SimRun, jobs: usize) -> Self {
         let want = expected(pb, &BTreeSet::new());
+        let plan = Plan::parse(&run.plan_bytes).expect("plan parses");
         Check {
             pb,
             run,
+            plan,
             jobs,
             want,
+            fail: BTreeSet::new(),
+            wait_want: Vec::new(),
             stuck: BTreeSet::new(),
             blocked: BTreeSet::new(),
             quiet: false,
@@ -469,19 +541,71 @@ impl<'a> Check<'a> {
     }
 
     pub fn failing(mut self, fail: &BTreeSet<usize>) -> Self {
-        self.want = expected(self.pb, fail);
+        self.fail = fail.clone();
+        self.rewant();
         self
     }
 
-    /// Run every check; returns the records for further test-specific checks.
+    /// How each device wait of the plan ends, by path (each path once).
+    pub fn waits(mut self, want: &[(&str, WantWait)]) -> Self {
+        let paths: Vec<String> = self
+            .plan
+            .waits()
+            .map(|w| String::from_utf8_lossy(w.path()).into_owned())
+            .collect();
+        for (p, _) in want {
+            assert_eq!(
+                paths.iter().filter(|q| q == p).count(),
+                1,
+                "Check::waits: {p} must name exactly one of the plan's waits {paths:?}"
+            );
+        }
+        self.wait_want = paths
+            .iter()
+            .map(|p| {
+                want.iter()
+                    .find(|(q, _)| q == p)
+                    .unwrap_or_else(|| panic!("Check::waits: say how the wait for {p} ends"))
+                    .1
+            })
+            .collect();
+        self.rewant();
+        self
+    }
+
+    fn rewant(&mut self) {
+        let waits_failed: BTreeSet<usize> = self
+            .plan
+            .waits()
+            .zip(&self.wait_want)
+            .filter(|(_, &w)| w == WantWait::TimedOut)
+            .filter_map(|(w, _)| w.module().map(|m| m as usize))
+            .collect();
+        self.want = expected_with_waits(self.pb, &self.fail, &waits_failed);
+    }
+
+    /// Run every check; returns the module records for further
+    /// test-specific checks.
     pub fn run(&self) -> Vec<TraceRecord> {
+        self.check().mods
+    }
+
+    /// Run every check; returns the module and device-wait records.
+    pub fn check(&self) -> Checked<'a> {
         let out = &self.run.out;
         let ctx = || out.describe();
         let (hdr, recs) = out.trace();
-        let plan = Plan::parse(&self.run.plan_bytes).expect("plan parses");
+        let plan = &self.plan;
         let n = self.pb.modules.len();
+        let nw = self.pb.waits.len();
         let name = |i: usize| self.pb.modules[i].name.as_str();
 
+        assert_eq!(plan.wait_count() as usize, nw, "device waits in the plan");
+        assert_eq!(
+            self.wait_want.len(),
+            nw,
+            "the test must say how each of the plan's {nw} device waits ends (Check::waits)"
+        );
         assert_eq!(
             hdr.plan_checksum,
             plan.checksum(),
@@ -500,15 +624,22 @@ impl<'a> Check<'a> {
             ctx()
         );
         assert_eq!(
+            hdr.record_count as usize,
+            n + nw,
+            "trace header: record_count = modules + device waits\n{}",
+            ctx()
+        );
+        assert_eq!(
             recs.len(),
-            n,
-            "one trace record per module (no waits in this plan)\n{}",
+            n + nw,
+            "one trace record per module, then one per device wait\n{}",
             ctx()
         );
         assert!(hdr.t0_ns > 0, "trace header: t0_ns is 0\n{}", ctx());
+        let (mods, wrecs) = recs.split_at(n);
 
         let mut counts: HashMap<&str, u64> = HashMap::new();
-        for (i, r) in recs.iter().enumerate() {
+        for (i, r) in mods.iter().enumerate() {
             let what = || format!("module {i} ({}): record {r:?}\n{}", name(i), ctx());
             assert_eq!(
                 r.index as usize,
@@ -637,28 +768,247 @@ impl<'a> Check<'a> {
             }
         }
 
-        // Dependency order: nothing starts before all of its waits_for ended.
+        // Device waits: results as wanted, and when they start. A wait
+        // after a module starts once that module loaded; the waits before
+        // success once every module is done (which, for a module with
+        // device waits, is when they were decided).
+        let module_waits_end: Vec<u64> = wrecs
+            .iter()
+            .zip(plan.waits())
+            .filter(|(_, w)| w.module().is_some())
+            .map(|(r, _)| r.end_ns)
+            .collect();
+        let mut waits = Vec::with_capacity(nw);
+        let mut wait_lines = Vec::new();
+        for (i, r) in wrecs.iter().enumerate() {
+            let w = plan.wait(i as u32).expect("wait in plan");
+            let path = String::from_utf8_lossy(w.path()).into_owned();
+            let what = || format!("wait {i} ({path}): record {r:?}\n{}", ctx());
+            assert_eq!(
+                (r.kind, r.index as usize),
+                (kind::WAIT, i),
+                "wait record {i}: kind and index\n{}",
+                what()
+            );
+            assert_eq!(
+                r.cause,
+                w.module().unwrap_or(NO_CAUSE),
+                "wait record {i}: cause is its module\n{}",
+                what()
+            );
+            assert_eq!(
+                r.worker,
+                NO_WORKER,
+                "wait record {i}: no worker\n{}",
+                what()
+            );
+            assert_eq!(r.errno, 0, "wait record {i}: no errno\n{}", what());
+            assert!(
+                matches!(
+                    r.result,
+                    result::SATISFIED | result::TIMED_OUT | result::BLOCKED
+                ),
+                "wait record {i}: result {}\n{}",
+                rname(r.result),
+                what()
+            );
+            if r.result != result::BLOCKED {
+                assert!(
+                    r.start_ns > 0 && r.end_ns >= r.start_ns,
+                    "wait record {i}: times\n{}",
+                    what()
+                );
+            }
+            match self.wait_want[i] {
+                WantWait::Satisfied => assert_eq!(
+                    r.result,
+                    result::SATISFIED,
+                    "expected satisfied, got {}\n{}",
+                    rname(r.result),
+                    what()
+                ),
+                WantWait::TimedOut => {
+                    assert_eq!(
+                        r.result,
+                        result::TIMED_OUT,
+                        "expected timed out, got {}\n{}",
+                        rname(r.result),
+                        what()
+                    );
+                    let limit = w.timeout_ms() as u64 * 1_000_000;
+                    assert!(
+                        limit > 0 && r.end_ns - r.start_ns >= limit,
+                        "timed out after {} ns, its timeout is {} ms\n{}",
+                        r.end_ns - r.start_ns,
+                        w.timeout_ms(),
+                        what()
+                    );
+                }
+                WantWait::Unfinished => {
+                    assert_eq!(
+                        (r.result, r.end_ns),
+                        (result::BLOCKED, 0),
+                        "expected unfinished at the deadline (blocked, no end), got {}\n{}",
+                        rname(r.result),
+                        what()
+                    );
+                    assert!(r.start_ns > 0, "an unfinished wait has started\n{}", what());
+                }
+                WantWait::NotStarted => assert_eq!(
+                    (r.result, r.start_ns, r.end_ns),
+                    (result::BLOCKED, 0, 0),
+                    "expected never started (blocked, no times), got {}\n{}",
+                    rname(r.result),
+                    what()
+                ),
+            }
+            if r.start_ns > 0 {
+                match w.module() {
+                    Some(m) => {
+                        let mr = &mods[m as usize];
+                        assert!(
+                            mr.end_ns > 0 && r.start_ns >= mr.end_ns,
+                            "wait {i} started at {} before its module {m} ended at {}\n{}",
+                            r.start_ns,
+                            mr.end_ns,
+                            ctx()
+                        );
+                        assert!(
+                            loaded(mr.result),
+                            "wait {i} started after its module {m} ({}) ended {}\n{}",
+                            name(m as usize),
+                            rname(mr.result),
+                            ctx()
+                        );
+                    }
+                    None => {
+                        for (m, mr) in mods.iter().enumerate() {
+                            assert!(
+                                !matches!(
+                                    mr.result & !result::STUCK_FLAG,
+                                    result::STUCK | result::BLOCKED
+                                ) && mr.end_ns <= r.start_ns,
+                                "wait {i} (before success) started at {} before module {m} ({}) \
+                                 was done: {mr:?}\n{}",
+                                r.start_ns,
+                                name(m),
+                                ctx()
+                            );
+                        }
+                        for &e in &module_waits_end {
+                            assert!(
+                                e != 0 && e <= r.start_ns,
+                                "wait {i} (before success) started at {} before a device wait \
+                                 after a module was decided (at {e})\n{}",
+                                r.start_ns,
+                                ctx()
+                            );
+                        }
+                    }
+                }
+            }
+            // The waits that count as failed, and the line each one gets:
+            // timed out, unfinished at the deadline, or never started after a
+            // module that loaded.
+            let head = match (r.result, r.start_ns, w.module()) {
+                (result::TIMED_OUT, _, _) => Some(format!(
+                    "parmod: wait timed out: {path} not there after {} ms",
+                    (r.end_ns - r.start_ns) / 1_000_000
+                )),
+                (result::BLOCKED, s, _) if s > 0 => {
+                    Some(format!("parmod: wait unfinished: {path} not there after "))
+                }
+                (result::BLOCKED, _, Some(m)) if mods[m as usize].result == result::LOADED => {
+                    Some(format!("parmod: wait not started: {path}"))
+                }
+                _ => None,
+            };
+            if let Some(head) = head {
+                let tail = match w.module() {
+                    Some(m) => {
+                        let held: Vec<String> = plan
+                            .module(m)
+                            .expect("module in plan")
+                            .dependents()
+                            .filter(|e| e.hard)
+                            .map(|e| name(e.module as usize).to_string())
+                            .collect();
+                        let mut t = format!(" (after {}", name(m as usize));
+                        if !held.is_empty() {
+                            t += &format!("; held back: {}", held[..held.len().min(8)].join(", "));
+                        }
+                        if held.len() > 8 {
+                            t += &format!(" and {} more", held.len() - 8);
+                        }
+                        t + ")"
+                    }
+                    None => " (needed before success)".to_string(),
+                };
+                let unfinished = r.result == result::BLOCKED && r.start_ns > 0;
+                assert!(
+                    out.stderr.lines().any(|l| l.starts_with(&head)
+                        && l.ends_with(&tail)
+                        && (!unfinished || l.ends_with(&format!(" ms at the deadline{tail}")))
+                        && (r.result != result::TIMED_OUT || l == format!("{head}{tail}"))),
+                    "no line '{head}...{tail}'\n{}",
+                    what()
+                );
+                wait_lines.push(head);
+            }
+            waits.push((path, *r));
+        }
+        let waits_failed = wait_lines.len() as u64;
+        assert_eq!(
+            out.stderr
+                .lines()
+                .filter(|l| l.starts_with("parmod: wait "))
+                .count() as u64,
+            waits_failed,
+            "number of 'parmod: wait ...' lines: one per failed device wait\n{}",
+            ctx()
+        );
+
+        // Dependency order: nothing starts before each of its deps was
+        // decided: the dependency ended and, when it loaded, its device
+        // waits ended too (a skipped dependency, only possible over a soft
+        // edge, is decided when its root failure was).
+        let decided = |x: usize| -> Option<u64> {
+            let r = &mods[x];
+            if r.end_ns == 0 {
+                return None;
+            }
+            let mut t = r.end_ns;
+            if loaded(r.result) {
+                for wi in plan.module(x as u32).expect("module in plan").dev_waits() {
+                    let e = wrecs[wi as usize].end_ns;
+                    if e == 0 {
+                        return None;
+                    }
+                    t = t.max(e);
+                }
+            }
+            Some(t)
+        };
         let deps = deps_of(self.pb);
-        for (i, r) in recs.iter().enumerate() {
+        for (i, r) in mods.iter().enumerate() {
             if r.start_ns == 0 {
                 continue;
             }
             for &(d, hard) in &deps[i] {
-                let mut dr = &recs[d];
-                if dr.result == result::SKIPPED && (dr.cause as usize) < recs.len() {
-                    // A skipped dependency (only possible for a soft edge)
-                    // is decided when its root failure ends.
-                    dr = &recs[dr.cause as usize];
+                let mut x = d;
+                if mods[d].result == result::SKIPPED && (mods[d].cause as usize) < n {
+                    x = mods[d].cause as usize;
                 }
+                let at = decided(x);
                 assert!(
-                    dr.end_ns != 0 && dr.end_ns <= r.start_ns,
-                    "module {i} ({}) started at {} before its {} dependency {d} ({}) ended at {} \
-                     (record that decided it: {dr:?})\n{}",
+                    at.is_some_and(|t| t <= r.start_ns),
+                    "module {i} ({}) started at {} before its {} dependency {d} ({}) was decided \
+                     (at {at:?}; record that decided it: {:?})\n{}",
                     name(i),
                     r.start_ns,
                     if hard { "hard" } else { "soft" },
                     name(d),
-                    dr.end_ns,
+                    mods[x],
                     ctx()
                 );
             }
@@ -666,7 +1016,7 @@ impl<'a> Check<'a> {
 
         // Worker exclusivity and the concurrency bound (builtins excluded:
         // they are not loads).
-        let runs: Vec<(usize, &TraceRecord)> = recs
+        let runs: Vec<(usize, &TraceRecord)> = mods
             .iter()
             .enumerate()
             .filter(|(_, r)| r.start_ns != 0 && r.result != result::BUILTIN)
@@ -727,7 +1077,7 @@ impl<'a> Check<'a> {
         // stderr lines and the summary.
         let failed = out.lines("failed");
         let skipped = out.lines("skipped");
-        for (i, r) in recs.iter().enumerate() {
+        for (i, r) in mods.iter().enumerate() {
             let head_ok = |lines: &[&str]| {
                 lines.iter().any(|l| {
                     l.starts_with(&format!("parmod: {}: {}: ", kind_word(r.result), name(i)))
@@ -741,11 +1091,20 @@ impl<'a> Check<'a> {
                     ctx()
                 ),
                 result::SKIPPED if !self.quiet => {
-                    let line = format!(
-                        "parmod: skipped: {}: dependency {} failed",
-                        name(i),
-                        name(r.cause as usize)
-                    );
+                    let cause = r.cause as usize;
+                    let line = if self.want[cause] == Want::Loaded {
+                        format!(
+                            "parmod: skipped: {}: a wait after {} timed out",
+                            name(i),
+                            name(cause)
+                        )
+                    } else {
+                        format!(
+                            "parmod: skipped: {}: dependency {} failed",
+                            name(i),
+                            name(cause)
+                        )
+                    };
                     assert!(
                         skipped.iter().any(|l| l.starts_with(&line)),
                         "no '{line}' line\n{}",
@@ -778,12 +1137,29 @@ impl<'a> Check<'a> {
             "number of 'failed' lines\n{}",
             ctx()
         );
+        // Only the deadline leaves modules stuck or blocked and waits
+        // unfinished or not started after a module that loaded.
+        let at_deadline = c("stuck") + c("blocked") > 0
+            || wait_lines
+                .iter()
+                .any(|h| !h.starts_with("parmod: wait timed out: "));
+        assert_eq!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with("parmod: deadline of ")),
+            at_deadline,
+            "a 'parmod: deadline of ... reached' line exactly when the run ended at the deadline\n{}",
+            ctx()
+        );
         if self.quiet {
             assert!(skipped.is_empty(), "--quiet printed skip lines\n{}", ctx());
             for l in out.stderr.lines() {
                 assert!(
-                    l.starts_with("parmod: failed: ") || l.contains(" loaded ("),
-                    "--quiet printed more than failures and the summary: {l:?}\n{}",
+                    l.starts_with("parmod: failed: ")
+                        || l.starts_with("parmod: wait ")
+                        || l.starts_with("parmod: deadline of ")
+                        || l.contains(" loaded ("),
+                    "--quiet printed more than failures, failed waits, the deadline and the summary: {l:?}\n{}",
                     ctx()
                 );
             }
@@ -804,6 +1180,7 @@ impl<'a> Check<'a> {
             g("skipped"),
             g("stuck"),
             g("blocked"),
+            g("waits"),
         );
         let want = (
             c("loaded"),
@@ -812,10 +1189,11 @@ impl<'a> Check<'a> {
             c("skipped"),
             c("stuck"),
             c("blocked"),
+            waits_failed,
         );
         assert_eq!(
             got, want,
-            "summary (loaded, built in, failed, skipped, stuck, blocked) does not match the trace\n{}",
+            "summary (loaded, built in, failed, skipped, stuck, blocked, waits failed) does not match the trace\n{}",
             ctx()
         );
         assert_eq!(
@@ -825,9 +1203,14 @@ impl<'a> Check<'a> {
             ctx()
         );
 
-        let ok = c("failed") + c("skipped") + c("stuck") + c("blocked") == 0;
+        let ok = c("failed") + c("skipped") + c("stuck") + c("blocked") + waits_failed == 0;
         out.assert_exit(if ok { 0 } else { 1 });
-        recs
+        Checked {
+            pb: self.pb,
+            run: self.run,
+            mods: mods.to_vec(),
+            waits,
+        }
     }
 }
 

@@ -5,14 +5,17 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "../harness/mod.rs"]
+mod harness;
+#[allow(unused_imports)] // each test crate uses its own part
+pub use harness::{required, skip, Scratch};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_parmod-plan");
 
-/// A fresh, empty scratch directory for test `test` of suite `suite`.
+/// A fresh, empty scratch directory for test `test` of suite `suite`. It
+/// stays after the test; a [`Scratch`] is removed when the test passes.
 pub fn scratch(suite: &str, test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("parmod-{suite}-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch::new(&format!("{suite}-{test}")).keep()
 }
 
 pub struct Run {

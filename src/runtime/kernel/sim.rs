@@ -50,9 +50,12 @@ impl Kernel for Sim {
 
     fn load(&self, call: &LoadCall<'_>) -> Result<(), Errno> {
         let named = |list: &[&[u8]]| list.iter().any(|n| same_name(n, call.name));
-        let until = if named(&self.hang) { call.start_ns + 3600 * 1_000_000_000 } else { call.start_ns + call.weight_us as u64 * 1000 };
-        if until > clock::monotonic_ns() {
-            // (Weight 0: no system call at all.)
+        let hang = named(&self.hang);
+        if hang || call.weight_us > 0 {
+            // One sleep per load (weight 0: no system call at all), also when
+            // its end has passed already (a late worker): the sleep returns
+            // at once then.
+            let until = call.start_ns + if hang { 3600 * 1_000_000_000 } else { call.weight_us as u64 * 1000 };
             let ts = clock::timespec(until);
             while let Err(Errno::INTR) = rustix::thread::clock_nanosleep_absolute(ClockId::Monotonic, &ts) {}
         }
