@@ -90,7 +90,7 @@ mod bench {
                     name: format!("b{seed}_{i}"),
                     path: Some(format!("kernel/bench/b{i}.ko")),
                     weight_us: rng.range(w_lo, w_hi),
-                    waits_for: waits,
+                    deps: waits,
                     ..ModuleSpec::default()
                 });
             }
@@ -115,7 +115,7 @@ mod bench {
         let mut pending: Vec<usize> = vec![0; n];
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (i, m) in pb.modules.iter().enumerate() {
-            let mut ds: Vec<usize> = m.waits_for.iter().map(|&(d, _)| d as usize).collect();
+            let mut ds: Vec<usize> = m.deps.iter().map(|&(d, _)| d as usize).collect();
             ds.sort_unstable();
             ds.dedup();
             pending[i] = ds.len();
@@ -156,7 +156,7 @@ mod bench {
         let mut finish = vec![0u64; pb.modules.len()];
         for (i, m) in pb.modules.iter().enumerate() {
             let start = m
-                .waits_for
+                .deps
                 .iter()
                 .map(|&(d, _)| finish[d as usize])
                 .max()
@@ -313,7 +313,7 @@ mod bench {
             for m in &mut zero.modules {
                 m.weight_us = 0;
             }
-            let edges: usize = pb.modules.iter().map(|m| m.waits_for.len()).sum();
+            let edges: usize = pb.modules.iter().map(|m| m.deps.len()).sum();
             let plan_path = dir.join(format!("dag{n}.plan"));
             let zero_path = dir.join(format!("dag{n}-zero.plan"));
             std::fs::write(&plan_path, pb.build().expect("plan builds")).expect("write plan");

@@ -97,8 +97,8 @@ fn closure_order_weights_and_priorities() {
     assert_eq!(module(&p, "a_core")["priority"], 1900);
     assert_eq!(module(&p, "b_mid")["priority"], 1600);
     assert_eq!(c["priority"], 1200);
-    // Every hard edge is marked hard, and dependents mirror waits_for.
-    for w in c["waits_for"].as_array().unwrap() {
+    // Every hard edge is marked hard, and dependents mirror deps.
+    for w in c["dep_edges"].as_array().unwrap() {
         assert_eq!(w["hard"], true);
     }
     assert_eq!(strs(&module(&p, "b_mid")["dependents"].as_array().unwrap().iter().map(|d| d["name"].clone()).collect()), ["c_top"]);
@@ -165,13 +165,13 @@ fn soft_dependencies() {
     assert_eq!(sorted(strs(&j["softdeps_pre"])), ["crc_x", "crc_y"]);
     assert_eq!(strs(&j["softdeps_post"]), ["e_drv"]);
     assert!(strs(&j["deps"]).is_empty());
-    let soft_waits: Vec<_> = j["waits_for"].as_array().unwrap().iter().map(|w| (w["name"].clone(), w["hard"].clone())).collect();
+    let soft_waits: Vec<_> = j["dep_edges"].as_array().unwrap().iter().map(|w| (w["name"].clone(), w["hard"].clone())).collect();
     assert_eq!(soft_waits.len(), 2);
     assert!(soft_waits.iter().all(|(_, h)| h == false));
     // post: e_drv waits for j_soft (soft).
     let e = module(&p, "e_drv");
-    assert_eq!(e["waits_for"][0]["name"], "j_soft");
-    assert_eq!(e["waits_for"][0]["hard"], false);
+    assert_eq!(e["dep_edges"][0]["name"], "j_soft");
+    assert_eq!(e["dep_edges"][0]["hard"], false);
     assert_eq!(e["soft_only"], true);
     assert_eq!(j["soft_only"], false);
     // The unresolvable one is a warning naming file and line.
@@ -196,8 +196,8 @@ fn post_softdep_on_a_module_that_depends_back() {
     assert_eq!(strs(&module(&p, "g_net")["softdeps_post"]), ["h_post"]);
     let h = module(&p, "h_post");
     // The hard edge from modules.dep wins over the soft one to the same module.
-    assert_eq!(h["waits_for"].as_array().unwrap().len(), 1);
-    assert_eq!(h["waits_for"][0]["hard"], true);
+    assert_eq!(h["dep_edges"].as_array().unwrap().len(), 1);
+    assert_eq!(h["dep_edges"][0]["hard"], true);
     assert!(!err.contains("cycle"), "{err}");
 }
 
@@ -439,7 +439,7 @@ fn library_api_whole_tree_is_a_valid_order() {
     let plan = Plan::parse(&bytes).unwrap();
     assert_eq!(plan.module_count(), 16); // 15 modules + builtin_crc
     for m in plan.modules() {
-        for e in m.waits_for() {
+        for e in m.deps() {
             assert!(e.module < m.index());
         }
         let want = if m.is_builtin() { 0 } else { 200 + m.file_size() / 8 };
@@ -448,7 +448,7 @@ fn library_api_whole_tree_is_a_valid_order() {
     // Among ready modules, higher priority first: the first module has the
     // highest priority of all modules that wait for nothing.
     let first = plan.module(0).unwrap();
-    let roots_max = plan.modules().filter(|m| m.waits_for().len() == 0).map(|m| m.priority_us()).max().unwrap();
+    let roots_max = plan.modules().filter(|m| m.deps().len() == 0).map(|m| m.priority_us()).max().unwrap();
     assert_eq!(first.priority_us(), roots_max);
     assert!(plan.find_module(b"h_post").unwrap().flags() & module_flags::REQUESTED != 0);
     assert!(warnings.iter().any(|w| w.contains("platform:missing-thing")));

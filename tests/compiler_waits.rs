@@ -47,7 +47,7 @@ fn show_text(plan: &Path) -> String {
     s.stdout
 }
 
-/// (path, after module name, timeout, glob flag) of every wait record, in file order.
+/// (path, after module name, timeout, glob flag) of every device-wait record, in file order.
 fn waits(bytes: &[u8]) -> Vec<(String, Option<String>, u32, bool)> {
     let p = Plan::parse(bytes).expect("the plan parses");
     p.waits()
@@ -155,9 +155,9 @@ fn show_text_lists_the_waits_per_module_and_before_success() {
     let lines: Vec<&str> = t.lines().collect();
     let hda = lines.iter().position(|l| l.contains(" snd_hda [requested]")).expect(&t);
     let block: Vec<&str> = lines[hda + 1..].iter().take_while(|l| l.starts_with("        ")).copied().collect();
-    assert!(block.contains(&"        then wait for: /dev/snd/controlC* (glob, 2000 ms)"), "{t}");
-    assert!(t.contains("then wait for: /sys/class/net/eth*/address (glob, 5000 ms)"), "{t}");
-    assert!(t.contains("then wait for: /dev/snd/pcmC0D0p (250 ms)"), "{t}");
+    assert!(block.contains(&"        then its device wait: /dev/snd/controlC* (glob, 2000 ms)"), "{t}");
+    assert!(t.contains("then its device wait: /sys/class/net/eth*/address (glob, 5000 ms)"), "{t}");
+    assert!(t.contains("then its device wait: /dev/snd/pcmC0D0p (250 ms)"), "{t}");
     let fin = t.find("\nwaits before success:\n").expect(&t);
     assert!(t[fin..].contains("/dev/ready (5000 ms)"), "{t}");
     assert!(t[fin..].contains("/sys/devices/platform/final (until the deadline)"), "{t}");

@@ -116,7 +116,7 @@ fn plans_match_modprobe_show_depends() {
         }
         // The order respects every hard and soft edge.
         for m in plan.modules() {
-            for e in m.waits_for() {
+            for e in m.deps() {
                 assert!(e.module < m.index(), "{name}: order broken at {:?}", String::from_utf8_lossy(m.name()));
             }
         }

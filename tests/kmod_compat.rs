@@ -391,7 +391,7 @@ fn post_soft_dependencies_wait_for_their_module() {
         assert!(!flags(n).contains(&"post-only".to_string()), "{n}");
     }
     let post_edges = |n: &str| -> Vec<String> {
-        module_of(&p, n)["waits_for"]
+        module_of(&p, n)["dep_edges"]
             .as_array()
             .unwrap()
             .iter()
@@ -405,7 +405,7 @@ fn post_soft_dependencies_wait_for_their_module() {
     assert!(post_edges("pm_x").is_empty() && post_edges("pm_y").is_empty());
     // pm_pre: a soft edge without the post bit.
     let x = module_of(&p, "pm_x");
-    assert!(x["waits_for"].as_array().unwrap().iter().any(|e| e["name"] == "pm_pre" && e["hard"] == false && e["post"] == false));
+    assert!(x["dep_edges"].as_array().unwrap().iter().any(|e| e["name"] == "pm_pre" && e["hard"] == false && e["post"] == false));
     // Order: kmod's list is pre, X, then the post list (its deps first).
     let order = names(&p);
     let at = |n: &str| order.iter().position(|x| x == n).unwrap();
@@ -414,7 +414,7 @@ fn post_soft_dependencies_wait_for_their_module() {
     let (p, _) = compile_ok(&t, &["pm_y", "pm_post"]);
     let post = module_of(&p, "pm_post");
     assert!(!post["flags"].as_array().unwrap().contains(&Value::from("post-only")));
-    assert!(post["waits_for"].as_array().unwrap().iter().any(|e| e["name"] == "pm_x" && e["post"] == true));
+    assert!(post["dep_edges"].as_array().unwrap().iter().any(|e| e["name"] == "pm_x" && e["post"] == true));
     assert!(!module_of(&p, "pm_postdep")["flags"].as_array().unwrap().contains(&Value::from("post-only")));
     if let Some(k) = same_as_kmod(&t, &["pm_y", "pm_x"], &[]) {
         let seq: Vec<&str> = k[1].insmod.iter().map(|x| x.0.as_str()).collect();

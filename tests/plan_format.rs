@@ -18,7 +18,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use parmod::plan::{
     crc32c, is_safe_relative_path, module_flags, wait_flags, Compression, ModuleSpec, Plan, PlanBuilder,
-    PlanError, WaitSpec, EDGE_HARD, EDGE_POST, HEADER_SIZE, MAGIC, MODULE_RECORD_SIZE, NONE, VERSION,
+    PlanError, DeviceWaitSpec, EDGE_HARD, EDGE_POST, HEADER_SIZE, MAGIC, MODULE_RECORD_SIZE, NONE, VERSION,
 };
 
 // Byte offsets of the format, written out here on purpose: the tests pin the
@@ -55,17 +55,17 @@ fn module_rec(i: u32) -> usize {
     HEADER_SIZE + i as usize * MODULE_RECORD_SIZE
 }
 
-fn m(name: &str, path: Option<&str>, waits_for: &[(u32, bool)]) -> ModuleSpec {
+fn m(name: &str, path: Option<&str>, deps: &[(u32, bool)]) -> ModuleSpec {
     ModuleSpec {
         name: name.into(),
         path: path.map(Into::into),
-        waits_for: waits_for.to_vec(),
+        deps: deps.to_vec(),
         ..Default::default()
     }
 }
 
-fn wait(path: &str, module: Option<u32>, timeout_ms: u32) -> WaitSpec {
-    WaitSpec { path: path.into(), module, timeout_ms }
+fn wait(path: &str, module: Option<u32>, timeout_ms: u32) -> DeviceWaitSpec {
+    DeviceWaitSpec { path: path.into(), module, timeout_ms }
 }
 
 /// A plan that uses everything the format has.
@@ -129,9 +129,9 @@ fn sample() -> PlanBuilder {
     mods[13].flags = DISABLED | REQUESTED;
     mods[14].flags = ROOT_PATH | REQUESTED;
     mods[15].flags = POST_ONLY;
-    mods[15].post_waits = vec![7];
+    mods[15].post_deps = vec![7];
     mods[16].flags = POST_ONLY | SOFT_ONLY;
-    mods[16].post_waits = vec![7];
+    mods[16].post_deps = vec![7];
     for (i, x) in mods.iter_mut().enumerate() {
         x.weight_us = 100 + 37 * i as u32 * (i as u32 % 5);
         if x.path.is_some() {
@@ -271,8 +271,8 @@ fn check_consistent(p: &Plan<'_>) -> Result<(), String> {
         );
         let _ = (md.weight_us(), md.timeout_ms(), md.priority_us(), md.file_size());
 
-        let w = md.waits_for();
-        ensure!(w.len() == w.clone().count(), "module {i}: waits_for len");
+        let w = md.deps();
+        ensure!(w.len() == w.clone().count(), "module {i}: deps len");
         for e in w.clone().chain(md.dependents()) {
             ensure!(!(e.hard && e.post), "module {i}: edge {e:?} is hard and post");
         }
@@ -286,11 +286,11 @@ fn check_consistent(p: &Plan<'_>) -> Result<(), String> {
         let w = edges(w);
         waits_total += w.len();
         for (k, &(j, hard)) in w.iter().enumerate() {
-            ensure!(j < n, "module {i}: waits_for {j} >= module_count");
-            ensure!(j < i, "module {i}: waits_for {j} not before it");
-            ensure!(k == 0 || w[k - 1].0 < j, "module {i}: waits_for not strictly increasing");
+            ensure!(j < n, "module {i}: deps {j} >= module_count");
+            ensure!(j < i, "module {i}: deps {j} not before it");
+            ensure!(k == 0 || w[k - 1].0 < j, "module {i}: deps not strictly increasing");
             let theirs = edges(p.module(j).unwrap().dependents());
-            ensure!(theirs.contains(&(i, hard)), "module {i}: waits_for ({j}, {hard}) not mirrored");
+            ensure!(theirs.contains(&(i, hard)), "module {i}: deps ({j}, {hard}) not mirrored");
         }
         let d = md.dependents();
         ensure!(d.len() == d.clone().count(), "module {i}: dependents len");
@@ -300,7 +300,7 @@ fn check_consistent(p: &Plan<'_>) -> Result<(), String> {
             ensure!(j < n, "module {i}: dependent {j} >= module_count");
             ensure!(j > i, "module {i}: dependent {j} not after it");
             ensure!(k == 0 || d[k - 1].0 < j, "module {i}: dependents not strictly increasing");
-            let theirs = edges(p.module(j).unwrap().waits_for());
+            let theirs = edges(p.module(j).unwrap().deps());
             ensure!(theirs.contains(&(i, hard)), "module {i}: dependent ({j}, {hard}) not mirrored");
         }
         for (what, list) in [("soft_pre", md.soft_pre()), ("soft_post", md.soft_post())] {
@@ -315,7 +315,7 @@ fn check_consistent(p: &Plan<'_>) -> Result<(), String> {
             ensure!(wr.module() == Some(i), "module {i}: dev_wait {wi} follows {:?}", wr.module());
         }
     }
-    ensure!(waits_total == deps_total, "waits_for total {waits_total} != dependents total {deps_total}");
+    ensure!(waits_total == deps_total, "deps total {waits_total} != dependents total {deps_total}");
 
     for (wi, wr) in p.waits().enumerate() {
         let wi = wi as u32;
@@ -374,7 +374,7 @@ fn check_round_trip(b: &PlanBuilder, bytes: &[u8]) {
     assert_eq!(u32_at(bytes, H_CONFIG_ALIASES), b.config_alias_count);
 
     // Expected edges, computed independently of the writer.
-    let waits: Vec<Vec<(u32, bool)>> = b.modules.iter().map(|x| normalised(&x.waits_for)).collect();
+    let waits: Vec<Vec<(u32, bool)>> = b.modules.iter().map(|x| normalised(&x.deps)).collect();
     let mut deps: Vec<Vec<(u32, bool)>> = vec![Vec::new(); n];
     for (i, w) in waits.iter().enumerate() {
         for &(d, hard) in w {
@@ -417,16 +417,16 @@ fn check_round_trip(b: &PlanBuilder, bytes: &[u8]) {
         assert_eq!(md.timeout_ms(), spec.timeout_ms, "module {i}");
         assert_eq!(md.file_size(), spec.file_size, "module {i}");
         assert_eq!(md.priority_us(), prio[i], "module {i}");
-        assert_eq!(edges(md.waits_for()), waits[i], "module {i} waits_for");
+        assert_eq!(edges(md.deps()), waits[i], "module {i} deps");
         assert_eq!(edges(md.dependents()), deps[i], "module {i} dependents");
-        // Post bits: on the soft edges named by post_waits (a hard edge wins).
+        // Post bits: on the soft edges named by post_deps (a hard edge wins).
         let want_post: Vec<u32> =
-            waits[i].iter().filter(|&&(d, hard)| !hard && spec.post_waits.contains(&d)).map(|&(d, _)| d).collect();
-        assert_eq!(post_edges(md.waits_for()), want_post, "module {i} post edges");
+            waits[i].iter().filter(|&&(d, hard)| !hard && spec.post_deps.contains(&d)).map(|&(d, _)| d).collect();
+        assert_eq!(post_edges(md.deps()), want_post, "module {i} post edges");
         let want_post_deps: Vec<u32> = (0..n as u32)
             .filter(|&j| {
                 let other = &b.modules[j as usize];
-                waits[j as usize].iter().any(|&(d, hard)| d == i as u32 && !hard && other.post_waits.contains(&d))
+                waits[j as usize].iter().any(|&(d, hard)| d == i as u32 && !hard && other.post_deps.contains(&d))
             })
             .collect();
         assert_eq!(post_edges(md.dependents()), want_post_deps, "module {i} post dependents");
@@ -447,7 +447,7 @@ fn check_round_trip(b: &PlanBuilder, bytes: &[u8]) {
     // Records are in a valid load order: everything waited for comes first.
     let mut done = vec![false; n];
     for md in p.modules() {
-        assert!(md.waits_for().all(|e| done[e.module as usize]));
+        assert!(md.deps().all(|e| done[e.module as usize]));
         done[md.index() as usize] = true;
     }
     for (pos, &w) in order.iter().enumerate() {
@@ -505,15 +505,15 @@ fn sample_round_trips() {
     for c in [Compression::None, Compression::Xz, Compression::Zstd, Compression::Gzip] {
         assert!(p.modules().any(|x| !x.is_builtin() && x.compression() == c), "{c:?}");
     }
-    assert!(p.modules().flat_map(|x| x.waits_for()).any(|e| e.hard));
-    assert!(p.modules().flat_map(|x| x.waits_for()).any(|e| !e.hard));
+    assert!(p.modules().flat_map(|x| x.deps()).any(|e| e.hard));
+    assert!(p.modules().flat_map(|x| x.deps()).any(|e| !e.hard));
     assert!(p.waits().any(|w| w.is_glob() && w.path() == b"/dev/snd/controlC*"));
     assert!(p.waits().any(|w| w.module().is_none()));
     // Finals come last.
     let finals: Vec<u32> = p.waits().filter(|w| w.module().is_none()).map(|w| w.index()).collect();
     assert_eq!(finals, vec![p.wait_count() - 2, p.wait_count() - 1]);
     // The duplicate soft+hard edge became one hard edge.
-    assert_eq!(edges(p.module(9).unwrap().waits_for()), vec![(6, true), (7, false)]);
+    assert_eq!(edges(p.module(9).unwrap().deps()), vec![(6, true), (7, false)]);
     // The two diamonds.
     assert_eq!(edges(p.module(2).unwrap().dependents()), vec![(3, true), (4, true), (7, true), (12, true), (14, true)]);
     assert_eq!(edges(p.module(4).unwrap().dependents()), vec![(5, true), (6, false)]);
@@ -788,26 +788,26 @@ fn unknown_flag_bits_are_refused() {
 }
 
 #[test]
-fn waits_for_pointing_forward_is_refused() {
+fn deps_pointing_forward_are_refused() {
     let b = sample();
     let good = b.build().unwrap();
     let p = Plan::parse(&good).unwrap();
     // Module 2 (snd) waits for nothing; its dependents list starts with 3.
-    // Point its waits_for at that entry: "snd waits for snd-timer", a cycle.
+    // Point its deps at that entry: "snd waits for snd-timer", a cycle.
     let snd = p.module(2).unwrap();
-    assert_eq!(snd.waits_for().len(), 0);
+    assert_eq!(snd.deps().len(), 0);
     assert_eq!(snd.dependents().next().map(|e| e.module), Some(3));
     let mut v = good.clone();
     let dep_start = u32_at(&v, module_rec(2) + R_DEPENDENTS);
     put_u32(&mut v, module_rec(2) + R_WAITS_FOR, dep_start);
     put_u32(&mut v, module_rec(2) + R_WAITS_FOR + 4, 1);
     fix_crc(&mut v);
-    assert_eq!(Plan::parse(&v).err(), Some(PlanError::Module { index: 2, field: "waits_for" }));
+    assert_eq!(Plan::parse(&v).err(), Some(PlanError::Module { index: 2, field: "deps" }));
 
     // Rewrite an edge entry in place: xfs (8) waits for libcrc32c (1); make
     // it wait for 9 instead. The mirror in module 1 no longer matches.
     let xfs = p.module(8).unwrap();
-    assert_eq!(edges(xfs.waits_for()), vec![(1, true)]);
+    assert_eq!(edges(xfs.deps()), vec![(1, true)]);
     let mut v = good.clone();
     let start = u32_at(&v, module_rec(8) + R_WAITS_FOR) as usize;
     let edges_off = u32_at(&v, 40) as usize;
@@ -833,7 +833,7 @@ fn error_messages_say_what_to_do() {
         PlanError::Checksum { stored: 1, computed: 2 },
         PlanError::Header { field: "jobs" },
         PlanError::Module { index: 4, field: "path" },
-        PlanError::Wait { index: 5, field: "module" },
+        PlanError::DeviceWait { index: 5, field: "module" },
         PlanError::Alias { index: 6, field: "pattern" },
     ];
     for e in all {
@@ -853,8 +853,8 @@ fn error_messages_say_what_to_do() {
 fn writer_refuses_bad_input_naming_the_module() {
     let base = sample();
     let cases: Vec<Edit> = vec![
-        ("later module", Box::new(|b| b.modules[3].waits_for.push((5, true)))),
-        ("itself", Box::new(|b| b.modules[3].waits_for.push((3, false)))),
+        ("later module", Box::new(|b| b.modules[3].deps.push((5, true)))),
+        ("itself", Box::new(|b| b.modules[3].deps.push((3, false)))),
         ("dotdot", Box::new(|b| b.modules[3].path = Some("kernel/../../etc/evil.ko".into()))),
         ("absolute", Box::new(|b| b.modules[3].path = Some("/lib/modules/x/snd-timer.ko".into()))),
         ("not a .ko", Box::new(|b| b.modules[3].path = Some("kernel/sound/core/snd-timer.o".into()))),
@@ -902,7 +902,7 @@ fn large_random_plan_round_trips() {
             for _ in 0..k {
                 // Mostly recent modules, sometimes far back: deep and wide.
                 let back = if next() % 4 == 0 { next() % i } else { next() % i.min(30) };
-                spec.waits_for.push((i - 1 - back, next() % 3 != 0));
+                spec.deps.push((i - 1 - back, next() % 3 != 0));
             }
             if next() % 10 == 0 {
                 spec.soft_pre.push(next() % i);
@@ -934,7 +934,7 @@ fn invalid_edits() -> Vec<Edit> {
         ("soft_post out of range", Box::new(|b| b.modules[3].soft_post.push(99))),
         ("soft_pre with the hard bit", Box::new(|b| b.modules[3].soft_pre.push(EDGE_HARD | 1))),
         ("soft_post with the post bit", Box::new(|b| b.modules[3].soft_post.push(EDGE_POST | 1))),
-        ("post edge it does not wait for", Box::new(|b| b.modules[3].post_waits.push(1))),
+        ("post edge it does not wait for", Box::new(|b| b.modules[3].post_deps.push(1))),
         ("root path without a path", Box::new(|b| {
             b.modules[3].path = None;
             b.modules[3].flags |= module_flags::ROOT_PATH;
@@ -1031,7 +1031,7 @@ fn version_2_fields_are_validated() {
     let mut v = good.clone();
     put_u32(&mut v, edges_off + w16 * 4, 7 | EDGE_POST | EDGE_HARD);
     put_u32(&mut v, edges_off + d7_16 * 4, 16 | EDGE_POST | EDGE_HARD);
-    assert_eq!(refused(&mut v), Some(PlanError::Module { index: 16, field: "waits_for" }));
+    assert_eq!(refused(&mut v), Some(PlanError::Module { index: 16, field: "deps" }));
     let mut v = good.clone();
     put_u32(&mut v, edges_off + w16 * 4, 7);
     assert_eq!(refused(&mut v), Some(PlanError::Module { index: 7, field: "dependents" }));

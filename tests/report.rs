@@ -12,18 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use parmod::plan::trace::{kind, result, TraceHeader, TraceRecord, NO_CAUSE, NO_WORKER};
-use parmod::plan::{ModuleSpec, Plan, PlanBuilder, WaitSpec};
+use parmod::plan::{ModuleSpec, Plan, PlanBuilder, DeviceWaitSpec};
 use serde_json::Value;
 
 mod plan_tool;
 use plan_tool::{skip, Scratch};
 
-fn module(name: &str, waits_for: &[(u32, bool)]) -> ModuleSpec {
+fn module(name: &str, deps: &[(u32, bool)]) -> ModuleSpec {
     ModuleSpec {
         name: name.into(),
         path: Some(format!("kernel/test/{name}.ko")),
         weight_us: 1000,
-        waits_for: waits_for.to_vec(),
+        deps: deps.to_vec(),
         ..ModuleSpec::default()
     }
 }
@@ -59,7 +59,7 @@ fn plan() -> PlanBuilder {
             module(NAMES[5], &[(E, false)]),
             module(NAMES[6], &[(F, true)]),
         ],
-        waits: vec![WaitSpec { path: "/dev/pm_report_node".into(), module: Some(B), timeout_ms: 1000 }],
+        waits: vec![DeviceWaitSpec { path: "/dev/pm_report_node".into(), module: Some(B), timeout_ms: 1000 }],
         ..PlanBuilder::default()
     }
 }

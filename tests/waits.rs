@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use common::WantWait::{NotStarted, Satisfied, TimedOut, Unfinished};
 use common::*;
 use parmod::plan::trace::{result, NO_CAUSE};
-use parmod::plan::{PlanBuilder, WaitSpec};
+use parmod::plan::{PlanBuilder, DeviceWaitSpec};
 
 // ------------------------------------------------------------ helpers
 
@@ -601,16 +601,16 @@ fn waiting_uses_almost_no_cpu() {
 
 // ------------------------------------------------------------ plan waits
 
-fn wait_after(path: &str, module: u32, timeout_ms: u32) -> WaitSpec {
-    WaitSpec {
+fn wait_after(path: &str, module: u32, timeout_ms: u32) -> DeviceWaitSpec {
+    DeviceWaitSpec {
         path: path.into(),
         module: Some(module),
         timeout_ms,
     }
 }
 
-fn wait_final(path: &str, timeout_ms: u32) -> WaitSpec {
-    WaitSpec {
+fn wait_final(path: &str, timeout_ms: u32) -> DeviceWaitSpec {
+    DeviceWaitSpec {
         path: path.into(),
         module: None,
         timeout_ms,
@@ -626,7 +626,7 @@ fn ms_waited(line: &str) -> u64 {
         .unwrap_or_else(|| panic!("no ms in {line:?}"))
 }
 
-fn with_waits(mut pb: PlanBuilder, waits: Vec<WaitSpec>) -> PlanBuilder {
+fn with_waits(mut pb: PlanBuilder, waits: Vec<DeviceWaitSpec>) -> PlanBuilder {
     pb.waits = waits;
     pb
 }

@@ -77,7 +77,7 @@ pub struct ModprobeConfig {
     /// `install PATTERN COMMAND` lines, in reading order.
     pub installs: Vec<Install>,
     /// `wait-for` statements (parmod's own), in reading order.
-    pub waits: Vec<WaitDecl>,
+    pub waits: Vec<DeviceWaitDecl>,
 }
 
 /// `install PATTERN COMMAND`.
@@ -116,7 +116,7 @@ pub const DEFAULT_WAIT_TIMEOUT_MS: u32 = 5000;
 
 /// `wait-for PATH [after MODULE] [timeout MS]`.
 #[derive(Clone, Debug)]
-pub struct WaitDecl {
+pub struct DeviceWaitDecl {
     /// Absolute path under /dev or /sys; one component may be a glob.
     pub path: String,
     /// Canonical name of the module after which to wait; None: before success.
@@ -342,7 +342,7 @@ pub fn parse_modprobe_text(
             "wait-for" => {
                 let w = parse_wait(rest).map_err(|m| err(format!("wait-for: {m}")))?;
                 let (path, after, timeout_ms) = w;
-                cfg.waits.push(WaitDecl { path, after, timeout_ms, source: src });
+                cfg.waits.push(DeviceWaitDecl { path, after, timeout_ms, source: src });
             }
             other => skip(&format!(
                 "unknown keyword '{other}' (expected alias, blacklist, options, softdep, weakdep, install, remove or wait-for)"

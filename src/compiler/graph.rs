@@ -144,11 +144,11 @@ pub struct Node {
     /// Not reachable from a requested module through hard dependencies and
     /// `pre:` soft dependencies: in the plan only for `post:` ones.
     pub post_only: bool,
-    /// Modules this one waits for: (node, hard).
-    pub waits_for: Vec<(usize, bool)>,
-    /// Nodes of `waits_for` whose soft edge is a post edge (this node is in
+    /// Modules this one depends on: (node, hard).
+    pub deps: Vec<(usize, bool)>,
+    /// Nodes of `deps` whose soft edge is a post edge (this node is in
     /// the plan for their `post:` soft dependencies).
-    pub post_waits: Vec<usize>,
+    pub post_deps: Vec<usize>,
     pub soft_pre: Vec<usize>,
     pub soft_post: Vec<usize>,
     /// Aliases through which requests or soft dependencies reached it: their
@@ -307,8 +307,8 @@ impl Graph {
             requested: false,
             hard_reached: false,
             post_only: false,
-            waits_for: vec![],
-            post_waits: vec![],
+            deps: vec![],
+            post_deps: vec![],
             soft_pre: vec![],
             soft_post: vec![],
             aliases: vec![],
@@ -397,7 +397,7 @@ impl Graph {
             };
             for d in deps {
                 let dn = g.node(idx, &d, &mut queue);
-                g.nodes[n].waits_for.push((dn, true));
+                g.nodes[n].deps.push((dn, true));
             }
             if let Some(sd) = softdeps.find(cfg, &g.nodes[n].name) {
                 let name = g.nodes[n].name.clone();
@@ -444,7 +444,7 @@ impl Graph {
                 if std::mem::replace(&mut seen[n], true) {
                     continue;
                 }
-                stack.extend(g.nodes[n].waits_for.iter().map(|e| e.0));
+                stack.extend(g.nodes[n].deps.iter().map(|e| e.0));
                 if pre_too {
                     stack.extend(g.nodes[n].soft_pre.iter().copied());
                 }
@@ -520,7 +520,7 @@ impl Graph {
             }
         }
         for n in 0..self.nodes.len() {
-            for &(d, hard) in &self.nodes[n].waits_for {
+            for &(d, hard) in &self.nodes[n].deps {
                 if let (true, Some(src)) = (hard, &self.nodes[d].disabled) {
                     warn(format!(
                         "module '{}' needs '{}', which {src} disables; modprobe loads '{}' anyway, and it will likely fail (unknown symbols)",
@@ -541,8 +541,8 @@ impl Graph {
     pub fn add_post_edges(&mut self) {
         for x in 0..self.nodes.len() {
             for p in self.nodes[x].soft_post.clone() {
-                if !self.nodes[p].post_waits.contains(&x) {
-                    self.nodes[p].post_waits.push(x);
+                if !self.nodes[p].post_deps.contains(&x) {
+                    self.nodes[p].post_deps.push(x);
                 }
                 if !self.nodes[p].post_only {
                     continue;
@@ -552,7 +552,7 @@ impl Graph {
                 seen[p] = true;
                 while let Some(v) = stack.pop() {
                     let next: Vec<usize> = self.nodes[v]
-                        .waits_for
+                        .deps
                         .iter()
                         .filter(|e| e.1)
                         .map(|e| e.0)
@@ -564,11 +564,11 @@ impl Graph {
                         }
                         stack.push(w);
                         // Already after x, or needed before x anyway.
-                        if self.nodes[w].post_waits.contains(&x) || self.waits_transitively(x, w) {
+                        if self.nodes[w].post_deps.contains(&x) || self.depends_transitively(x, w) {
                             continue;
                         }
-                        self.nodes[w].waits_for.push((x, false));
-                        self.nodes[w].post_waits.push(x);
+                        self.nodes[w].deps.push((x, false));
+                        self.nodes[w].post_deps.push(x);
                     }
                 }
             }
@@ -588,7 +588,7 @@ impl Graph {
             color[start] = 1;
             while let Some(top) = stack.len().checked_sub(1) {
                 let (v, i) = stack[top];
-                let edges = &self.nodes[v].waits_for;
+                let edges = &self.nodes[v].deps;
                 if i < edges.len() {
                     let (w, hard) = edges[i];
                     stack[top].1 += 1;
@@ -616,7 +616,7 @@ impl Graph {
     }
 
     /// Does `from` wait (transitively) for `to`?
-    fn waits_transitively(&self, from: usize, to: usize) -> bool {
+    fn depends_transitively(&self, from: usize, to: usize) -> bool {
         let mut seen = vec![false; self.nodes.len()];
         let mut stack = vec![from];
         while let Some(v) = stack.pop() {
@@ -626,7 +626,7 @@ impl Graph {
             if std::mem::replace(&mut seen[v], true) {
                 continue;
             }
-            stack.extend(self.nodes[v].waits_for.iter().map(|e| e.0));
+            stack.extend(self.nodes[v].deps.iter().map(|e| e.0));
         }
         false
     }
@@ -635,7 +635,7 @@ impl Graph {
     /// each one that would close a cycle.
     pub fn add_soft_edges(&mut self, warn: &mut dyn FnMut(String)) {
         for n in 0..self.nodes.len() {
-            // pre: n waits for d. post: d waits for n.
+            // pre: n depends on d. post: d depends on n.
             let pre = std::mem::take(&mut self.nodes[n].soft_pre);
             self.nodes[n].soft_pre = pre.into_iter().filter(|&d| self.add_soft_edge(n, d, "pre", warn)).collect();
             let post = std::mem::take(&mut self.nodes[n].soft_post);
@@ -646,7 +646,7 @@ impl Graph {
     /// Make `waiter` wait (softly) for `waited`, unless that would close a
     /// cycle: then warn and return false. `kind` names the declaration.
     fn add_soft_edge(&mut self, waiter: usize, waited: usize, kind: &str, warn: &mut dyn FnMut(String)) -> bool {
-        if self.waits_transitively(waited, waiter) {
+        if self.depends_transitively(waited, waiter) {
             let (module, other) = if kind == "pre" { (waiter, waited) } else { (waited, waiter) };
             warn(format!(
                 "soft dependency '{}' {kind}: '{}' would close a dependency cycle; dropped",
@@ -654,18 +654,18 @@ impl Graph {
             ));
             return false;
         }
-        self.nodes[waiter].waits_for.push((waited, false));
+        self.nodes[waiter].deps.push((waited, false));
         true
     }
 
     /// Longest remaining path (weights included) from each node through the
-    /// modules that wait for it: the priorities the plan stores.
+    /// modules that depend on it: the priorities the plan stores.
     pub fn priorities(&self) -> Vec<u64> {
         let n = self.nodes.len();
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut indeg = vec![0usize; n];
         for (v, node) in self.nodes.iter().enumerate() {
-            for &(d, _) in &node.waits_for {
+            for &(d, _) in &node.deps {
                 dependents[d].push(v);
                 indeg[v] += 1;
             }
@@ -682,7 +682,7 @@ impl Graph {
                 }
             }
         }
-        crate::plan::remaining_paths(&order, |v| self.nodes[v].weight_us as u64, |v| self.nodes[v].waits_for.iter().map(|e| e.0))
+        crate::plan::remaining_paths(&order, |v| self.nodes[v].weight_us as u64, |v| self.nodes[v].deps.iter().map(|e| e.0))
     }
 
     /// A load order: topological, and among ready modules the highest
@@ -692,7 +692,7 @@ impl Graph {
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut indeg = vec![0usize; n];
         for (v, node) in self.nodes.iter().enumerate() {
-            for &(d, _) in &node.waits_for {
+            for &(d, _) in &node.deps {
                 dependents[d].push(v);
                 indeg[v] += 1;
             }

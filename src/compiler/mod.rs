@@ -43,7 +43,7 @@
 //! measured load times replace the estimate.
 //!
 //! Device readiness: `wait-for` statements (see [`config`] and
-//! docs/config.md) become the plan's wait records.
+//! docs/config.md) become the plan's device-wait records.
 
 pub mod cli;
 pub mod config;
@@ -376,8 +376,8 @@ pub fn compile_requests(
             None => None,
         };
         let params = cfg.options_for_any(&node.name, &node.aliases);
-        let mut waits_for: Vec<(u32, bool)> = node.waits_for.iter().map(|&(d, h)| (pos[d], h)).collect();
-        waits_for.sort_unstable();
+        let mut deps: Vec<(u32, bool)> = node.deps.iter().map(|&(d, h)| (pos[d], h)).collect();
+        deps.sort_unstable();
         b.modules.push(ModuleSpec {
             name: node.name.clone(),
             path,
@@ -386,8 +386,8 @@ pub fn compile_requests(
             weight_us: node.weight_us,
             timeout_ms: 0,
             file_size: node.file_size,
-            waits_for,
-            post_waits: node.post_waits.iter().map(|&d| pos[d]).collect(),
+            deps,
+            post_deps: node.post_deps.iter().map(|&d| pos[d]).collect(),
             soft_pre: node.soft_pre.iter().map(|&d| pos[d]).collect(),
             soft_post: node.soft_post.iter().map(|&d| pos[d]).collect(),
         });
@@ -519,11 +519,11 @@ fn firmware_warning(module: &str, root: &Path, missing: &[String], total: usize)
 /// Turn the `wait-for` statements into the plan's waits: `after MODULE` must
 /// name a module of the plan (a requested module or one pulled in).
 fn resolve_waits(
-    decls: &[config::WaitDecl],
+    decls: &[config::DeviceWaitDecl],
     g: &Graph,
     pos: &[u32],
     idx: &kmod::KmodIndex,
-) -> Result<Vec<crate::plan::WaitSpec>> {
+) -> Result<Vec<crate::plan::DeviceWaitSpec>> {
     let mut out = Vec::with_capacity(decls.len());
     for w in decls {
         let module = match &w.after {
@@ -544,7 +544,7 @@ fn resolve_waits(
                 }
             },
         };
-        out.push(crate::plan::WaitSpec { path: w.path.clone(), module, timeout_ms: w.timeout_ms });
+        out.push(crate::plan::DeviceWaitSpec { path: w.path.clone(), module, timeout_ms: w.timeout_ms });
     }
     Ok(out)
 }

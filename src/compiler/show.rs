@@ -104,12 +104,12 @@ pub fn text(plan: &Plan<'_>) -> String {
             m.priority_us(),
             m.weight_us(),
         );
-        let hard = names(plan, m.waits_for(), Some(true));
+        let hard = names(plan, m.deps(), Some(true));
         if !hard.is_empty() {
             let _ = writeln!(o, "        deps: {}", hard.join(" "));
         }
         let soft: Vec<String> = m
-            .waits_for()
+            .deps()
             .filter(|e| !e.hard)
             .map(|e| if e.post { format!("{} (post)", name_of(plan, e.module)) } else { name_of(plan, e.module) })
             .collect();
@@ -131,7 +131,7 @@ pub fn text(plan: &Plan<'_>) -> String {
             let _ = writeln!(o, "        timeout: {} ms", m.timeout_ms());
         }
         for w in m.dev_waits().filter_map(|w| plan.wait(w)) {
-            let _ = writeln!(o, "        then wait for: {}", wait_text(&w));
+            let _ = writeln!(o, "        then its device wait: {}", wait_text(&w));
         }
     }
     let final_waits: Vec<_> = plan.waits().filter(|w| w.module().is_none()).collect();
@@ -145,7 +145,7 @@ pub fn text(plan: &Plan<'_>) -> String {
 }
 
 /// `PATH (glob, N ms)` / `PATH (until the deadline)`.
-fn wait_text(w: &crate::plan::Wait<'_>) -> String {
+fn wait_text(w: &crate::plan::DeviceWait<'_>) -> String {
     let t = match w.timeout_ms() {
         0 => "until the deadline".to_string(),
         ms => format!("{ms} ms"),
@@ -179,10 +179,10 @@ pub fn json(plan: &Plan<'_>) -> Value {
                 "priority": m.priority_us(),
                 "weight": m.weight_us(),
                 "timeout_ms": m.timeout_ms(),
-                "deps": names(plan, m.waits_for(), Some(true)),
+                "deps": names(plan, m.deps(), Some(true)),
                 "softdeps_pre": names(plan, m.soft_pre(), None),
                 "softdeps_post": names(plan, m.soft_post(), None),
-                "waits_for": edge_list(plan, m.waits_for()),
+                "dep_edges": edge_list(plan, m.deps()),
                 "dependents": edge_list(plan, m.dependents()),
                 "waits": m.dev_waits().filter_map(|w| plan.wait(w)).map(|w| s(w.path())).collect::<Vec<_>>(),
             })

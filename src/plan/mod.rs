@@ -13,9 +13,9 @@ pub mod trace;
 mod writer;
 
 pub use crc::crc32c;
-pub use reader::{Alias, Edge, KernelAliases, MessageSink, Module, Plan, PlanError, Wait};
+pub use reader::{Alias, Edge, KernelAliases, MessageSink, Module, Plan, PlanError, DeviceWait};
 #[cfg(feature = "host")]
-pub use writer::{ModuleSpec, PlanBuilder, WaitSpec};
+pub use writer::{ModuleSpec, PlanBuilder, DeviceWaitSpec};
 
 /// First eight bytes of every plan.
 pub const MAGIC: [u8; 8] = *b"PARMODPL";
@@ -34,11 +34,11 @@ pub const NONE: u32 = u32::MAX;
 /// Most worker tasks a plan may ask for.
 pub const MAX_PLAN_JOBS: u32 = 4096;
 
-/// Bit set in an entry of a `waits_for` or `dependents` list when the edge is
+/// Bit set in an entry of a `deps` or `dependents` list when the edge is
 /// a hard dependency (from modules.dep): failure of the dependency skips the
 /// dependent. Without it the edge is a soft dependency: it only orders.
 pub const EDGE_HARD: u32 = 1 << 31;
-/// Bit set on a soft edge "M waits for X" when M is in the plan because of
+/// Bit set on a soft edge "M depends on X" when M is in the plan because of
 /// X's `post:` soft dependencies: M is one of them, or a dependency (hard or
 /// `pre:`) of one that nothing else needs. Never together with `EDGE_HARD`.
 /// See [`module_flags::POST_ONLY`].
@@ -95,7 +95,7 @@ pub mod module_flags {
         | ROOT_PATH;
 }
 
-/// Wait flags.
+/// Device-wait flags.
 pub mod wait_flags {
     /// Some path component is a glob (`*`, `?`, `[...]`).
     pub const GLOB: u32 = 1 << 0;
@@ -195,11 +195,11 @@ pub(crate) mod rec {
     pub const WEIGHT_US: usize = 16;
     pub const TIMEOUT_MS: usize = 20;
     pub const PRIORITY_US: usize = 24; // u64
-    pub const WAITS_FOR: usize = 32; // start u32, len u32 (edges)
+    pub const DEPS: usize = 32; // start u32, len u32 (edges)
     pub const DEPENDENTS: usize = 40;
     pub const SOFT_PRE: usize = 48;
     pub const SOFT_POST: usize = 56;
-    pub const DEV_WAITS: usize = 64; // start u32, len u32 (wait records)
+    pub const DEV_WAITS: usize = 64; // start u32, len u32 (device-wait records)
     pub const FILE_SIZE: usize = 72;
     pub const RESERVED: usize = 76;
 }
@@ -210,7 +210,7 @@ pub(crate) mod arec {
     pub const MODULE: usize = 4;
 }
 
-/// Wait record field offsets.
+/// Device-wait record field offsets.
 pub(crate) mod wrec {
     pub const PATH: usize = 0;
     pub const FLAGS: usize = 4;
@@ -257,20 +257,20 @@ pub fn is_token(s: &[u8]) -> bool {
 /// The longest remaining path from each module through the modules that
 /// wait for it, weights included: the plan's priorities (the critical path
 /// to the end of the graph). `order` is a load order of the modules `0..n`
-/// (each after what it waits for); `waits_for(m)` the modules `m` waits
-/// for. Indexed by module.
+/// (each after what it depends on); `deps(m)` the modules `m` depends
+/// on. Indexed by module.
 #[cfg(feature = "host")]
 pub fn remaining_paths<I: IntoIterator<Item = usize>>(
     order: &[usize],
     weight: impl Fn(usize) -> u64,
-    waits_for: impl Fn(usize) -> I,
+    deps: impl Fn(usize) -> I,
 ) -> std::vec::Vec<u64> {
     let n = order.len();
     let mut prio = std::vec![0u64; n];
     let mut best_after = std::vec![0u64; n];
     for &m in order.iter().rev() {
         prio[m] = weight(m) + best_after[m];
-        for d in waits_for(m) {
+        for d in deps(m) {
             if d < n && best_after[d] < prio[m] {
                 best_after[d] = prio[m];
             }

@@ -27,8 +27,8 @@ pub enum PlanError {
     Header { field: &'static str },
     /// A module record is inconsistent.
     Module { index: u32, field: &'static str },
-    /// A wait record is inconsistent.
-    Wait { index: u32, field: &'static str },
+    /// A device-wait record is inconsistent.
+    DeviceWait { index: u32, field: &'static str },
     /// An alias record is inconsistent.
     Alias { index: u32, field: &'static str },
 }
@@ -84,10 +84,10 @@ impl PlanError {
                 o.text(field);
                 o.text("'; rebuild the plan");
             }
-            PlanError::Module { index, field } | PlanError::Wait { index, field } | PlanError::Alias { index, field } => {
+            PlanError::Module { index, field } | PlanError::DeviceWait { index, field } | PlanError::Alias { index, field } => {
                 o.text(match self {
                     PlanError::Module { .. } => "corrupt module record ",
-                    PlanError::Wait { .. } => "corrupt wait record ",
+                    PlanError::DeviceWait { .. } => "corrupt device-wait record ",
                     _ => "corrupt alias record ",
                 });
                 o.number(index as u64);
@@ -174,9 +174,9 @@ pub struct Module<'a> {
     rec: &'a [u8],
 }
 
-/// A wait record: a path that must exist, after a module or before success.
+/// A device-wait record: a path that must exist, after a module or before success.
 #[derive(Clone, Copy)]
-pub struct Wait<'a> {
+pub struct DeviceWait<'a> {
     plan: Plan<'a>,
     index: u32,
     rec: &'a [u8],
@@ -366,19 +366,19 @@ impl<'a> Plan<'a> {
             if r[rec::RESERVED..MODULE_RECORD_SIZE].iter().any(|&b| b != 0) {
                 return Err(err("reserved"));
             }
-            // waits_for: strictly increasing, all before this module (so the
+            // deps: strictly increasing, all before this module (so the
             // record order is a valid load order and the graph is acyclic).
-            let waits = self.edge_list(r, rec::WAITS_FOR).ok_or(err("waits_for"))?;
+            let waits = self.edge_list(r, rec::DEPS).ok_or(err("deps"))?;
             let mut prev: Option<u32> = None;
             for e in waits.clone() {
                 if e.module >= i || prev.is_some_and(|p| e.module <= p) || (e.hard && e.post) {
-                    return Err(err("waits_for"));
+                    return Err(err("deps"));
                 }
                 prev = Some(e.module);
             }
             waits_total += waits.len() as u64;
             // dependents: strictly increasing, all after this module, and each
-            // the mirror of an entry in that module's waits_for.
+            // the mirror of an entry in that module's deps.
             let deps = self.edge_list(r, rec::DEPENDENTS).ok_or(err("dependents"))?;
             let mut prev: Option<u32> = None;
             for e in deps.clone() {
@@ -387,7 +387,7 @@ impl<'a> Plan<'a> {
                 }
                 prev = Some(e.module);
                 let other = self.record(e.module);
-                let theirs = self.edge_list(other, rec::WAITS_FOR).ok_or(err("dependents"))?;
+                let theirs = self.edge_list(other, rec::DEPS).ok_or(err("dependents"))?;
                 if !contains_edge(theirs, Edge { module: i, hard: e.hard, post: e.post }) {
                     return Err(err("dependents"));
                 }
@@ -413,17 +413,17 @@ impl<'a> Plan<'a> {
             }
             let _ = le_u64(r, rec::PRIORITY_US);
         }
-        // Every dependents entry mirrors a distinct waits_for entry; equal
+        // Every dependents entry mirrors a distinct deps entry; equal
         // totals make the two lists exact mirrors of each other.
         if waits_total != dependents_total {
-            return Err(PlanError::Header { field: "edges (dependents do not mirror waits_for)" });
+            return Err(PlanError::Header { field: "edges (dependents do not mirror deps)" });
         }
         Ok(())
     }
 
     fn validate_waits(&self) -> Result<(), PlanError> {
         for w in 0..self.wait_count {
-            let err = |field| PlanError::Wait { index: w, field };
+            let err = |field| PlanError::DeviceWait { index: w, field };
             let r = self.wait_record(w);
             match self.string(le_u32(r, wrec::PATH)) {
                 Some(p) if is_wait_path(p) => {}
@@ -582,11 +582,11 @@ impl<'a> Plan<'a> {
     }
 
     #[inline(never)]
-    pub fn wait(&self, index: u32) -> Option<Wait<'a>> {
-        (index < self.wait_count).then(|| Wait { plan: *self, index, rec: self.wait_record(index) })
+    pub fn wait(&self, index: u32) -> Option<DeviceWait<'a>> {
+        (index < self.wait_count).then(|| DeviceWait { plan: *self, index, rec: self.wait_record(index) })
     }
 
-    pub fn waits(&self) -> impl Iterator<Item = Wait<'a>> + '_ {
+    pub fn waits(&self) -> impl Iterator<Item = DeviceWait<'a>> + '_ {
         (0..self.wait_count).filter_map(|i| self.wait(i))
     }
 
@@ -776,10 +776,10 @@ impl<'a> Module<'a> {
         le_u32(self.rec, rec::FILE_SIZE)
     }
     /// Modules that must be done before this one starts (hard: must have loaded).
-    pub fn waits_for(&self) -> Edges<'a> {
-        self.list(rec::WAITS_FOR)
+    pub fn deps(&self) -> Edges<'a> {
+        self.list(rec::DEPS)
     }
-    /// Modules that wait for this one (hard: skipped if this one fails).
+    /// Modules that depend on this one (hard: skipped if this one fails).
     pub fn dependents(&self) -> Edges<'a> {
         self.list(rec::DEPENDENTS)
     }
@@ -791,7 +791,7 @@ impl<'a> Module<'a> {
     pub fn soft_post(&self) -> Edges<'a> {
         self.list(rec::SOFT_POST)
     }
-    /// Indices of the wait records to satisfy after this module loads.
+    /// Indices of the device-wait records to satisfy after this module loads.
     pub fn dev_waits(&self) -> core::ops::Range<u32> {
         let s = le_u32(self.rec, rec::DEV_WAITS);
         s..s.saturating_add(le_u32(self.rec, rec::DEV_WAITS + 4))
@@ -801,7 +801,7 @@ impl<'a> Module<'a> {
     }
 }
 
-impl<'a> Wait<'a> {
+impl<'a> DeviceWait<'a> {
     pub fn index(&self) -> u32 {
         self.index
     }

@@ -12,7 +12,7 @@ use super::{
     WAIT_RECORD_SIZE,
 };
 
-/// One module to write. `waits_for` lists `(index, hard)` of earlier modules.
+/// One module to write. `deps` lists `(index, hard)` of earlier modules.
 #[derive(Clone, Debug, Default)]
 pub struct ModuleSpec {
     pub name: String,
@@ -26,18 +26,18 @@ pub struct ModuleSpec {
     pub weight_us: u32,
     pub timeout_ms: u32,
     pub file_size: u32,
-    pub waits_for: Vec<(u32, bool)>,
-    /// Modules of `waits_for` whose soft edge carries [`EDGE_POST`]: this
+    pub deps: Vec<(u32, bool)>,
+    /// Modules of `deps` whose soft edge carries [`EDGE_POST`]: this
     /// module is in the plan for their `post:` soft dependencies. A hard
     /// edge to the same module wins (the post bit is dropped).
-    pub post_waits: Vec<u32>,
+    pub post_deps: Vec<u32>,
     pub soft_pre: Vec<u32>,
     pub soft_post: Vec<u32>,
 }
 
 /// A path to wait for: after `module` has loaded, or before success (None).
 #[derive(Clone, Debug)]
-pub struct WaitSpec {
+pub struct DeviceWaitSpec {
     pub path: String,
     pub module: Option<u32>,
     pub timeout_ms: u32,
@@ -50,7 +50,7 @@ pub struct PlanBuilder {
     pub module_timeout_ms: u32,
     pub deadline_ms: u32,
     pub modules: Vec<ModuleSpec>,
-    pub waits: Vec<WaitSpec>,
+    pub waits: Vec<DeviceWaitSpec>,
     pub aliases: Vec<(String, u32)>,
     /// How many of the first `aliases` come from modprobe.d (see
     /// [`super::Plan::config_alias_count`]).
@@ -117,7 +117,7 @@ impl PlanBuilder {
         super::remaining_paths(&order, |m| self.modules[m].weight_us as u64, |m| {
             // Only earlier modules: a later one would be an invalid plan,
             // which check_input reports.
-            self.modules[m].waits_for.iter().map(|&(d, _)| d as usize).filter(move |&d| d < m)
+            self.modules[m].deps.iter().map(|&(d, _)| d as usize).filter(move |&d| d < m)
         })
     }
 
@@ -144,9 +144,9 @@ impl PlanBuilder {
             if m.flags & module_flags::ROOT_PATH != 0 && m.path.is_none() {
                 return Err(std::format!("module {}: ROOT_PATH without a path", m.name));
             }
-            for &p in &m.post_waits {
-                if !m.waits_for.iter().any(|&(d, _)| d == p) {
-                    return Err(std::format!("module {}: post edge to {p}, which it does not wait for", m.name));
+            for &p in &m.post_deps {
+                if !m.deps.iter().any(|&(d, _)| d == p) {
+                    return Err(std::format!("module {}: post edge to {p}, which it does not depend on", m.name));
                 }
             }
             for &s in m.soft_pre.iter().chain(&m.soft_post) {
@@ -209,15 +209,15 @@ impl PlanBuilder {
         }
         self.check_input()?;
 
-        // Normalised waits_for lists (as encoded entries) and their mirror.
-        let mut waits_for: Vec<Vec<u32>> = Vec::with_capacity(n);
+        // Normalised deps lists (as encoded entries) and their mirror.
+        let mut deps: Vec<Vec<u32>> = Vec::with_capacity(n);
         let mut dependents: Vec<Vec<u32>> = std::vec![Vec::new(); n];
         for (i, m) in self.modules.iter().enumerate() {
-            let mut list: Vec<(u32, bool)> = Vec::with_capacity(m.waits_for.len());
-            for &(d, hard) in &m.waits_for {
+            let mut list: Vec<(u32, bool)> = Vec::with_capacity(m.deps.len());
+            for &(d, hard) in &m.deps {
                 if d as usize >= i {
                     return Err(std::format!(
-                        "module {} waits for module {} which comes later: not a valid load order",
+                        "module {} depends on module {} which comes later: not a valid load order",
                         m.name, d
                     ));
                 }
@@ -228,7 +228,7 @@ impl PlanBuilder {
             list.dedup_by_key(|e| e.0);
             let enc: Vec<u32> = list
                 .iter()
-                .map(|&(d, hard)| match (hard, m.post_waits.contains(&d)) {
+                .map(|&(d, hard)| match (hard, m.post_deps.contains(&d)) {
                     (true, _) => d | EDGE_HARD,
                     (false, true) => d | EDGE_POST,
                     (false, false) => d,
@@ -237,7 +237,7 @@ impl PlanBuilder {
             for &e in &enc {
                 dependents[(e & !super::EDGE_BITS) as usize].push((i as u32) | (e & super::EDGE_BITS));
             }
-            waits_for.push(enc);
+            deps.push(enc);
         }
 
         // Waits: per-module groups in module order, then waits before success.
@@ -258,7 +258,7 @@ impl PlanBuilder {
 
         // The layout up to the string table, then the table straight into
         // the output buffer, then every other section in place.
-        let edge_total: usize = waits_for.iter().map(Vec::len).sum::<usize>() * 2
+        let edge_total: usize = deps.iter().map(Vec::len).sum::<usize>() * 2
             + self.modules.iter().map(|m| m.soft_pre.len() + m.soft_post.len()).sum::<usize>();
         let modules_off = HEADER_SIZE;
         let edges_off = modules_off + n * MODULE_RECORD_SIZE;
@@ -337,9 +337,9 @@ impl PlanBuilder {
             put32(r, rec::WEIGHT_US, m.weight_us);
             put32(r, rec::TIMEOUT_MS, m.timeout_ms);
             put64(r, rec::PRIORITY_US, prio[i]);
-            let (s, l) = push_list(&mut waits_for[i].iter().copied());
-            put32(r, rec::WAITS_FOR, s);
-            put32(r, rec::WAITS_FOR + 4, l);
+            let (s, l) = push_list(&mut deps[i].iter().copied());
+            put32(r, rec::DEPS, s);
+            put32(r, rec::DEPS + 4, l);
             let (s, l) = push_list(&mut dependents[i].iter().copied());
             put32(r, rec::DEPENDENTS, s);
             put32(r, rec::DEPENDENTS + 4, l);

@@ -66,7 +66,7 @@ pub fn analyse(plan: &Plan<'_>, d: Decoded) -> Analysis {
             let start = events[cur].start_ms.unwrap_or(0.0);
             let before = |j: usize| j != cur && events[j].started() && events[j].end() <= start + 1e-6;
             let dep = m
-                .waits_for()
+                .deps()
                 .filter_map(|e| by_module.get(&e.module).copied())
                 .filter(|&j| before(j))
                 .max_by(|&a, &b| events[a].end().total_cmp(&events[b].end()));
@@ -110,7 +110,7 @@ pub fn analyse(plan: &Plan<'_>, d: Decoded) -> Analysis {
     for i in 0..n {
         let Some(m) = plan.module(i as u32) else { continue };
         let mut best = 0.0;
-        for e in m.waits_for() {
+        for e in m.deps() {
             let d = e.module as usize;
             if d < i && chain[d] > best {
                 best = chain[d];
@@ -155,7 +155,7 @@ impl Analysis {
     pub fn ready_ms(&self, plan: &Plan<'_>, ev: &Event) -> f64 {
         plan.module(ev.index)
             .map(|m| {
-                m.waits_for()
+                m.deps()
                     .filter_map(|e| self.by_module.get(&e.module))
                     .map(|&j| self.events[j].end())
                     .fold(0.0, f64::max)

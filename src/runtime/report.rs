@@ -82,7 +82,7 @@ pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool
                         emit!(o, "parmod: skipped: ", name(ctx, m), ": blacklisted on the kernel command line\n");
                     } else if matches!(outcome(ctx, cause) & !result::STUCK_FLAG, result::LOADED | result::PRESENT | result::BUILTIN) {
                         emit!(o, "parmod: skipped: ", name(ctx, m), ": a wait after ", name(ctx, cause), " timed out\n");
-                    } else if ctx.plan.module(m).is_some_and(|x| x.is_post_only() && x.waits_for().any(|e| e.post && e.module == cause)) {
+                    } else if ctx.plan.module(m).is_some_and(|x| x.is_post_only() && x.deps().any(|e| e.post && e.module == cause)) {
                         emit!(o, "parmod: skipped: ", name(ctx, m), ": a post: soft dependency of ", name(ctx, cause), ", which did not load (kmod stops there too)\n");
                     } else if at(st.cause, cause as usize).load(Relaxed) == cause && outcome(ctx, cause) == result::SKIPPED {
                         emit!(o, "parmod: skipped: ", name(ctx, m), ": dependency ", name(ctx, cause), " is blacklisted\n");
@@ -103,7 +103,7 @@ pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool
                     match blocker(ctx, m) {
                         Some(d) => {
                             let why = if outcome(ctx, d) == result::STUCK { "stuck" } else { "not loaded" };
-                            emit!(o, "waiting for ", name(ctx, d), " (", why, ") at the deadline\n");
+                            emit!(o, "its dependency ", name(ctx, d), " was ", why, " at the deadline\n");
                         }
                         None => {
                             emit!(o, "not started by the deadline\n");
@@ -194,7 +194,7 @@ pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool
 fn blocker(ctx: &Sched, m: u32) -> Option<u32> {
     let module = ctx.plan.module(m)?;
     // Prefer a dependency that is itself stuck or blocked over one merely pending.
-    module.waits_for().map(|e| e.module).find(|&d| {
+    module.deps().map(|e| e.module).find(|&d| {
         matches!(outcome(ctx, d) & !result::STUCK_FLAG, result::STUCK | result::BLOCKED)
     })
 }
@@ -265,7 +265,7 @@ fn module_record(ctx: &Sched, m: u32) -> TraceRecord {
 }
 
 /// The trace record of a wait (cause: the module it follows).
-fn wait_record(ctx: &Sched, w: crate::plan::Wait<'_>) -> TraceRecord {
+fn wait_record(ctx: &Sched, w: crate::plan::DeviceWait<'_>) -> TraceRecord {
     let (st, i) = (&ctx.st, w.index() as usize);
     TraceRecord {
         start_ns: at(st.wstart, i).load(Relaxed),

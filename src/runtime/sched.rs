@@ -78,7 +78,7 @@ impl Sched {
 
     /// Prepare the run and put every module whose dependencies are all done
     /// in the ready queue. `wanted` limits the run to those modules and what
-    /// they wait for (empty: the whole plan). With `blacklist`, modules the
+    /// they depend on (empty: the whole plan). With `blacklist`, modules the
     /// kernel command line blacklists are skipped, with everything that needs
     /// them. Called once, before the workers start. Returns how many modules
     /// take part.
@@ -98,13 +98,13 @@ impl Sched {
                     continue;
                 }
                 at(st.status, i as usize).store(WAITING, Relaxed);
-                for e in self.plan.module(i).into_iter().flat_map(|m| m.waits_for()) {
+                for e in self.plan.module(i).into_iter().flat_map(|m| m.deps()) {
                     at(st.status, e.module as usize).store(WANTED, Relaxed);
                 }
             }
         }
         for m in self.plan.modules() {
-            at(st.pending, m.index() as usize).store(m.waits_for().len() as u32, Relaxed);
+            at(st.pending, m.index() as usize).store(m.deps().len() as u32, Relaxed);
         }
         if blacklist && !self.cmdline.is_empty() {
             let mut newly = 0;
@@ -204,7 +204,7 @@ impl Sched {
     fn post_parents_failed(&self, w: u32) -> Option<u32> {
         let m = self.plan.module(w).filter(|m| m.is_post_only())?;
         let mut cause = None;
-        for e in m.waits_for().filter(|e| e.post) {
+        for e in m.deps().filter(|e| e.post) {
             let s = at(self.st.status, e.module as usize).load(Relaxed) & !STUCK;
             if s != result::FAILED as u32 && s != result::SKIPPED as u32 {
                 return None;
@@ -244,7 +244,7 @@ impl Sched {
         }
     }
 
-    /// Record the outcome of `m` and release what waited for it.
+    /// Record the outcome of `m` and release what depends on it.
     /// Returns how many modules became ready.
     fn finish(&self, m: u32, outcome: Outcome, end: u64) -> u32 {
         let st = &self.st;
@@ -274,7 +274,7 @@ impl Sched {
     }
 
     /// `m` is done for good: release (or, when it did not succeed, skip)
-    /// what waits for it. Under the lock. Returns how many became ready.
+    /// what depends on it. Under the lock. Returns how many became ready.
     fn release_dependents(&self, m: u32, ok: bool) -> u32 {
         let st = &self.st;
         at(st.ctl, DONE).fetch_add(1, Relaxed);

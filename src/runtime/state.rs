@@ -75,7 +75,7 @@ pub struct State {
     pub awaiting: &'static [AtomicU32],
     /// Per module: 1 while its dependents wait for its device waits.
     pub await_flag: &'static [AtomicU32],
-    /// Per wait record: WAIT_* state, start and end (ns).
+    /// Per device-wait record: WAIT_* state, start and end (ns).
     pub wstatus: &'static [AtomicU32],
     pub wstart: &'static [AtomicU64],
     pub wend: &'static [AtomicU64],

@@ -100,7 +100,7 @@ impl Waiter {
     }
 }
 
-/// The plan's wait records, with their state in the run's state.
+/// The plan's device-wait records, with their state in the run's state.
 struct PlanWaits<'a>(&'a Sched);
 
 impl WaitList for PlanWaits<'_> {

@@ -10,7 +10,7 @@ use std::{format, vec};
 
 use crate::cmdline::CmdlineBuf;
 use crate::plan::trace::result;
-use crate::plan::{ModuleSpec, Plan, PlanBuilder, WaitSpec};
+use crate::plan::{ModuleSpec, Plan, PlanBuilder, DeviceWaitSpec};
 
 use super::kernel::fake::{Behaviour, Call, Fake, T0};
 use super::report::outcome;
@@ -19,12 +19,12 @@ use super::sched::Sched;
 
 const MS: u64 = 1_000_000;
 
-fn module(name: &str, weight_us: u32, waits_for: &[(u32, bool)]) -> ModuleSpec {
+fn module(name: &str, weight_us: u32, deps: &[(u32, bool)]) -> ModuleSpec {
     ModuleSpec {
         name: name.into(),
         path: Some(format!("kernel/test/{name}.ko")),
         weight_us,
-        waits_for: waits_for.to_vec(),
+        deps: deps.to_vec(),
         ..ModuleSpec::default()
     }
 }
@@ -391,7 +391,7 @@ fn the_deadline_blocks_what_never_started() {
 
 fn with_wait(path: &str, after: Option<u32>, timeout_ms: u32) -> PlanBuilder {
     let mut pb = plan_of(vec![module("drv", 0, &[]), module("user", 0, &[(0, true)])]);
-    pb.waits.push(WaitSpec { path: path.into(), module: after, timeout_ms });
+    pb.waits.push(DeviceWaitSpec { path: path.into(), module: after, timeout_ms });
     pb
 }
 
@@ -582,9 +582,9 @@ fn a_disabled_module_is_not_loaded_and_its_dependents_go_on() {
 fn post_plan() -> PlanBuilder {
     use crate::plan::module_flags::POST_ONLY;
     let mut pb = plan_of(vec![module("x", 0, &[]), module("d", 0, &[(0, false)]), module("p", 0, &[(0, false), (1, true)])]);
-    pb.modules[1].post_waits = vec![0];
+    pb.modules[1].post_deps = vec![0];
     pb.modules[1].flags |= POST_ONLY;
-    pb.modules[2].post_waits = vec![0];
+    pb.modules[2].post_deps = vec![0];
     pb.modules[2].flags |= POST_ONLY;
     pb
 }
@@ -609,7 +609,7 @@ fn a_post_dependency_needed_otherwise_still_loads() {
     // p is also x2's post: soft dependency; x2 loads, so p does.
     use crate::plan::module_flags::POST_ONLY;
     let mut pb = plan_of(vec![module("x", 0, &[]), module("x2", 0, &[]), module("p", 0, &[(0, false), (1, false)])]);
-    pb.modules[2].post_waits = vec![0, 1];
+    pb.modules[2].post_deps = vec![0, 1];
     pb.modules[2].flags |= POST_ONLY;
     let fake = Fake::new().leak();
     fake.script("x", Behaviour::Fail(19, 0));

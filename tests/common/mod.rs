@@ -41,21 +41,21 @@ pub fn parmod_bin() -> PathBuf {
 
 // ---------------------------------------------------------------- plans
 
-pub fn module(name: &str, weight_us: u32, waits_for: &[(u32, bool)]) -> ModuleSpec {
+pub fn module(name: &str, weight_us: u32, deps: &[(u32, bool)]) -> ModuleSpec {
     ModuleSpec {
         name: name.into(),
         path: Some(format!("kernel/test/{name}.ko")),
         weight_us,
-        waits_for: waits_for.to_vec(),
+        deps: deps.to_vec(),
         ..ModuleSpec::default()
     }
 }
 
-pub fn builtin(name: &str, waits_for: &[(u32, bool)]) -> ModuleSpec {
+pub fn builtin(name: &str, deps: &[(u32, bool)]) -> ModuleSpec {
     ModuleSpec {
         name: name.into(),
         path: None,
-        waits_for: waits_for.to_vec(),
+        deps: deps.to_vec(),
         ..ModuleSpec::default()
     }
 }
@@ -116,7 +116,7 @@ pub struct DagShape {
     pub weight_hi: u32,
     /// Percent of edges that are hard.
     pub hard_pct: u32,
-    /// Percent of modules that are built in (always leaves: no waits_for).
+    /// Percent of modules that are built in (always leaves: no deps).
     pub builtin_pct: u32,
 }
 
@@ -153,7 +153,7 @@ pub fn deps_of(pb: &PlanBuilder) -> Vec<Vec<(usize, bool)>> {
         .iter()
         .map(|m| {
             let mut map: HashMap<usize, bool> = HashMap::new();
-            for &(d, hard) in &m.waits_for {
+            for &(d, hard) in &m.deps {
                 *map.entry(d as usize).or_insert(false) |= hard;
             }
             let mut v: Vec<(usize, bool)> = map.into_iter().collect();
@@ -495,7 +495,7 @@ impl Checked<'_> {
             .waits
             .iter()
             .find(|(p, _)| p == path)
-            .unwrap_or_else(|| panic!("no wait record for {path}\n{}", self.describe()))
+            .unwrap_or_else(|| panic!("no device-wait record for {path}\n{}", self.describe()))
             .1
     }
 
@@ -787,35 +787,35 @@ impl<'a> Check<'a> {
             assert_eq!(
                 (r.kind, r.index as usize),
                 (kind::WAIT, i),
-                "wait record {i}: kind and index\n{}",
+                "device-wait record {i}: kind and index\n{}",
                 what()
             );
             assert_eq!(
                 r.cause,
                 w.module().unwrap_or(NO_CAUSE),
-                "wait record {i}: cause is its module\n{}",
+                "device-wait record {i}: cause is its module\n{}",
                 what()
             );
             assert_eq!(
                 r.worker,
                 NO_WORKER,
-                "wait record {i}: no worker\n{}",
+                "device-wait record {i}: no worker\n{}",
                 what()
             );
-            assert_eq!(r.errno, 0, "wait record {i}: no errno\n{}", what());
+            assert_eq!(r.errno, 0, "device-wait record {i}: no errno\n{}", what());
             assert!(
                 matches!(
                     r.result,
                     result::SATISFIED | result::TIMED_OUT | result::BLOCKED
                 ),
-                "wait record {i}: result {}\n{}",
+                "device-wait record {i}: result {}\n{}",
                 rname(r.result),
                 what()
             );
             if r.result != result::BLOCKED {
                 assert!(
                     r.start_ns > 0 && r.end_ns >= r.start_ns,
-                    "wait record {i}: times\n{}",
+                    "device-wait record {i}: times\n{}",
                     what()
                 );
             }
