@@ -10,7 +10,6 @@
 #![cfg(feature = "host")]
 
 #[path = "harness/mod.rs"]
-#[allow(dead_code)]
 mod harness;
 
 use std::collections::BTreeSet;

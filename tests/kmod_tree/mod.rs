@@ -404,13 +404,13 @@ pub fn elf_module(m: &Mod, kver: &str) -> Vec<u8> {
     let mut out = vec![0u8; 64];
     let mut offs = Vec::new();
     for (_, data, ..) in &sections {
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
         offs.push(out.len() as u64);
         out.extend_from_slice(data);
     }
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let shoff = out.len() as u64;
