@@ -1,4 +1,6 @@
-//! The `parmod-plan` command line (hand-written parsing).
+//! The `parmod-plan` command line: one small argument cursor for the
+//! three subcommands (no parser crate: the options are few, and the usage
+//! text below is the manual page's source).
 
 use std::format;
 use std::io::Write;
@@ -60,76 +62,109 @@ report: what a boot did, from a parmod --trace file and the plan it ran: the slo
   (Perfetto, chrome://tracing).
 ";
 
-fn value<'a>(args: &'a [String], i: &mut usize, opt: &str) -> Result<&'a str> {
-    *i += 1;
-    args.get(*i).map(|s| s.as_str()).ok_or_else(|| Error::Usage(format!("{opt} needs a value")))
+/// One argument of a subcommand: a flag (`-x`, `--name`, with the value of
+/// `--name=value`) or a word (anything else, `-` included, and everything
+/// after `--`).
+enum Arg<'a> {
+    Flag(&'a str, Option<&'a str>),
+    Word(&'a str),
 }
 
-fn number(v: &str, opt: &str) -> Result<u32> {
-    v.parse::<u32>().map_err(|_| Error::Usage(format!("{opt}: '{v}' is not a non-negative integer")))
+/// The one argument parser of `parmod-plan`'s subcommands.
+struct Cursor<'a> {
+    cmd: &'static str,
+    args: &'a [String],
+    i: usize,
+    words_only: bool,
 }
 
-/// Split `--opt=value` into (`--opt`, Some(value)).
-fn split_eq(a: &str) -> (&str, Option<&str>) {
-    if a.starts_with("--") {
-        if let Some((k, v)) = a.split_once('=') {
-            return (k, Some(v));
+impl<'a> Cursor<'a> {
+    fn new(cmd: &'static str, args: &'a [String]) -> Self {
+        Cursor { cmd, args, i: 0, words_only: false }
+    }
+
+    fn next(&mut self) -> Option<Arg<'a>> {
+        let a = self.args.get(self.i)?.as_str();
+        self.i += 1;
+        if self.words_only || !a.starts_with('-') || a == "-" {
+            return Some(Arg::Word(a));
+        }
+        if a == "--" {
+            self.words_only = true;
+            return self.next();
+        }
+        match a.split_once('=') {
+            Some((k, v)) if a.starts_with("--") => Some(Arg::Flag(k, Some(v))),
+            _ => Some(Arg::Flag(a, None)),
         }
     }
-    (a, None)
+
+    /// The value of `flag`: its `=value`, else the next argument.
+    fn value(&mut self, flag: &str, inline: Option<&'a str>) -> Result<&'a str> {
+        if let Some(v) = inline {
+            return Ok(v);
+        }
+        let v = self.args.get(self.i).ok_or_else(|| Error::Usage(format!("{}: {flag} needs a value", self.cmd)))?;
+        self.i += 1;
+        Ok(v)
+    }
+
+    fn path(&mut self, flag: &str, inline: Option<&'a str>) -> Result<PathBuf> {
+        self.value(flag, inline).map(PathBuf::from)
+    }
+
+    fn number(&mut self, flag: &str, inline: Option<&'a str>) -> Result<u32> {
+        let v = self.value(flag, inline)?;
+        v.parse::<u32>().map_err(|_| Error::Usage(format!("{}: {flag}: '{v}' is not a non-negative integer", self.cmd)))
+    }
+
+    fn unknown(&self, flag: &str) -> Error {
+        Error::Usage(format!("{}: unknown option '{flag}'", self.cmd))
+    }
 }
 
 fn compile_cmd(args: &[String]) -> Result<i32> {
     let mut o = Options::default();
     let mut out: Option<PathBuf> = None;
-    let mut i = 0;
-    let mut names_only = false;
     let mut strict = false;
     let (mut profile, mut profile_plan): (Option<PathBuf>, Option<PathBuf>) = (None, None);
-    while i < args.len() {
-        let a = args[i].as_str();
-        if names_only || !a.starts_with('-') || a == "-" {
-            o.names.push(a.to_string());
-            i += 1;
-            continue;
-        }
-        let (k, inline) = split_eq(a);
-        let val = |i: &mut usize| -> Result<String> {
-            match inline {
-                Some(v) => Ok(v.to_string()),
-                None => value(args, i, k).map(str::to_string),
+    let mut c = Cursor::new("compile", args);
+    while let Some(a) = c.next() {
+        let (k, v) = match a {
+            Arg::Word(w) => {
+                o.names.push(w.to_string());
+                continue;
             }
+            Arg::Flag(k, v) => (k, v),
         };
         match k {
-            "--" => names_only = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(0);
             }
-            "--root" => o.root = PathBuf::from(val(&mut i)?),
-            "--kver" => o.kver = Some(val(&mut i)?),
-            "--config" => o.configs.push(PathBuf::from(val(&mut i)?)),
-            "--modules-load" => o.modules_load.push(PathBuf::from(val(&mut i)?)),
+            "--root" => o.root = c.path(k, v)?,
+            "--kver" => o.kver = Some(c.value(k, v)?.to_string()),
+            "--config" => o.configs.push(c.path(k, v)?),
+            "--modules-load" => o.modules_load.push(c.path(k, v)?),
             "--jobs" | "-j" => {
-                let n = number(&val(&mut i)?, k)?;
+                let n = c.number(k, v)?;
                 if n > crate::plan::MAX_PLAN_JOBS {
                     return Err(Error::Usage(format!("--jobs {n}: at most {}", crate::plan::MAX_PLAN_JOBS)));
                 }
                 o.jobs = n;
             }
-            "--module-timeout" => o.module_timeout_ms = number(&val(&mut i)?, k)?,
-            "--deadline" => o.deadline_ms = number(&val(&mut i)?, k)?,
-            "-o" | "--output" => out = Some(PathBuf::from(val(&mut i)?)),
-            "--profile" => profile = Some(PathBuf::from(val(&mut i)?)),
-            "--profile-plan" => profile_plan = Some(PathBuf::from(val(&mut i)?)),
-            "--decompress" => o.decompress = Some(PathBuf::from(val(&mut i)?)),
+            "--module-timeout" => o.module_timeout_ms = c.number(k, v)?,
+            "--deadline" => o.deadline_ms = c.number(k, v)?,
+            "-o" | "--output" => out = Some(c.path(k, v)?),
+            "--profile" => profile = Some(c.path(k, v)?),
+            "--profile-plan" => profile_plan = Some(c.path(k, v)?),
+            "--decompress" => o.decompress = Some(c.path(k, v)?),
             "--strict" => strict = true,
             "--ignore-install" => o.build.ignore_install = true,
             "--skip-missing" => o.build.skip_missing = true,
             "--no-firmware-check" => o.firmware_check = false,
-            _ => return Err(Error::Usage(format!("compile: unknown option '{a}'"))),
+            _ => return Err(c.unknown(k)),
         }
-        i += 1;
     }
     let out = out.ok_or_else(|| Error::Usage("compile: -o PLAN is required".into()))?;
     match (profile, profile_plan) {
@@ -169,32 +204,23 @@ fn show_cmd(args: &[String]) -> Result<i32> {
     let mut as_json = false;
     let mut trace: Option<PathBuf> = None;
     let mut plan_path: Option<PathBuf> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let (k, inline) = split_eq(&args[i]);
-        match k {
-            "--json" => as_json = true,
-            "--trace" => {
-                trace = Some(PathBuf::from(match inline {
-                    Some(v) => v,
-                    None => value(args, &mut i, "--trace")?,
-                }))
-            }
-            "-h" | "--help" => {
+    let mut c = Cursor::new("show", args);
+    while let Some(a) = c.next() {
+        match a {
+            Arg::Flag("--json", _) => as_json = true,
+            Arg::Flag(k @ "--trace", v) => trace = Some(c.path(k, v)?),
+            Arg::Flag("-h" | "--help", _) => {
                 print!("{USAGE}");
                 return Ok(0);
             }
-            a if a.starts_with('-') && a != "-" => {
-                return Err(Error::Usage(format!("show: unknown option '{a}'")))
-            }
-            _ => {
+            Arg::Flag(k, _) => return Err(c.unknown(k)),
+            Arg::Word(w) => {
                 if plan_path.is_some() {
                     return Err(Error::Usage("show: only one PLAN".into()));
                 }
-                plan_path = Some(PathBuf::from(&args[i]));
+                plan_path = Some(PathBuf::from(w));
             }
         }
-        i += 1;
     }
     let plan_path = plan_path.ok_or_else(|| Error::Usage("show: PLAN is required".into()))?;
     let bytes = super::error::read(&plan_path)?;
@@ -232,37 +258,24 @@ fn show_cmd(args: &[String]) -> Result<i32> {
 fn report_cmd(args: &[String]) -> Result<i32> {
     let (mut plan_p, mut trace_p, mut svg_p, mut chrome_p): (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>, Option<PathBuf>) =
         (None, None, None, None);
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        let (k, inline) = match a.split_once('=') {
-            Some((k, v)) if a.starts_with("--") => (k, Some(v.to_string())),
-            _ => (a, None),
-        };
-        let val = |i: &mut usize| -> Result<PathBuf> {
-            if let Some(v) = &inline {
-                return Ok(PathBuf::from(v));
-            }
-            *i += 1;
-            args.get(*i).map(PathBuf::from).ok_or_else(|| Error::Usage(format!("report: {k} needs a value")))
-        };
-        match k {
-            "--plan" => plan_p = Some(val(&mut i)?),
-            "--svg" => svg_p = Some(val(&mut i)?),
-            "--chrome-trace" => chrome_p = Some(val(&mut i)?),
-            "-h" | "--help" => {
+    let mut c = Cursor::new("report", args);
+    while let Some(a) = c.next() {
+        match a {
+            Arg::Flag(k @ "--plan", v) => plan_p = Some(c.path(k, v)?),
+            Arg::Flag(k @ "--svg", v) => svg_p = Some(c.path(k, v)?),
+            Arg::Flag(k @ "--chrome-trace", v) => chrome_p = Some(c.path(k, v)?),
+            Arg::Flag("-h" | "--help", _) => {
                 print!("{USAGE}");
                 return Ok(0);
             }
-            _ if k.starts_with('-') && k != "-" => return Err(Error::Usage(format!("report: unknown option '{a}'"))),
-            _ => {
+            Arg::Flag(k, _) => return Err(c.unknown(k)),
+            Arg::Word(w) => {
                 if trace_p.is_some() {
                     return Err(Error::Usage("report: only one TRACE".into()));
                 }
-                trace_p = Some(PathBuf::from(a));
+                trace_p = Some(PathBuf::from(w));
             }
         }
-        i += 1;
     }
     let plan_p = plan_p.ok_or_else(|| Error::Usage("report: --plan PLAN is required (the plan the trace was made with)".into()))?;
     let trace_p = trace_p.ok_or_else(|| Error::Usage("report: TRACE is required (a parmod --trace file)".into()))?;
