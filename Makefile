@@ -25,10 +25,10 @@ CARGO ?= cargo
 OUT := target/$(TARGET)
 PARMOD := $(OUT)/release/parmod
 PARMOD_PLAN := target/$(HOST_TARGET)/host/parmod-plan
-# The stripped runtime must stay within this many bytes (72 KiB: 64 KiB
-# held through the restructuring into the kernel seam; stuck detection by
-# CPU progress, task names and resource-failure handling took it past that).
-SIZE_BUDGET := 73728
+# The stripped runtime must stay within this many bytes (96 KiB; 64 KiB held
+# through the restructuring into the kernel seam; what each later feature
+# cost is in README.md, "Size").
+SIZE_BUDGET := 98304
 
 .PHONY: all build deps rust-target test unit-test msrv size-check bench bench-plan demo qemu-test initramfs clean \
 	install man qemu-test-arm64 test-packaging
@@ -49,7 +49,7 @@ endif
 rust-target:
 	@command -v cargo >/dev/null || { \
 	  echo "cargo not found: installing Rust with rustup"; \
-	  command -v curl >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl ca-certificates; }; \
+	  command -v curl >/dev/null || { apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl ca-certificates; }; \
 	  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal; }
 	@rustup target list --installed 2>/dev/null | grep -qx $(HOST_TARGET) || rustup target add $(HOST_TARGET)
 
@@ -62,7 +62,8 @@ deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  apt-get update -q || echo "apt-get update failed; installing from the package lists there are"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
 size-check: build

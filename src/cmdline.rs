@@ -234,6 +234,24 @@ impl<'a> Cmdline<'a> {
             .filter(|o| o.key() == b"blacklist")
             .filter_map(|o| o.value())
             .any(|list| list.split(|&c| c == b',').any(|n| same_name(n, module)))
+            || self.refuses(module)
+            || self.list(b"rd.driver.blacklist").any(|n| same_name(n, module))
+    }
+
+    /// Whether the kernel's own `module_blacklist=a,b` names `module`: the
+    /// kernel refuses to load it (EPERM), whoever asks.
+    pub fn refuses(self, module: &[u8]) -> bool {
+        self.list(b"module_blacklist").any(|n| same_name(n, module))
+    }
+
+    /// The names of every `key=a,b,c` on the line (systemd's
+    /// `modules_load=`, dracut's `rd.driver.blacklist=`, ...), in order.
+    pub fn list(self, key: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.args()
+            .filter(move |a| a.param == key)
+            .filter_map(|a| a.value)
+            .flat_map(|v| v.split(|&c| c == b','))
+            .filter(|n| !n.is_empty())
     }
 
     /// Each option `module.param[=value]` for `module` (`-` and `_` alike),
@@ -319,6 +337,18 @@ modprobe.blacklist=snd-pcsp parmod.jobs=x8 e1000.debug=1\n";
         // Quoted as a whole: the kernel's unquoting, not kmod's literal quotes.
         assert!(Cmdline(b"\"modprobe.blacklist=a,b\"").blacklists(b"a"));
         assert!(Cmdline(b"\"modprobe.blacklist=a,b\"").blacklists(b"b"));
+    }
+
+    #[test]
+    fn the_other_blacklists_and_load_lists() {
+        let c = Cmdline(b"module_blacklist=nouveau,radeon rd.driver.blacklist=pcspkr modules_load=a,b rd.modules_load=c modules_load=d,,e");
+        assert!(c.refuses(b"nouveau") && c.refuses(b"radeon") && !c.refuses(b"pcspkr"));
+        assert!(c.blacklists(b"nouveau"), "the kernel's list counts for parmod too");
+        assert!(c.blacklists(b"pcspkr"), "dracut's");
+        assert!(!c.blacklists(b"a"));
+        let load: Vec<&[u8]> = c.list(b"modules_load").collect();
+        assert_eq!(load, [&b"a"[..], b"b", b"d", b"e"]);
+        assert_eq!(c.list(b"rd.modules_load").collect::<Vec<_>>(), [&b"c"[..]]);
     }
 
     #[test]

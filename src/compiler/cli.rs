@@ -16,7 +16,7 @@ pub const USAGE: &str = "\
 usage:
   parmod-plan compile [--root DIR] [--kver VERSION] [--config PATH]... [--modules-load PATH]...
                       [--jobs N] [--module-timeout MS] [--deadline MS]
-                      [--profile TRACE --profile-plan OLD_PLAN] [--decompress DIR]
+                      [--profile TRACE --profile-plan OLD_PLAN] [--decompress DIR] [--all]
                       [--strict] [--ignore-install] [--skip-missing] [--no-firmware-check]
                       -o PLAN [MODULE_OR_ALIAS_OR_FILE]...
   parmod-plan show [--json] PLAN
@@ -46,6 +46,9 @@ compile: resolve the names (modules, aliases; and the modules-load.d entries), p
                        suffix (kernel/fs/xfs/xfs.ko.xz -> DIR/kernel/fs/xfs/xfs.ko) and plan the .ko
                        paths. Uncompressed modules are not copied: layer DIR over lib/modules/VERSION
                        in the image. DIR may be ROOT/lib/modules/VERSION itself.
+  --all                every module of the kernel, with its aliases, options, softdeps and
+                       blacklist: a plan for coldplug (`parmod coldplug`, or /init), which loads
+                       what the devices present need; names given are loaded in any case
   --strict             treat every warning as an error (exit status 1, no plan written)
   --ignore-install     ignore modprobe.d install lines: load the modules themselves. Without it an
                        install line with a no-op command (/bin/true, /bin/false, true, false, :)
@@ -163,6 +166,7 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
             "--ignore-install" => o.build.ignore_install = true,
             "--skip-missing" => o.build.skip_missing = true,
             "--no-firmware-check" => o.firmware_check = false,
+            "--all" => o.build.all = true,
             _ => return Err(c.unknown(k)),
         }
     }

@@ -229,6 +229,10 @@ pub struct BuildOptions {
     /// A name on the command line that resolves to no module is a warning,
     /// not an error.
     pub skip_missing: bool,
+    /// Every module of modules.dep is in the plan (`--all`), for coldplug:
+    /// each counts as reached for its own sake, but only the names given
+    /// are requested.
+    pub all: bool,
 }
 
 impl Graph {
@@ -389,6 +393,12 @@ impl Graph {
                 warn(format!("every module alias '{}' resolves to is blacklisted; nothing loaded for it", r.name));
             }
         }
+        let listed = g.nodes.len();
+        if opts.all {
+            for m in 0..idx.modules.len() as u32 {
+                g.node(idx, &Target::Module(m), &mut queue);
+            }
+        }
         while let Some(n) = queue.pop_front() {
             let deps: Vec<Target> = match g.nodes[n].target {
                 Target::Module(m) => idx.modules[m as usize].deps.iter().map(|&d| Target::Module(d)).collect(),
@@ -439,7 +449,8 @@ impl Graph {
         // through hard and pre edges (what is not reached is post-only).
         for pre_too in [false, true] {
             let mut seen = vec![false; g.nodes.len()];
-            let mut stack: Vec<usize> = (0..g.nodes.len()).filter(|&n| g.nodes[n].requested).collect();
+            let mut stack: Vec<usize> =
+                (0..g.nodes.len()).filter(|&n| g.nodes[n].requested || (opts.all && n >= listed)).collect();
             while let Some(n) = stack.pop() {
                 if std::mem::replace(&mut seen[n], true) {
                     continue;

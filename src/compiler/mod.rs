@@ -219,7 +219,7 @@ pub fn compile_requests(
     warn: &mut dyn FnMut(String),
 ) -> Result<PlanBuilder> {
     let (idx, cfg, dir, kver) = (&inputs.index, &inputs.config, &inputs.dir, &inputs.kver);
-    if requests.is_empty() {
+    if requests.is_empty() && !opts.build.all {
         warn("no modules requested (no names, nothing in modules-load.d): the plan is empty".into());
     }
 
@@ -345,6 +345,7 @@ pub fn compile_requests(
         jobs: opts.jobs,
         module_timeout_ms: opts.module_timeout_ms,
         deadline_ms: opts.deadline_ms,
+        flags: if opts.build.all { crate::plan::plan_flags::ALL_MODULES } else { 0 },
         ..Default::default()
     };
     b.modules.reserve(order.len());

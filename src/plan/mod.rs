@@ -103,9 +103,13 @@ pub mod wait_flags {
     pub const KNOWN: u32 = GLOB;
 }
 
-/// Plan header flags (none defined yet; a reader refuses unknown ones).
+/// Plan header flags (a reader refuses unknown ones).
 pub mod plan_flags {
-    pub const KNOWN: u32 = 0;
+    /// Compiled with `--all`: every module of the kernel, with its aliases.
+    /// A run of such a plan is a coldplug: it loads what the devices need
+    /// (and the requested modules), not the whole plan.
+    pub const ALL_MODULES: u32 = 1 << 0;
+    pub const KNOWN: u32 = ALL_MODULES;
 }
 
 /// How a module file is compressed (stored in the module flags).

@@ -560,6 +560,14 @@ impl<'a> Plan<'a> {
     pub fn alias_count(&self) -> u32 {
         self.alias_count
     }
+    /// [`super::plan_flags`] of the header.
+    pub fn flags(&self) -> u32 {
+        self.header_u32(hdr::FLAGS)
+    }
+    /// Compiled with `--all`: a run of it is a coldplug.
+    pub fn is_all_modules(&self) -> bool {
+        self.flags() & super::plan_flags::ALL_MODULES != 0
+    }
     /// The first `config_alias_count` alias records come from modprobe.d
     /// `alias` lines (looked up before module names); the rest from the
     /// kernel's indexes (modules.symbols, modules.alias, built-in aliases).

@@ -55,6 +55,8 @@ pub struct PlanBuilder {
     /// How many of the first `aliases` come from modprobe.d (see
     /// [`super::Plan::config_alias_count`]).
     pub config_alias_count: u32,
+    /// [`super::plan_flags`] of the header.
+    pub flags: u32,
 }
 
 /// The string table: each distinct string once. Strings are borrowed from
@@ -171,6 +173,9 @@ impl PlanBuilder {
             if pattern.is_empty() || pattern.contains('\0') || *m as usize >= n {
                 return Err(std::format!("alias {pattern:?} is empty or names no module of the plan"));
             }
+        }
+        if self.flags & !super::plan_flags::KNOWN != 0 {
+            return Err(std::format!("unknown plan flag bits {:#x}", self.flags & !super::plan_flags::KNOWN));
         }
         if self.config_alias_count as usize > self.aliases.len() {
             return Err(std::format!(
@@ -375,7 +380,7 @@ impl PlanBuilder {
         put32(&mut out, hdr::VERSION, VERSION);
         put32(&mut out, hdr::HEADER_SIZE, HEADER_SIZE as u32);
         put32(&mut out, hdr::FILE_SIZE, file_size as u32);
-        put32(&mut out, hdr::FLAGS, 0);
+        put32(&mut out, hdr::FLAGS, self.flags);
         put32(&mut out, hdr::MODULE_COUNT, n as u32);
         put32(&mut out, hdr::MODULES_OFF, modules_off as u32);
         put32(&mut out, hdr::EDGE_COUNT, edge_total as u32);

@@ -91,6 +91,9 @@ pub struct Options {
     pub fail: Vec<&'static [u8], MAX_SIM_NAMES>,
     pub hang: Vec<&'static [u8], MAX_SIM_NAMES>,
     pub help: bool,
+    /// `parmod coldplug`: load what the devices need.
+    pub coldplug: bool,
+    pub settle_ms: Option<u32>,
 }
 
 pub const USAGE: &str = "\
@@ -98,6 +101,7 @@ usage: parmod [-j N] [--trace PATH] [--module-timeout MS] [--deadline MS]
               [--force] [--module-dir DIR] [-q] PLAN
        parmod --simulate [--fail NAME,..] [--hang NAME,..] [options] PLAN
        parmod --init [options] [PLAN]       (as PID 1: the initramfs /init)
+       parmod coldplug [--settle MS] [--timeout MS] [-j N] [--trace PATH] [PLAN]
        parmod wait [--timeout MS] PATH...
        modprobe [-q] [--] NAME...           (started under that name)
 Loads the modules of a plan from parmod-plan in parallel, each as soon as
@@ -110,8 +114,13 @@ its dependencies are done, longest remaining chain first.
   --force               load even if the plan is for another kernel
   --module-dir DIR      module files are under DIR (/lib/modules/RELEASE)
   -q, --quiet           print only failures and the summary
-/init reads parmod.{plan,next,rescue,jobs,deadline,timeout,trace}=,
-modprobe.blacklist= and MODULE.PARAM=VALUE from the kernel command line.
+coldplug: load what the devices present, and those appearing, need (a plan
+from parmod-plan compile --all; a run of such a plan is one anyway), until
+nothing loads and no device appears for --settle MS (default 200), or
+--timeout MS. Reads modules_load=, rd.modules_load=, modprobe.blacklist=,
+rd.driver.blacklist=, module_blacklist= from the kernel command line.
+/init reads parmod.{plan,next,rescue,jobs,deadline,timeout,trace,coldplug,
+settle}=, modprobe.blacklist= and MODULE.PARAM=VALUE from the command line.
 Exit: 0 all loaded; 1 failed, skipped, stuck, blocked or a wait failed;
 2 usage or plan error (nothing loaded). See parmod(8).
 ";
@@ -123,9 +132,10 @@ fn names(flag: &'static str, v: &'static CStr, into: &mut Vec<&'static [u8], MAX
     Ok(())
 }
 
-/// `parmod`'s options, from argument `first` on.
-pub fn parse(args: &Args, first: usize) -> Result<Options, ArgError> {
-    let mut o = Options::default();
+/// `parmod`'s options, from argument `first` on (`parmod coldplug`'s with
+/// `coldplug`).
+pub fn parse(args: &Args, first: usize, coldplug: bool) -> Result<Options, ArgError> {
+    let mut o = Options { coldplug, ..Options::default() };
     let mut c = ArgCursor::new(args, first);
     while let Some(a) = c.next() {
         match a {
@@ -134,6 +144,8 @@ pub fn parse(args: &Args, first: usize) -> Result<Options, ArgError> {
             Arg::Flag(b"--trace", v) => o.trace = Some(c.value("--trace", v)?),
             Arg::Flag(b"--module-timeout", v) => o.module_timeout_ms = Some(c.number("--module-timeout", v)?),
             Arg::Flag(b"--deadline", v) => o.deadline_ms = Some(c.number("--deadline", v)?),
+            Arg::Flag(b"--timeout", v) if o.coldplug => o.deadline_ms = Some(c.number("--timeout", v)?),
+            Arg::Flag(b"--settle", v) if o.coldplug => o.settle_ms = Some(c.number("--settle", v)?),
             Arg::Flag(b"--simulate", _) => o.simulate = true,
             Arg::Flag(b"--init", _) => {} // seen by `run` before parsing
             Arg::Flag(b"--force", _) => o.force = true,

@@ -125,6 +125,11 @@ pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
         None => opts.trace,
     };
     let jobs = cl.number(b"parmod.jobs").or(opts.jobs);
+    let mut opts = opts;
+    // parmod.coldplug=1: coldplug whatever the plan; =0: never.
+    let cold_switch = cl.number(b"parmod.coldplug");
+    opts.coldplug |= cold_switch == Some(1);
+    opts.settle_ms = cl.number(b"parmod.settle").or(opts.settle_ms);
     let deadline_ms = cl.number(b"parmod.deadline").or(opts.deadline_ms);
     let timeout = cl.number(b"parmod.timeout").or(opts.module_timeout_ms);
     let Some(next) = next else {
@@ -146,7 +151,11 @@ pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
             None => hand_over(next, None, env),
         }
     };
-    let r = run::Run { wanted: &[], blacklist: true, jobs, deadline_ms, quiet: opts.quiet, summary: true, trace };
+    let cold = if cold_switch == Some(0) { Ok(None) } else { super::coldplug_of(s, &opts, plan_path.to_bytes()) };
+    let Ok(cold) = cold else {
+        hand_over(next, rescue, env)
+    };
+    let r = run::Run { wanted: &[], blacklist: cold.is_none(), jobs, deadline_ms, quiet: opts.quiet, summary: true, coldplug: cold, trace };
     let _ = run::execute(s, t0, r);
     hand_over(next, rescue, env)
 }

@@ -20,8 +20,10 @@
 pub mod arch;
 pub mod args;
 pub mod clock;
+pub mod coldplug;
 pub mod init;
 pub mod kernel;
+pub mod lookup;
 pub mod mapping;
 pub mod modprobe;
 pub mod out;
@@ -107,6 +109,20 @@ pub fn prepare_run(opts: &Options, plan_path: &CStr, keep: run::Keep, timeout_ms
     run::install(run::prepare(plan, kernel, setup)?)
 }
 
+/// Whether (and with which settle time) a run is a coldplug: asked for, or
+/// a plan compiled with `--all`; unless `off` (parmod.coldplug=0). A
+/// coldplug needs the plan's aliases.
+pub fn coldplug_of(s: &Sched, opts: &Options, plan_path: &[u8]) -> Result<Option<u32>, Reported> {
+    if !opts.coldplug && !s.plan.is_all_modules() {
+        return Ok(None);
+    }
+    if s.plan.alias_count() == 0 {
+        emit!(Out::stderr(), "parmod: plan ", Show(plan_path), " has no aliases to match devices with; compile one with parmod-plan compile --all\n");
+        return Err(Reported);
+    }
+    Ok(Some(opts.settle_ms.unwrap_or(coldplug::DEFAULT_SETTLE_MS)))
+}
+
 /// The program: `parmod [options] PLAN`, /init mode, or the modprobe
 /// personality, by how it was started. Returns the exit status (never in
 /// /init mode).
@@ -127,7 +143,8 @@ pub fn run(argv: Args, env: Env) -> i32 {
         init::setup();
     }
     ensure_std_fds();
-    let opts = match args::parse(&argv, 1) {
+    let coldplug = argv.get(1).is_some_and(|a| a.to_bytes() == b"coldplug");
+    let opts = match args::parse(&argv, 1 + coldplug as usize, coldplug) {
         Ok(o) => o,
         Err(e) => {
             if init_mode {
@@ -148,15 +165,23 @@ pub fn run(argv: Args, env: Env) -> i32 {
     if init_mode {
         init::main(opts, t0, env);
     }
-    let Some(plan_path) = opts.plan else { return usage_error(ArgError::NoPlan) };
-    let Ok(s) = prepare_run(&opts, plan_path, run::Keep::Copy, opts.module_timeout_ms, CmdlineBuf::empty()) else { return EXIT_USAGE };
+    let plan_path = match opts.plan {
+        Some(p) => p,
+        None if coldplug => c"/etc/parmod.plan",
+        None => return usage_error(ArgError::NoPlan),
+    };
+    // Coldplug reads the kernel command line (blacklists, modules_load=).
+    let cmdline = if coldplug { init::read_cmdline(&REAL) } else { CmdlineBuf::empty() };
+    let Ok(s) = prepare_run(&opts, plan_path, run::Keep::Copy, opts.module_timeout_ms, cmdline) else { return EXIT_USAGE };
+    let Ok(cold) = coldplug_of(s, &opts, plan_path.to_bytes()) else { return EXIT_USAGE };
     let run = run::Run {
         wanted: &[],
-        blacklist: true,
+        blacklist: cold.is_none(),
         jobs: opts.jobs,
         deadline_ms: opts.deadline_ms,
         quiet: opts.quiet,
         summary: true,
+        coldplug: cold,
         trace: opts.trace,
     };
     run::execute(s, t0, run)

@@ -3,10 +3,8 @@
 //! with what they depend on, so the kernel's request_module() works in an
 //! image without kmod.
 
-use crate::cmdline::Cmdline;
-use crate::plan::{glob_match, Plan};
-
 use super::args::{Arg, ArgCursor, Options};
+use super::lookup::{resolve, Lookup};
 use super::init::read_cmdline;
 use super::kernel::real::REAL;
 use super::mapping::Args;
@@ -55,7 +53,12 @@ pub fn main(argv: Args, t0: u64) -> i32 {
     let Ok(s) = super::prepare_run(&opts, plan_path, run::Keep::Map, None, read_cmdline(&REAL)) else { return 1 };
     let mut wanted = heapless::Vec::<u32, 64>::new();
     for &name in names.iter() {
-        match resolve(&s.plan, s.cmdline.view(), name, &mut wanted) {
+        let mut add = |m: u32| {
+            if !wanted.contains(&m) {
+                let _ = wanted.push(m);
+            }
+        };
+        match resolve(&s.plan, s.cmdline.view(), name, &mut add) {
             Lookup::Found => {}
             Lookup::Blacklisted => {
                 // As kmod: an alias whose every module is blacklisted loads
@@ -72,67 +75,10 @@ pub fn main(argv: Args, t0: u64) -> i32 {
     if wanted.is_empty() {
         return 0;
     }
-    let r = Run { wanted: &wanted, blacklist: false, jobs: None, deadline_ms: None, quiet, summary: false, trace: None };
+    let r = Run { wanted: &wanted, blacklist: false, jobs: None, deadline_ms: None, quiet, summary: false, coldplug: None, trace: None };
     match run::execute(s, t0, r) {
         0 => 0,
         _ => 1,
     }
 }
 
-/// What a name resolved to.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Lookup {
-    Found,
-    /// Only blacklisted modules match (through aliases).
-    Blacklisted,
-    Unknown,
-}
-
-/// Resolve `name` as kmod's modprobe does (kmod_module_new_from_lookup),
-/// adding every module it names to `wanted`: the modprobe.d aliases first
-/// (if any matches, that is the answer), then module names, then the
-/// kernel's aliases (`symbol:NAME` only among the modules.symbols ones).
-/// Modules found through an alias are skipped when modprobe.d or the
-/// kernel command line (`modprobe.blacklist=`) blacklist them.
-pub fn resolve(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], wanted: &mut heapless::Vec<u32, 64>) -> Lookup {
-    let mut norm = [0u8; 256];
-    let Some(n) = norm.get_mut(..name.len()) else { return Lookup::Unknown };
-    n.copy_from_slice(name);
-    crate::plan::normalize_alias_in_place(n);
-    let name_n: &[u8] = n;
-    let symbol = name_n.starts_with(b"symbol:");
-    let before = wanted.len();
-    let mut matched = false;
-    let mut add = |m: u32, via_alias: bool, matched: &mut bool| {
-        *matched = true;
-        let Some(module) = plan.module(m) else { return };
-        if via_alias && (module.is_blacklisted() || cmdline.blacklists(module.name())) {
-            return;
-        }
-        if !wanted.contains(&m) {
-            let _ = wanted.push(m);
-        }
-    };
-    for a in plan.config_aliases() {
-        if glob_match(a.pattern, name_n) {
-            add(a.module, true, &mut matched);
-        }
-    }
-    if !matched {
-        if let Some(m) = plan.find_module(name) {
-            add(m.index(), false, &mut matched);
-        }
-    }
-    if !matched {
-        for a in plan.kernel_aliases_matching(name_n) {
-            if a.pattern.starts_with(b"symbol:") == symbol {
-                add(a.module, true, &mut matched);
-            }
-        }
-    }
-    match (matched, wanted.len() == before) {
-        (false, _) => Lookup::Unknown,
-        (true, true) => Lookup::Blacklisted,
-        (true, false) => Lookup::Found,
-    }
-}

@@ -207,16 +207,19 @@ pub fn write_trace(ctx: &Sched, path: &core::ffi::CStr, t0: u64, jobs: u32) -> R
         Mode::from_raw_mode(0o644),
     )?;
     let n = ctx.plan.module_count();
+    // Modules that were not part of the run (the modprobe personality,
+    // coldplug) have no record.
+    let in_run = |m: u32| at(ctx.st.status, m as usize).load(Relaxed) != NOT_WANTED;
     let header = TraceHeader {
         plan_checksum: ctx.plan.checksum(),
-        record_count: n + ctx.plan.wait_count(),
+        record_count: (0..n).filter(|&m| in_run(m)).count() as u32 + ctx.plan.wait_count(),
         t0_ns: t0,
         jobs: jobs as u16,
         simulated: ctx.kernel.simulated(),
     };
     let mut out = TraceOut { fd: fd.as_fd(), buf: [0; 4096], len: 0 };
     out.put(&header.encode())?;
-    for m in 0..n {
+    for m in (0..n).filter(|&m| in_run(m)) {
         out.put(&module_record(ctx, m).encode())?;
     }
     for w in ctx.plan.waits() {

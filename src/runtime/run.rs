@@ -11,6 +11,7 @@ use rustix::fs::{Mode, OFlags};
 use super::clock::MS;
 use super::kernel::Kernel;
 use super::out::{emit, Out, Show, Sys};
+use super::coldplug::Coldplug;
 use super::sched::Sched;
 use super::state::{State, MAX_JOBS};
 use super::sync::SetOnce;
@@ -157,6 +158,9 @@ pub struct Run<'a> {
     pub quiet: bool,
     /// Print the summary even when everything loaded.
     pub summary: bool,
+    /// Coldplug (with this settle time, ms): load what the devices need,
+    /// not the plan (see `coldplug`).
+    pub coldplug: Option<u32>,
     pub trace: Option<&'a CStr>,
 }
 
@@ -178,8 +182,13 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
     let deadline_ms = r.deadline_ms.unwrap_or(plan.deadline_ms());
     let deadline = (deadline_ms > 0).then(|| t0 + deadline_ms as u64 * MS);
 
-    let taking_part = s.seed(r.wanted, r.blacklist);
-    let asked = jobs.min(taking_part);
+    let partial = !r.wanted.is_empty() || r.coldplug.is_some();
+    if r.coldplug.is_some() {
+        s.hold();
+    }
+    let taking_part = s.seed(partial.then_some(r.wanted), r.blacklist);
+    // Coldplug wants its modules once the workers run.
+    let asked = if r.coldplug.is_some() { jobs } else { jobs.min(taking_part) };
     let mut started = 0;
     for _ in 0..asked {
         match s.start_worker() {
@@ -201,7 +210,8 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
         emit!(Out::stderr(), "parmod: no worker could start: loading one module at a time (a load that never returns cannot be timed out)\n");
     }
 
-    let at_deadline = supervisor::supervise(s, deadline, inline);
+    let mut cold = r.coldplug.map(|settle| Coldplug::start(s, settle));
+    let at_deadline = supervisor::supervise(s, deadline, inline, cold.as_mut());
 
     let now = k.now();
     if at_deadline {
@@ -214,6 +224,11 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
             // Workers exit right after the last module; stuck ones that came
             // back have exited too.
             s.join(id, 1000);
+        }
+    }
+    if let Some(c) = &cold {
+        if !r.quiet {
+            emit!(Out::stderr(), "parmod: coldplug: ", c.devices, " devices, ", c.matched, " with a module in the plan\n");
         }
     }
     let status = report::report(s, now, (now - t0) / MS, r.quiet, r.summary, (started, asked));

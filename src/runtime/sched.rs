@@ -78,51 +78,172 @@ impl Sched {
 
     /// Prepare the run and put every module whose dependencies are all done
     /// in the ready queue. `wanted` limits the run to those modules and what
-    /// they depend on (empty: the whole plan). With `blacklist`, modules the
-    /// kernel command line blacklists are skipped, with everything that needs
-    /// them. Called once, before the workers start. Returns how many modules
-    /// take part.
-    pub fn seed(&self, wanted: &[u32], blacklist: bool) -> u32 {
+    /// they need (see [`Self::want`]); None: the whole plan. With
+    /// `blacklist`, modules the kernel command line blacklists are skipped,
+    /// with everything that needs them. Called once, before the workers
+    /// start. Returns how many modules take part.
+    pub fn seed(&self, wanted: Option<&[u32]>, blacklist: bool) -> u32 {
         let st = &self.st;
         let n = self.plan.module_count();
         let _g = lock(at(st.ctl, LOCK));
-        if !wanted.is_empty() {
-            for &w in wanted {
-                at(st.status, w as usize).store(WANTED, Relaxed);
-            }
-            // Dependencies come before their dependents: one backward pass.
-            for i in (0..n).rev() {
-                if at(st.status, i as usize).load(Relaxed) != WANTED {
-                    at(st.status, i as usize).store(NOT_WANTED, Relaxed);
-                    at(st.ctl, DONE).fetch_add(1, Relaxed);
-                    continue;
+        let mut newly = 0;
+        match wanted {
+            Some(list) => {
+                for i in 0..n as usize {
+                    at(st.status, i).store(NOT_WANTED, Relaxed);
                 }
-                at(st.status, i as usize).store(WAITING, Relaxed);
-                for e in self.plan.module(i).into_iter().flat_map(|m| m.deps()) {
-                    at(st.status, e.module as usize).store(WANTED, Relaxed);
+                at(st.ctl, DONE).store(n, Relaxed);
+                if blacklist {
+                    self.skip_blacklisted(&mut newly);
+                }
+                for &w in list {
+                    self.want_locked(w, &mut newly);
                 }
             }
-        }
-        for m in self.plan.modules() {
-            at(st.pending, m.index() as usize).store(m.deps().len() as u32, Relaxed);
-        }
-        if blacklist && !self.cmdline.is_empty() {
-            let mut newly = 0;
-            for m in self.plan.modules() {
-                if self.cmdline.view().blacklists(m.name()) {
-                    // Skipped with itself as the cause: "blacklisted".
-                    self.skip_from(m.index(), m.index(), &mut newly);
+            None => {
+                for m in self.plan.modules() {
+                    at(st.pending, m.index() as usize).store(m.deps().len() as u32, Relaxed);
                 }
-            }
-        }
-        for m in self.plan.modules() {
-            let i = m.index() as usize;
-            if at(st.pending, i).load(Relaxed) == 0 && at(st.status, i).load(Relaxed) == WAITING {
-                at(st.status, i).store(READY, Relaxed);
-                self.push(m.index());
+                if blacklist {
+                    self.skip_blacklisted(&mut newly);
+                }
+                for m in self.plan.modules() {
+                    let i = m.index() as usize;
+                    if at(st.pending, i).load(Relaxed) == 0 && at(st.status, i).load(Relaxed) == WAITING {
+                        at(st.status, i).store(READY, Relaxed);
+                        self.push(m.index());
+                    }
+                }
             }
         }
         n - at(st.ctl, DONE).load(Relaxed)
+    }
+
+    /// Skip what the kernel command line blacklists (itself the cause:
+    /// "blacklisted"), with everything that needs it.
+    fn skip_blacklisted(&self, newly: &mut u32) {
+        if self.cmdline.is_empty() {
+            return;
+        }
+        for m in self.plan.modules() {
+            if self.cmdline.view().blacklists(m.name()) {
+                let s = at(self.st.status, m.index() as usize);
+                if s.load(Relaxed) == NOT_WANTED {
+                    // Out of the run but marked, so that wanting it later
+                    // finds it skipped.
+                    s.store(WAITING, Relaxed);
+                    at(self.st.ctl, DONE).fetch_sub(1, Relaxed);
+                }
+                self.skip_from(m.index(), m.index(), newly);
+            }
+        }
+    }
+
+    /// Add module `m` to a run that does not load the whole plan (the
+    /// modprobe personality, coldplug), with what it needs: its
+    /// dependencies (hard and soft) and its `post:` soft dependencies, as
+    /// kmod loads them. Modules already in the run are left as they are.
+    /// Returns how many modules became ready (the caller wakes workers).
+    pub fn want(&self, m: u32) -> u32 {
+        let st = &self.st;
+        let g = lock(at(st.ctl, LOCK));
+        let mut newly = 0;
+        self.want_locked(m, &mut newly);
+        let idle = at(st.ctl, IDLE_COUNT).load(Relaxed);
+        if newly.min(idle) > 0 {
+            self.wake_workers(g, newly.min(idle));
+        }
+        newly
+    }
+
+    fn want_locked(&self, m: u32, newly: &mut u32) {
+        let st = &self.st;
+        let final_status = |x: u32| {
+            let s = at(st.status, x as usize).load(Relaxed) & !STUCK;
+            !matches!(s, WAITING | READY | RUNNING | WANTED | NOT_WANTED)
+        };
+        // The modules to add, breadth first, in `st.want`.
+        let mut len = 0usize;
+        let add = |x: u32, len: &mut usize| {
+            let s = at(st.status, x as usize);
+            if s.load(Relaxed) == NOT_WANTED {
+                s.store(WANTED, Relaxed);
+                at(st.ctl, DONE).fetch_sub(1, Relaxed);
+                at(st.want, *len).store(x, Relaxed);
+                *len += 1;
+            }
+        };
+        add(m, &mut len);
+        let mut i = 0;
+        while i < len {
+            let x = at(st.want, i).load(Relaxed);
+            i += 1;
+            if let Some(module) = self.plan.module(x) {
+                for e in module.deps() {
+                    add(e.module, &mut len);
+                }
+                for p in module.soft_post() {
+                    add(p.module, &mut len);
+                }
+            }
+        }
+        // Dependencies not done yet hold each back; all of them are in the
+        // run now, so each will release it.
+        for i in 0..len {
+            let x = at(st.want, i).load(Relaxed);
+            let left = self.plan.module(x).map_or(0, |module| module.deps().filter(|e| !final_status(e.module)).count());
+            at(st.pending, x as usize).store(left as u32, Relaxed);
+            at(st.status, x as usize).store(WAITING, Relaxed);
+        }
+        for i in 0..len {
+            let x = at(st.want, i).load(Relaxed);
+            if at(st.status, x as usize).load(Relaxed) != WAITING {
+                continue; // skipped meanwhile
+            }
+            let failed = self.plan.module(x).and_then(|module| {
+                module.deps().find(|e| {
+                    let s = at(st.status, e.module as usize).load(Relaxed) & !STUCK;
+                    e.hard && (s == result::FAILED as u32 || s == result::SKIPPED as u32)
+                })
+            });
+            if let Some(e) = failed {
+                let cause = if at(st.status, e.module as usize).load(Relaxed) & !STUCK == result::SKIPPED as u32 {
+                    at(st.cause, e.module as usize).load(Relaxed)
+                } else {
+                    e.module
+                };
+                self.skip_from(x, cause, newly);
+            } else if at(st.pending, x as usize).load(Relaxed) == 0 {
+                if let Some(cause) = self.post_parents_failed(x) {
+                    self.skip_from(x, cause, newly);
+                } else {
+                    at(st.status, x as usize).store(READY, Relaxed);
+                    self.push(x);
+                    *newly += 1;
+                }
+            }
+        }
+    }
+
+    /// Keep the run open for modules wanted later ([`Self::want`]): it does
+    /// not end when everything wanted so far is done.
+    pub fn hold(&self) {
+        at(self.st.ctl, HOLD).store(1, Release);
+    }
+
+    /// No more modules will be wanted: end the run once what is wanted is
+    /// done (wakes idle workers so they can see it).
+    pub fn release_hold(&self) {
+        let g = lock(at(self.st.ctl, LOCK));
+        at(self.st.ctl, HOLD).store(0, Release);
+        self.wake_workers(g, i32::MAX as u32);
+    }
+
+    /// Whether anything is loading or ready to load (coldplug's settle).
+    pub fn busy(&self) -> bool {
+        let _g = lock(at(self.st.ctl, LOCK));
+        at(self.st.ctl, HEAP_LEN).load(Relaxed) > 0
+            || (0..self.st.spawned()).any(|id| at(self.st.slot_module, id).load(Relaxed) != IDLE)
     }
 
     // ---- the ready queue: a binary max-heap of module indices (under the lock) ----
@@ -260,6 +381,7 @@ impl Sched {
         at(st.status, i).store(code as u32 | stuck, Relaxed);
         at(st.errno, i).store(errno as u32, Relaxed);
         at(st.end, i).store(end, Relaxed);
+        st.last_end.fetch_max(end, Relaxed);
         let ok = !matches!(outcome, Outcome::Failed(_));
         let Some(module) = self.plan.module(m) else { return 0 };
         if ok && !module.dev_waits().is_empty() {
@@ -384,7 +506,7 @@ impl Sched {
         g = lock(at(st.ctl, LOCK));
         at(st.slot_module, id).store(IDLE, Release);
         let newly = self.finish(m, outcome, k.now());
-        if at(st.ctl, DONE).load(Relaxed) >= self.plan.module_count() {
+        if st.finished(self.plan.module_count()) {
             // Everything is done: wake every idle worker and the main task.
             self.wake_workers(g, i32::MAX as u32);
             k.wake();
@@ -423,7 +545,7 @@ impl Sched {
             if took {
                 continue;
             }
-            if at(st.ctl, DONE).load(Relaxed) >= n {
+            if st.finished(n) {
                 break;
             }
             // Nothing ready: park until the sequence word moves.
@@ -606,7 +728,7 @@ impl Sched {
         at(st.await_flag, m as usize).store(0, Relaxed);
         let newly = self.release_dependents(m, ok);
         let idle = at(st.ctl, IDLE_COUNT).load(Relaxed);
-        let all = at(st.ctl, DONE).load(Relaxed) >= self.plan.module_count();
+        let all = st.finished(self.plan.module_count());
         let wake = if all { i32::MAX as u32 } else { newly.min(idle) };
         if wake > 0 {
             self.wake_workers(g, wake);

@@ -46,6 +46,9 @@ pub const IDLE_COUNT: usize = 3;
 pub const DONE: usize = 4;
 pub const HEAP_LEN: usize = 5;
 pub const SPAWNED: usize = 6;
+/// Nonzero while the run stays open for modules wanted later (coldplug):
+/// workers and the main task do not end when everything wanted so far is done.
+pub const HOLD: usize = 7;
 const CONTROL_WORDS: usize = 8;
 
 pub struct State {
@@ -61,6 +64,8 @@ pub struct State {
     pub heap: &'static [AtomicU32],
     /// Scratch stack for skipping dependents transitively.
     pub skip: &'static [AtomicU32],
+    /// Scratch list of the modules a `want` adds to the run.
+    pub want: &'static [AtomicU32],
     pub slot_tid: &'static [AtomicU32],
     pub slot_module: &'static [AtomicU32],
     pub slot_flags: &'static [AtomicU32],
@@ -81,6 +86,8 @@ pub struct State {
     pub wend: &'static [AtomicU64],
     /// When the main task will next look for stuck loads on its own (ns).
     pub main_until: &'static AtomicU64,
+    /// When the last load ended (ns; coldplug's settle).
+    pub last_end: &'static AtomicU64,
 }
 
 /// An element of a state array; a stray index reads and writes a dummy
@@ -122,7 +129,7 @@ impl State {
     /// All state for `n` modules and `waits` device waits in one anonymous mapping.
     pub fn new(n: usize, waits: usize) -> Result<State, Errno> {
         let (mut w64, mut w32) =
-            mapping::map_state(2 * n + 3 * MAX_WORKERS + 1 + 2 * waits, CONTROL_WORDS + 9 * n + 3 * MAX_WORKERS + waits)?;
+            mapping::map_state(2 * n + 3 * MAX_WORKERS + 2 + 2 * waits, CONTROL_WORDS + 10 * n + 3 * MAX_WORKERS + waits)?;
         Ok(State {
             ctl: take(&mut w32, CONTROL_WORDS),
             status: take(&mut w32, n),
@@ -132,6 +139,7 @@ impl State {
             worker: take(&mut w32, n),
             heap: take(&mut w32, n),
             skip: take(&mut w32, n),
+            want: take(&mut w32, n),
             slot_tid: take(&mut w32, MAX_WORKERS),
             slot_module: take(&mut w32, MAX_WORKERS),
             slot_flags: take(&mut w32, MAX_WORKERS),
@@ -141,6 +149,7 @@ impl State {
             slot_cpu: take(&mut w64, MAX_WORKERS),
             slot_cpu_at: take(&mut w64, MAX_WORKERS),
             main_until: at(take(&mut w64, 1), 0),
+            last_end: at(take(&mut w64, 1), 0),
             awaiting: take(&mut w32, n),
             await_flag: take(&mut w32, n),
             wstatus: take(&mut w32, waits),
@@ -152,6 +161,12 @@ impl State {
     /// Modules done (or out of the run).
     pub fn done(&self) -> u32 {
         at(self.ctl, DONE).load(Acquire)
+    }
+
+    /// Whether the run is over: every module done (or out of it), and no
+    /// more will be wanted.
+    pub fn finished(&self, n: u32) -> bool {
+        self.done() >= n && at(self.ctl, HOLD).load(Acquire) == 0
     }
 
     /// Worker slots used so far.

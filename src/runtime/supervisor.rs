@@ -13,6 +13,7 @@ use super::clock::{earliest, MS};
 use super::kernel::real::is_sys;
 use super::kernel::{Kernel, Seen, Wake};
 use super::out::{emit, Out, Show};
+use super::coldplug::Coldplug;
 use super::sched::Sched;
 use super::state::*;
 
@@ -132,9 +133,10 @@ fn activate(s: &Sched, w: u32, now: u64) {
 
 /// Supervise the run until every module and wait is done, or `deadline`
 /// (ns) passes. With `inline` (a worker slot), the main task loads the
-/// ready modules itself in between (no worker could start). Returns whether
-/// the deadline ended it.
-pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>) -> bool {
+/// ready modules itself in between (no worker could start). With `cold`,
+/// the run stays open (held) for the devices coldplug finds until it is
+/// settled. Returns whether the deadline ended it.
+pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>, mut cold: Option<&mut Coldplug>) -> bool {
     let (k, plan, st) = (s.kernel, s.plan, &s.st);
     let n = plan.module_count();
     let waits = PlanWaits(s);
@@ -143,6 +145,15 @@ pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>
     loop {
         if let Some(slot) = inline {
             s.load_inline(slot);
+        }
+        let mut cold_next = None;
+        if let Some(c) = cold.as_deref_mut() {
+            cold_next = c.step(s);
+            if c.settled(s, k.now()) {
+                s.release_hold();
+                cold = None;
+                cold_next = None;
+            }
         }
         s.begin_check();
         // (The clock is read after each module is seen done: a wait never
@@ -153,7 +164,7 @@ pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>
                 activate(s, w, now);
             }
         });
-        if !finals_started && st.done() >= n {
+        if !finals_started && st.finished(n) {
             // Waits before success start once every module is done.
             finals_started = true;
             let now = k.now();
@@ -162,7 +173,7 @@ pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>
             }
         }
         let now = k.now();
-        let mut next = waiter.pass(k, &waits, now);
+        let mut next = earliest(waiter.pass(k, &waits, now), cold_next);
         // Modules whose waits are all decided: their dependents go on (or
         // are skipped when a wait timed out).
         let mut released = false;
@@ -179,7 +190,7 @@ pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>
             continue;
         }
         let finals_pending = plan.waits().any(|w| w.module().is_none() && waits.state(w.index()) == WAIT_ACTIVE);
-        if st.done() >= n && finals_started && !finals_pending {
+        if st.finished(n) && finals_started && !finals_pending {
             return false;
         }
         let now = k.now();

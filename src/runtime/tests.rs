@@ -90,7 +90,7 @@ fn run_with(pb: &PlanBuilder, fake: &'static Fake, o: Opts<'_>) -> Done {
     };
     let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
     let t0 = fake.time();
-    let r = Run { wanted: o.wanted, blacklist: true, jobs: Some(o.jobs), deadline_ms: Some(o.deadline_ms), quiet: true, summary: false, trace: None };
+    let r = Run { wanted: o.wanted, blacklist: true, jobs: Some(o.jobs), deadline_ms: Some(o.deadline_ms), quiet: true, summary: false, coldplug: None, trace: None };
     let status = run::execute(s, t0, r);
     Done { fake, s, status, t0 }
 }
@@ -558,7 +558,7 @@ fn the_default_worker_count_is_twice_the_cpus() {
     let plan = Plan::parse(bytes).expect("parses");
     let setup = Setup { plan_path: b"p", force: true, module_dir: None, module_timeout_ms: None, cmdline: CmdlineBuf::empty() };
     let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
-    let r = Run { wanted: &[], blacklist: true, jobs: None, deadline_ms: None, quiet: true, summary: false, trace: None };
+    let r = Run { wanted: &[], blacklist: true, jobs: None, deadline_ms: None, quiet: true, summary: false, coldplug: None, trace: None };
     assert_eq!(run::execute(s, fake.time(), r), 0);
     assert_eq!(fake.spawns(), 6);
 }
@@ -632,7 +632,7 @@ fn root_paths_are_opened_from_the_root() {
 
 #[test]
 fn the_modprobe_lookup_follows_kmod() {
-    use super::modprobe::{resolve, Lookup};
+    use super::lookup::{resolve, Lookup};
     use crate::cmdline::Cmdline;
     use crate::plan::module_flags::BLACKLISTED;
     let mut pb = plan_of(vec![
@@ -656,8 +656,8 @@ fn the_modprobe_lookup_follows_kmod() {
     let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
     let plan = Plan::parse(bytes).expect("parses");
     let names = |q: &str, cl: &[u8]| {
-        let mut w = heapless::Vec::<u32, 64>::new();
-        let r = resolve(&plan, Cmdline(cl), q.as_bytes(), &mut w);
+        let mut w = Vec::new();
+        let r = resolve(&plan, Cmdline(cl), q.as_bytes(), &mut |m| w.push(m));
         (r, w.iter().map(|&m| String::from_utf8_lossy(plan.module(m).map_or(b"?", |x| x.name())).into_owned()).collect::<Vec<_>>())
     };
     assert_eq!(names("my-sound", b""), (Lookup::Found, vec!["via_config".into()]), "a modprobe.d alias, - and _ alike");
@@ -668,4 +668,106 @@ fn the_modprobe_lookup_follows_kmod() {
     assert_eq!(names("dm_mod", b""), (Lookup::Found, vec!["dm_mod".into()]), "a module name before the kernel's aliases");
     assert_eq!(names("symbol:nothing", b""), (Lookup::Unknown, vec![]));
     assert_eq!(names("crc32c", b""), (Lookup::Found, vec!["crc32c_generic".into()]), "not through the symbol: alias");
+}
+
+// ----------------------------------------------------------------- coldplug
+
+fn coldplug_plan() -> PlanBuilder {
+    let mut pb = plan_of(vec![
+        module("virtio_pci", 0, &[]),
+        module("virtio_blk", 0, &[(0, true)]),
+        module("e1000e", 0, &[]),
+        module("snd_hda_intel", 0, &[]),
+        module("nouveau", 0, &[]),
+        module("sd_mod", 0, &[]),
+    ]);
+    pb.aliases = vec![
+        ("pci:v00001AF4d*sv*sd*bc*sc*i*".into(), 0),
+        ("virtio:d00000002v*".into(), 1),
+        ("pci:v00008086d000010D3sv*sd*bc*sc*i*".into(), 2),
+        ("pci:v00008086d00002668sv*sd*bc*sc*i*".into(), 3),
+        ("pci:v000010DEd*sv*sd*bc03sc*i00*".into(), 4),
+        // Stored normalised, as the compiler writes them (- is _).
+        ("scsi:t_0x00*".into(), 5),
+    ];
+    pb
+}
+
+fn run_coldplug(pb: &PlanBuilder, fake: &'static Fake, cmdline: &'static [u8]) -> Done {
+    let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
+    let plan = Plan::parse(bytes).expect("plan parses");
+    let setup = Setup {
+        plan_path: b"all.plan",
+        force: true,
+        module_dir: None,
+        module_timeout_ms: None,
+        cmdline: CmdlineBuf::read_with(|b| {
+            b[..cmdline.len()].copy_from_slice(cmdline);
+            cmdline.len()
+        }),
+    };
+    let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
+    let t0 = fake.time();
+    let r = Run { wanted: &[], blacklist: false, jobs: Some(2), deadline_ms: Some(30_000), quiet: true, summary: false, coldplug: Some(200), trace: None };
+    let status = run::execute(s, t0, r);
+    Done { fake, s, status, t0 }
+}
+
+#[test]
+fn coldplug_loads_what_the_devices_present_and_appearing_need() {
+    let fake = Fake::new().leak();
+    fake.device_at("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", T0)
+        .device_at("pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00", T0)
+        .device_at("pci:v00008086d00007000sv00000000sd00000000bc06sc01i00", T0) // no module
+        // virtio_pci's child, announced by uevent 30 ms after it loaded
+        .device_after("virtio:d00000002v00001AF4", "virtio_pci", 30 * MS)
+        .script("virtio_pci", Behaviour::Load(40 * MS))
+        .script("virtio_blk", Behaviour::Load(20 * MS))
+        .script("e1000e", Behaviour::Load(50 * MS));
+    let d = run_coldplug(&coldplug_plan(), fake, b"");
+    assert_eq!(d.status, 0);
+    let mut names = d.names();
+    names.sort();
+    assert_eq!(names, ["e1000e", "virtio_blk", "virtio_pci"], "nothing for absent hardware");
+    assert_eq!(d.span("virtio_blk").0, 70, "loaded when its device's uevent came");
+    // Settled 200 ms after the last load (virtio_blk, 90 ms).
+    assert_eq!((d.fake.time() - d.t0) / MS, 290);
+}
+
+#[test]
+fn coldplug_follows_blacklists_and_loads_the_command_lines_modules() {
+    let fake = Fake::new().leak();
+    fake.device_at("pci:v000010DEd00001234sv00000000sd00000000bc03sc00i00", T0)
+        .device_at("pci:v00008086d00002668sv00000000sd00000000bc04sc03i00", T0);
+    let d = run_coldplug(&coldplug_plan(), fake, b"rd.driver.blacklist=nouveau modules_load=sd_mod");
+    assert_eq!(d.status, 0);
+    let mut names = d.names();
+    names.sort();
+    assert_eq!(names, ["sd_mod", "snd_hda_intel"]);
+}
+
+#[test]
+fn coldplug_rescans_when_uevents_were_lost() {
+    // The socket overflows: the e1000e device's uevent is lost, the scan
+    // after ENOBUFS finds it in /sys.
+    let fake = Fake::new().leak();
+    fake.device_after("pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00", "virtio_pci", 10 * MS)
+        .device_at("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", T0)
+        .script("virtio_pci", Behaviour::Load(40 * MS))
+        .lose_uevents();
+    let d = run_coldplug(&coldplug_plan(), fake, b"");
+    assert_eq!(d.status, 0);
+    assert!(d.loaded("e1000e"), "{:?}", d.names());
+}
+
+#[test]
+fn coldplug_wants_each_module_once_and_resolves_each_modalias_once() {
+    let fake = Fake::new().leak();
+    for i in 0..50 {
+        // Fifty disks: one sd_mod.
+        fake.device_at("scsi:t-0x00", T0 + i * MS);
+    }
+    let d = run_coldplug(&coldplug_plan(), fake, b"");
+    assert_eq!(d.status, 0);
+    assert_eq!(d.names(), ["sd_mod"]);
 }

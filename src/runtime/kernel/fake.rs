@@ -69,6 +69,10 @@ struct Appear {
     at: Option<u64>,
     /// Appears `delay` after this module's load ends.
     after: Option<(String, u64)>,
+    /// A device with this modalias (coldplug): its uevent is sent when it
+    /// appears, once the uevent socket is open.
+    modalias: Option<String>,
+    sent: bool,
 }
 
 struct Inner {
@@ -92,6 +96,11 @@ struct Inner {
     no_watches: bool,
     /// Whether messages were sent to the kernel log too.
     kmsg: bool,
+    /// Coldplug: the uevent socket is open; what it holds; lose the next
+    /// uevents (the next read says ENOBUFS) when set.
+    uevents_open: bool,
+    uevents: std::collections::VecDeque<Vec<u8>>,
+    lose_uevents: bool,
     spawns: usize,
     /// Virtual time of each worker start.
     spawn_times: Vec<u64>,
@@ -137,6 +146,9 @@ impl Fake {
                 pending: 0,
                 no_watches: false,
                 kmsg: false,
+                uevents_open: false,
+                uevents: std::collections::VecDeque::new(),
+                lose_uevents: false,
                 spawns: 0,
                 spawn_times: Vec::new(),
                 spawn_limit: None,
@@ -172,13 +184,36 @@ impl Fake {
 
     /// `path` exists from virtual time `at` on.
     pub fn appear_at(&self, path: &str, at: u64) -> &Self {
-        self.lock().appear.push(Appear { path: path.to_string(), at: Some(at), after: None });
+        self.lock().appear.push(Appear { path: path.to_string(), at: Some(at), after: None, modalias: None, sent: false });
         self
     }
 
     /// `path` appears `delay` ns after the load of `module` ended.
     pub fn appear_after(&self, path: &str, module: &str, delay: u64) -> &Self {
-        self.lock().appear.push(Appear { path: path.to_string(), at: None, after: Some((module.replace('-', "_"), delay)) });
+        self.lock().appear.push(Appear { path: path.to_string(), at: None, after: Some((module.replace('-', "_"), delay)), modalias: None, sent: false });
+        self
+    }
+
+    /// A device with `modalias` present from virtual time `at` on (T0: from
+    /// the start).
+    pub fn device_at(&self, modalias: &str, at: u64) -> &Self {
+        let path = std::format!("/devices/fake/{}", self.lock().appear.len());
+        self.lock().appear.push(Appear { path, at: Some(at), after: None, modalias: Some(modalias.to_string()), sent: false });
+        self
+    }
+
+    /// A device with `modalias` that appears `delay` ns after the load of
+    /// `module` ended (a bus driver's children).
+    pub fn device_after(&self, modalias: &str, module: &str, delay: u64) -> &Self {
+        let path = std::format!("/devices/fake/{}", self.lock().appear.len());
+        let after = Some((module.replace('-', "_"), delay));
+        self.lock().appear.push(Appear { path, at: None, after, modalias: Some(modalias.to_string()), sent: false });
+        self
+    }
+
+    /// The uevent socket overflows: the next read says ENOBUFS.
+    pub fn lose_uevents(&self) -> &Self {
+        self.lock().lose_uevents = true;
         self
     }
 
@@ -232,6 +267,24 @@ impl Fake {
     /// The virtual clock.
     pub fn time(&self) -> u64 {
         self.lock().now
+    }
+
+    /// Queue the uevent of every device that has appeared (socket open).
+    fn send_uevents(g: &mut Inner) -> bool {
+        let (now, open) = (g.now, g.uevents_open);
+        let mut any = false;
+        let mut out = Vec::new();
+        for a in g.appear.iter_mut().filter(|a| !a.sent && a.at.is_some_and(|t| t <= now)) {
+            if let Some(ma) = &a.modalias {
+                a.sent = true;
+                if open {
+                    out.push(std::format!("add@{}\0ACTION=add\0DEVPATH={}\0MODALIAS={ma}\0", a.path, a.path).into_bytes());
+                    any = true;
+                }
+            }
+        }
+        g.uevents.extend(out);
+        any
     }
 
     fn exists(g: &Inner, pattern: &str) -> bool {
@@ -319,6 +372,10 @@ impl Kernel for Fake {
             if a.at.is_none() && a.after.as_ref().is_some_and(|(m, _)| *m == name) {
                 a.at = Some(now + a.after.as_ref().map_or(0, |x| x.1));
             }
+        }
+        if Fake::send_uevents(&mut g) {
+            g.pending |= Wake::UEVENT;
+            self.cv.notify_all();
         }
         match errno {
             Some(e) => Err(Errno::from_raw_os_error(e)),
@@ -408,6 +465,39 @@ impl Kernel for Fake {
         self.lock().kmsg = true;
     }
 
+    fn open_uevents(&self) -> Result<(), Errno> {
+        let mut g = self.lock();
+        g.uevents_open = true;
+        // What appeared before the socket opened is found by the scan.
+        let now = g.now;
+        for a in g.appear.iter_mut().filter(|a| a.modalias.is_some() && a.at.is_some_and(|t| t <= now)) {
+            a.sent = true;
+        }
+        Ok(())
+    }
+
+    fn recv_uevent(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        let mut g = self.lock();
+        if std::mem::take(&mut g.lose_uevents) && !g.uevents.is_empty() {
+            g.uevents.clear();
+            return Err(Errno::NOBUFS);
+        }
+        let m = g.uevents.pop_front().ok_or(Errno::AGAIN)?;
+        let n = m.len().min(buf.len());
+        buf[..n].copy_from_slice(&m[..n]);
+        Ok(n)
+    }
+
+    fn scan_modaliases(&self, f: &mut dyn FnMut(&[u8])) {
+        let present: Vec<String> = {
+            let g = self.lock();
+            g.appear.iter().filter(|a| a.at.is_some_and(|t| t <= g.now)).filter_map(|a| a.modalias.clone()).collect()
+        };
+        for ma in present {
+            f(ma.as_bytes());
+        }
+    }
+
     fn sleep(&self, until: Option<u64>) -> Wake {
         let mut g = self.lock();
         loop {
@@ -441,6 +531,9 @@ impl Kernel for Fake {
                 }
             }
             g.pending |= events;
+            if Fake::send_uevents(&mut g) {
+                g.pending |= Wake::UEVENT;
+            }
             self.cv.notify_all();
         }
     }

@@ -153,6 +153,19 @@ pub trait Kernel: Sync {
     /// From now on, copy messages to the kernel log too (/dev/kmsg).
     fn log_to_kmsg(&self) {}
 
+    /// Coldplug: open the uevent socket (with a large receive buffer) and
+    /// keep every uevent from now on for [`Kernel::recv_uevent`] (the main
+    /// task's sleep then only reports that some arrived).
+    fn open_uevents(&self) -> Result<(), Errno>;
+
+    /// The next kept uevent message into `buf`, its length; EAGAIN when
+    /// none is there, ENOBUFS when some were lost.
+    fn recv_uevent(&self, buf: &mut [u8]) -> Result<usize, Errno>;
+
+    /// Call `f` with the modalias of every device there is now (the
+    /// `MODALIAS=` line of each `/sys/devices/**/uevent`).
+    fn scan_modaliases(&self, f: &mut dyn FnMut(&[u8]));
+
     /// Main task: sleep until a worker calls [`Kernel::wake`], a watched
     /// path may have changed, a uevent arrives (once a `/sys` path was
     /// watched), or `until` passes. A wake that came before the call makes

@@ -16,7 +16,7 @@ use core::sync::atomic::AtomicU32;
 
 use crate::plan::glob_match;
 use rustix::event::{PollFd, PollFlags};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{inotify, Mode, OFlags, RawDir};
 use rustix::io::Errno;
 use rustix::net::{self, netlink, AddressFamily, SocketFlags, SocketType};
@@ -41,7 +41,14 @@ pub struct Real {
     /// Whether opening them was tried (and failed, said once).
     inotify_tried: AtomicBool,
     uevents_tried: AtomicBool,
+    /// Coldplug reads the uevents: the main task's sleep leaves them.
+    keep_uevents: AtomicBool,
 }
+
+/// The uevent socket's receive buffer for coldplug (Alpine's nlplug-findfs
+/// needed 4 MB after "No buffer space available"; a machine's whole
+/// coldplug is well below this, and unread space costs nothing).
+const UEVENT_RCVBUF: usize = 16 << 20;
 
 /// Without a wake-up channel the main task looks at the run this often.
 const NO_WAKE_POLL_NS: u64 = 10 * clock::MS;
@@ -63,6 +70,7 @@ impl Real {
             uevents: SetOnce::new(),
             inotify_tried: AtomicBool::new(false),
             uevents_tried: AtomicBool::new(false),
+            keep_uevents: AtomicBool::new(false),
         }
     }
 
@@ -154,6 +162,35 @@ impl Kernel for Real {
         seen(walk(fd.as_ref(), b"", path), fd.is_some())
     }
 
+    fn open_uevents(&self) -> Result<(), Errno> {
+        let fd = match self.uevents.get() {
+            Some(fd) => fd.as_fd(),
+            None => {
+                let fd = open_uevents()?;
+                let _ = self.uevents.set(fd);
+                self.uevents.get().map(|f| f.as_fd()).ok_or(Errno::BADF)?
+            }
+        };
+        // Without CAP_NET_ADMIN only the plain option (capped by rmem_max).
+        if rustix::net::sockopt::set_socket_recv_buffer_size_force(fd, UEVENT_RCVBUF).is_err() {
+            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(fd, UEVENT_RCVBUF);
+        }
+        self.keep_uevents.store(true, Relaxed);
+        Ok(())
+    }
+
+    fn recv_uevent(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        let fd = self.uevents.get().ok_or(Errno::AGAIN)?;
+        let room = buf.len();
+        net::recv(fd, buf, net::RecvFlags::DONTWAIT).map(|(n, _)| n.min(room))
+    }
+
+    fn scan_modaliases(&self, f: &mut dyn FnMut(&[u8])) {
+        if let Ok(fd) = rustix::fs::open(c"/sys/devices", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+            scan_dir(fd, 0, f);
+        }
+    }
+
     fn log_to_kmsg(&self) {
         if KMSG.get().is_none() {
             if let Ok(k) = rustix::fs::open(c"/dev/kmsg", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
@@ -198,8 +235,14 @@ impl Kernel for Real {
             }
         }
         if let Some(fd) = fds[2] {
-            while net::recv(fd, &mut buf, net::RecvFlags::DONTWAIT).is_ok() {
-                wake.0 |= Wake::UEVENT;
+            if self.keep_uevents.load(Relaxed) {
+                if list.iter().any(|p| p.as_fd().as_raw_fd() == fd.as_fd().as_raw_fd() && !p.revents().is_empty()) {
+                    wake.0 |= Wake::UEVENT;
+                }
+            } else {
+                while net::recv(fd, &mut buf, net::RecvFlags::DONTWAIT).is_ok() {
+                    wake.0 |= Wake::UEVENT;
+                }
             }
         }
         wake
@@ -226,6 +269,39 @@ fn open_uevents() -> Result<OwnedFd, Errno> {
     // Group 1: the kernel's own uevents (udev re-broadcasts on group 2).
     net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1))?;
     Ok(fd)
+}
+
+/// Sysfs nests devices about a dozen deep; this is far beyond.
+const SCAN_DEPTH: u32 = 40;
+
+/// The modalias in the `uevent` file of the device directory `dir`, if it
+/// has one, to `f`; and the same for every subdirectory (not following
+/// symlinks: sysfs links back up the tree). Entries that vanish while we
+/// read are skipped (ENOENT is normal there).
+fn scan_dir(dir: OwnedFd, depth: u32, f: &mut dyn FnMut(&[u8])) {
+    let mut space = [MaybeUninit::<u8>::uninit(); 2048];
+    let mut entries = RawDir::new(&dir, &mut space);
+    while let Some(Ok(e)) = entries.next() {
+        let name = e.file_name();
+        if name.to_bytes() == b"uevent" {
+            if let Ok(ue) = rustix::fs::openat(&dir, c"uevent", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+                let mut buf = [0u8; 4096];
+                if let Ok(n) = rustix::io::read(&ue, &mut buf) {
+                    let text = buf.get(..n).unwrap_or(b"");
+                    if let Some(ma) = text.split(|&c| c == b'\n').filter_map(|l| l.strip_prefix(b"MODALIAS=")).find(|v| !v.is_empty()) {
+                        f(ma);
+                    }
+                }
+            }
+            continue;
+        }
+        if depth >= SCAN_DEPTH || e.file_type() != rustix::fs::FileType::Directory || name.to_bytes().first() == Some(&b'.') {
+            continue;
+        }
+        if let Ok(sub) = rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+            scan_dir(sub, depth + 1, f);
+        }
+    }
 }
 
 /// Walk `prefix` + `rest` ("/a/b*/c"), expanding glob components. With an

@@ -81,6 +81,15 @@ impl Kernel for Sim {
     fn log_to_kmsg(&self) {
         self.real.log_to_kmsg()
     }
+    fn open_uevents(&self) -> Result<(), Errno> {
+        self.real.open_uevents()
+    }
+    fn recv_uevent(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.real.recv_uevent(buf)
+    }
+    fn scan_modaliases(&self, f: &mut dyn FnMut(&[u8])) {
+        self.real.scan_modaliases(f)
+    }
     fn sleep(&self, until: Option<u64>) -> Wake {
         self.real.sleep(until)
     }

@@ -1,0 +1,63 @@
+//! Looking a name up as kmod's modprobe does (kmod_module_new_from_lookup),
+//! for the modprobe personality and coldplug: the modprobe.d aliases first
+//! (if any matches, that is the answer), then module names, then the
+//! kernel's aliases (`symbol:NAME` only among the modules.symbols ones).
+//! Modules found through an alias are skipped when modprobe.d
+//! (`BLACKLISTED`) or the kernel command line (`modprobe.blacklist=`,
+//! `rd.driver.blacklist=`) blacklist them; what the kernel's own
+//! `module_blacklist=` names is never loaded (the kernel would refuse).
+
+use crate::cmdline::Cmdline;
+use crate::plan::{glob_match, Plan};
+
+/// What a name resolved to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found,
+    /// Only blacklisted modules match.
+    Blacklisted,
+    Unknown,
+}
+
+/// Resolve `name`, calling `each` with every module it names (see the
+/// module documentation).
+pub fn resolve(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], each: &mut dyn FnMut(u32)) -> Lookup {
+    let mut norm = [0u8; 256];
+    let Some(n) = norm.get_mut(..name.len()) else { return Lookup::Unknown };
+    n.copy_from_slice(name);
+    crate::plan::normalize_alias_in_place(n);
+    let name_n: &[u8] = n;
+    let symbol = name_n.starts_with(b"symbol:");
+    let (mut matched, mut taken) = (false, 0u32);
+    let mut add = |m: u32, via_alias: bool, matched: &mut bool| {
+        *matched = true;
+        let Some(module) = plan.module(m) else { return };
+        if cmdline.refuses(module.name()) || (via_alias && (module.is_blacklisted() || cmdline.blacklists(module.name()))) {
+            return;
+        }
+        taken += 1;
+        each(m);
+    };
+    for a in plan.config_aliases() {
+        if glob_match(a.pattern, name_n) {
+            add(a.module, true, &mut matched);
+        }
+    }
+    if !matched {
+        if let Some(m) = plan.find_module(name) {
+            add(m.index(), false, &mut matched);
+        }
+    }
+    if !matched {
+        for a in plan.kernel_aliases_matching(name_n) {
+            if a.pattern.starts_with(b"symbol:") == symbol {
+                add(a.module, true, &mut matched);
+            }
+        }
+    }
+    match (matched, taken) {
+        (false, _) => Lookup::Unknown,
+        (true, 0) => Lookup::Blacklisted,
+        (true, _) => Lookup::Found,
+    }
+}
