@@ -13,6 +13,9 @@
 //!   regard to case (the kernel compares PARTUUIDs with `strncasecmp`, dracut
 //!   lowercases). Unlike the kernel, a PARTUUID must be given whole: the
 //!   kernel takes a prefix and picks whichever partition it lists first.
+//!   PARTLABEL compares with the GPT name as UTF-8 (blkid's, so udev's
+//!   by-partlabel); the kernel's own copy keeps 7-bit ASCII only, so for
+//!   the kernel `PARTLABEL=café` names nothing, for parmod the partition.
 //! * `rootfstype=` a comma list tried in order (`auto`: probe), `rootflags=`
 //!   mount options, `ro` (the default of both) / `rw`, `init=`.
 //! * `rootwait` waits for ever, `rootwait=N` N seconds (Linux 6.5+);

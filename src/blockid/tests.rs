@@ -61,21 +61,25 @@ const PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// The tools, or None after saying SKIP (a failure under
-/// PARMOD_REQUIRE_DEBIAN=1).
+/// PARMOD_REQUIRE_DEBIAN=1), as tests/harness's `skip` does: the line goes
+/// to stderr itself, past the harness's capture, so a passing run shows it.
 fn tools(test: &str, names: &[&str]) -> Option<Vec<PathBuf>> {
+    use std::io::Write;
     let mut found = Vec::new();
     for &name in names {
-        let path =
-            ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.exists());
+        let path = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.exists());
         match path {
             Some(p) => found.push(p),
             None => {
                 let pkg = PACKAGES.iter().find(|p| p.0 == name).map_or("?", |p| p.1);
                 assert!(
                     std::env::var("PARMOD_REQUIRE_DEBIAN").as_deref() != Ok("1"),
-                    "PARMOD_REQUIRE_DEBIAN=1 but {name} is missing (apt-get install {pkg})"
+                    "{test}: {name} is missing, and PARMOD_REQUIRE_DEBIAN=1 requires it to run (apt-get install {pkg})"
                 );
-                eprintln!("SKIP {test}: {name} not found (apt-get install {pkg}; PARMOD_REQUIRE_DEBIAN=1 makes this a failure)");
+                let line = format!(
+                    "SKIP {test}: {name} is missing (apt-get install {pkg}; PARMOD_REQUIRE_DEBIAN=1 makes this a failure)\n"
+                );
+                let _ = std::io::stderr().write_all(line.as_bytes());
                 return None;
             }
         }
