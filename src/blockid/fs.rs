@@ -67,6 +67,11 @@ fn info(kind: FsType, uuid: Option<Text>, label: &[u8]) -> Option<FsInfo> {
     Some(FsInfo { kind, uuid: uuid.unwrap_or_default(), label: Text::label(label) })
 }
 
+/// A file system's UUID: none when all zero, as blkid.
+pub(super) fn fs_uuid(b: &[u8]) -> Option<Text> {
+    b.iter().any(|&c| c != 0).then(|| uuid_text(b, false))
+}
+
 fn ext(dev: &mut dyn ReadAt) -> Result<Option<FsInfo>, IdError> {
     const HAS_JOURNAL: u32 = 0x4;
     const JOURNAL_DEV: u32 = 0x8;
@@ -99,7 +104,7 @@ fn ext(dev: &mut dyn ReadAt) -> Result<Option<FsInfo>, IdError> {
     } else {
         return Ok(None);
     };
-    Ok(info(kind, uuid_text(field(&sb, 0x68, 16), false), field(&sb, 0x78, 16)))
+    Ok(info(kind, fs_uuid(field(&sb, 0x68, 16)), field(&sb, 0x78, 16)))
 }
 
 fn xfs(dev: &mut dyn ReadAt) -> Result<Option<FsInfo>, IdError> {
@@ -152,7 +157,7 @@ fn xfs(dev: &mut dyn ReadAt) -> Result<Option<FsInfo>, IdError> {
             return Ok(None);
         }
     }
-    Ok(info(FsType::Xfs, uuid_text(field(&sb, 32, 16), false), field(&sb, 108, 12)))
+    Ok(info(FsType::Xfs, fs_uuid(field(&sb, 32, 16)), field(&sb, 108, 12)))
 }
 
 fn btrfs(dev: &mut dyn ReadAt) -> Result<Option<FsInfo>, IdError> {
@@ -168,7 +173,7 @@ fn btrfs(dev: &mut dyn ReadAt) -> Result<Option<FsInfo>, IdError> {
     if le32(&sb, 0x90) == 0 {
         return Ok(None);
     }
-    Ok(info(FsType::Btrfs, uuid_text(field(&sb, 32, 16), false), field(&sb, 0x12b, 256)))
+    Ok(info(FsType::Btrfs, fs_uuid(field(&sb, 32, 16)), field(&sb, 0x12b, 256)))
 }
 
 fn vfat(dev: &mut dyn ReadAt) -> Result<Option<FsInfo>, IdError> {

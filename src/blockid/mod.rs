@@ -240,12 +240,9 @@ impl core::fmt::Debug for Text {
 
 /// A 16-byte UUID as text (`8-4-4-4-12`, lowercase); `guid` reads the first
 /// three fields little-endian (GPT), else the bytes are in order (file
-/// systems). None for the all-zero UUID, which blkid does not report.
-fn uuid_text(b: &[u8], guid: bool) -> Option<Text> {
+/// systems).
+fn uuid_text(b: &[u8], guid: bool) -> Text {
     const GUID: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
-    if b.len() != 16 || b.iter().all(|&c| c == 0) {
-        return None;
-    }
     let mut t = Text::new();
     for (i, &g) in GUID.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
@@ -253,7 +250,7 @@ fn uuid_text(b: &[u8], guid: bool) -> Option<Text> {
         }
         t.hex(b.get(if guid { g } else { i }).copied().unwrap_or(0), false);
     }
-    Some(t)
+    t
 }
 
 fn bytes<const K: usize>(b: &[u8], at: usize) -> [u8; K] {

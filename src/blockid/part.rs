@@ -182,23 +182,24 @@ fn gpt(dev: &mut dyn ReadAt, disk: Disk, visit: &mut dyn FnMut(&Partition) -> bo
             return Ok(None);
         }
         let (first, last) = (le64(&e, 32), le64(&e, 40));
-        if field(&e, 0, 16).iter().all(|&b| b == 0) || first > last_lba || last > last_lba {
+        // The kernel's length wraps when the end is before the start: 0
+        // (no partition) for one block before, else cut at the disk's end.
+        let blocks = last.wrapping_sub(first).wrapping_add(1);
+        if field(&e, 0, 16).iter().all(|&b| b == 0) || first > last_lba || last > last_lba || blocks == 0 {
             continue;
         }
         let p = Partition {
             number: i as u32 + 1,
             start: first * ssz,
-            // An end before the start wraps, and the kernel then cuts the
-            // partition at the end of the disk.
-            size: last.wrapping_sub(first).wrapping_add(1).saturating_mul(ssz).min(disk.size - first * ssz),
-            uuid: uuid_text(field(&e, 16, 16), true).unwrap_or_default(),
+            size: blocks.saturating_mul(ssz).min(disk.size - first * ssz),
+            uuid: uuid_text(field(&e, 16, 16), true),
             name: utf16_name(field(&e, 56, 72)),
         };
         if !visit(&p) {
             break;
         }
     }
-    Ok(Some(Table { kind: TableKind::Gpt, id: uuid_text(&disk_guid, true).unwrap_or_default() }))
+    Ok(Some(Table { kind: TableKind::Gpt, id: uuid_text(&disk_guid, true) }))
 }
 
 /// A GPT name, UTF-16LE, as blkid's UTF-8 (an unpaired surrogate is encoded

@@ -543,7 +543,8 @@ mod tests {
         assert_eq!((flags, n), (1 << 21, 0));
         // Each flag and its opposite; mount(8)'s own options are dropped.
         let (flags, n) =
-            mount_options(b"nosuid,nodev,noexec,sync,dirsync,mand,nosymfollow,nodiratime,lazytime", 0, &mut data).unwrap();
+            mount_options(b"nosuid,nodev,noexec,sync,dirsync,mand,nosymfollow,nodiratime,lazytime", 0, &mut data)
+                .unwrap();
         assert_eq!((flags, n), (2 | 4 | 8 | 16 | 128 | 64 | 256 | 2048 | 1 << 25, 0));
         let (flags, n) = mount_options(
             b"suid,dev,exec,async,nomand,symfollow,diratime,nolazytime,noauto,nofail,user,_netdev",

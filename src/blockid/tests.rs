@@ -67,7 +67,8 @@ fn tools(test: &str, names: &[&str]) -> Option<Vec<PathBuf>> {
     use std::io::Write;
     let mut found = Vec::new();
     for &name in names {
-        let path = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.exists());
+        let path =
+            ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.exists());
         match path {
             Some(p) => found.push(p),
             None => {
@@ -817,16 +818,7 @@ fn hostile_tables_end() {
     // An EBR whose link points back at itself, and whose data entry is
     // empty: the kernel's 100-link limit ends it.
     let mut disk = vec![0u8; 64 << 10];
-    let sector = |d: &mut [u8], at: usize, entries: &[(u8, u32, u32)]| {
-        for (i, &(kind, start, len)) in entries.iter().enumerate() {
-            let e = at + 446 + 16 * i;
-            d[e + 4] = kind;
-            d[e + 8..e + 12].copy_from_slice(&start.to_le_bytes());
-            d[e + 12..e + 16].copy_from_slice(&len.to_le_bytes());
-        }
-        d[at + 510] = 0x55;
-        d[at + 511] = 0xaa;
-    };
+    let sector = put_mbr;
     sector(&mut disk, 0, &[(0x83, 1, 8), (0x05, 16, 64)]);
     sector(&mut disk, 16 * 512, &[(0, 0, 0), (0x05, 0, 64)]);
     let mut dev: &[u8] = &disk;
@@ -862,6 +854,87 @@ fn hostile_tables_end() {
     );
 }
 
+/// An MBR sector (or EBR) in `d` at byte `at`: entries (type, start, length).
+fn put_mbr(d: &mut [u8], at: usize, entries: &[(u8, u32, u32)]) {
+    for (i, &(kind, start, len)) in entries.iter().enumerate() {
+        let e = at + 446 + 16 * i;
+        d[e + 4] = kind;
+        d[e + 8..e + 12].copy_from_slice(&start.to_le_bytes());
+        d[e + 12..e + 16].copy_from_slice(&len.to_le_bytes());
+    }
+    d[at + 510] = 0x55;
+    d[at + 511] = 0xaa;
+}
+
+fn numbered(disk: &[u8]) -> Vec<(u32, u64, u64, String)> {
+    let mut dev: &[u8] = disk;
+    let mut all = Vec::new();
+    read_partitions(&mut dev, Disk { sector_size: 512, size: disk.len() as u64 }, &mut |p| {
+        all.push((p.number, p.start / 512, p.size / 512, text(&p.uuid).to_string()));
+        true
+    })
+    .unwrap();
+    all
+}
+
+#[test]
+fn extended_boot_records_as_the_kernel_reads_them() {
+    // 128 sectors; the extended partition covers sectors 16-115.
+    let mut d = vec![0u8; 128 * 512];
+    d[440..444].copy_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    put_mbr(&mut d, 0, &[(0x83, 1, 8), (0x05, 16, 100), (0, 0, 0), (0x83, 200, 8)]);
+    // EBR 1: data at +1; the link (relative to the extended partition) to
+    // sector 36; a third entry inside this EBR's range, a fourth outside.
+    put_mbr(&mut d, 16 * 512, &[(0x83, 1, 4), (0x05, 20, 30), (0x83, 2, 3), (0x83, 90, 20)]);
+    // EBR 2: the link first (DR-DOS does so), then the data.
+    put_mbr(&mut d, 36 * 512, &[(0x0f, 40, 10), (0x83, 1, 2)]);
+    // EBR 3 (sector 56): no signature, the chain ends.
+    assert_eq!(
+        numbered(&d),
+        [
+            (1, 1, 8, "a1b2c3d4-01".to_string()),
+            (2, 16, 2, String::new()),
+            (5, 17, 4, "a1b2c3d4-05".to_string()),
+            (6, 18, 3, "a1b2c3d4-06".to_string()),
+            (7, 37, 2, "a1b2c3d4-07".to_string()),
+        ]
+    );
+    // Slot 4 starts past the end of the disk: no partition 4, as the kernel.
+    // A boot indicator other than 0 and 0x80: not a partition table.
+    d[446 + 16] = 0x01;
+    assert_eq!(numbered(&d), []);
+}
+
+#[test]
+fn gpt_entry_ending_before_its_start_reaches_the_end_of_the_disk() {
+    let dir = Scratch::new("gptwrap");
+    let Some(t) = tools("gpt_entry_ending_before_its_start_reaches_the_end_of_the_disk", &["sfdisk"]) else { return };
+    let img = make_disk(&dir, &t[0], "gpt.img", 64 * MIB, GPT_SCRIPT, &[]);
+    let mut d = std::fs::read(&img).unwrap();
+    // Entry 2 (at LBA 2 + 128 bytes) made to end before it starts, the CRCs
+    // made right again.
+    let e = 1024 + 128;
+    let first = u64::from_le_bytes(d[e + 32..e + 40].try_into().unwrap());
+    let set_end = |d: &mut Vec<u8>, last: u64| {
+        d[e + 40..e + 48].copy_from_slice(&last.to_le_bytes());
+        let array = crc32(&CRC32_IEEE, 0, &d[1024..1024 + 128 * 128]);
+        d[512 + 88..512 + 92].copy_from_slice(&array.to_le_bytes());
+        d[512 + 16..512 + 20].fill(0);
+        let header = crc32(&CRC32_IEEE, 0, &d[512..512 + 92]);
+        d[512 + 16..512 + 20].copy_from_slice(&header.to_le_bytes());
+    };
+    // Two blocks before: cut at the end of the disk.
+    set_end(&mut d, first - 2);
+    let p2 = numbered(&d).into_iter().find(|p| p.0 == 2).unwrap();
+    assert_eq!((p2.1, p2.2), (first, 64 * MIB / 512 - first));
+    // One block before: a length of 0, no partition 2.
+    set_end(&mut d, first - 1);
+    assert_eq!(numbered(&d).iter().map(|p| p.0).collect::<Vec<_>>(), [1, 5]);
+    // A wrong array CRC: no table at all.
+    d[512 + 88] ^= 1;
+    assert_eq!(numbered(&d), []);
+}
+
 #[test]
 fn crc32_known_values() {
     // The check values of both CRCs ("123456789").
@@ -874,9 +947,10 @@ fn crc32_known_values() {
 #[test]
 fn uuid_and_label_text() {
     let b: [u8; 16] = core::array::from_fn(|i| i as u8 * 17);
-    assert_eq!(text(&uuid_text(&b, false).unwrap()), "00112233-4455-6677-8899-aabbccddeeff");
-    assert_eq!(text(&uuid_text(&b, true).unwrap()), "33221100-5544-7766-8899-aabbccddeeff");
-    assert_eq!(uuid_text(&[0; 16], false), None);
+    assert_eq!(text(&uuid_text(&b, false)), "00112233-4455-6677-8899-aabbccddeeff");
+    assert_eq!(text(&uuid_text(&b, true)), "33221100-5544-7766-8899-aabbccddeeff");
+    assert_eq!(fs::fs_uuid(&[0; 16]), None);
+    assert_eq!(fs::fs_uuid(&b).map(|t| t.len), Some(36));
     assert_eq!(text(&Text::label(b"ab c  \t\0junk")), "ab c");
     assert_eq!(text(&Text::label(b"   ")), "");
     // A GPT name with a surrogate pair, and a high surrogate left
