@@ -57,7 +57,8 @@ rust-target:
 # kmod for modprobe --show-depends, strace for the no-heap proof.
 deps:
 	@missing=""; \
-	for p in gcc kmod strace linux-image-amd64 python3 musl-tools librsvg2-bin file xz-utils zstd util-linux; do \
+	for p in gcc kmod strace linux-image-amd64 python3 musl-tools librsvg2-bin file xz-utils zstd util-linux \
+	         e2fsprogs xfsprogs btrfs-progs dosfstools fdisk; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

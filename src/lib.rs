@@ -1,5 +1,7 @@
 //! parmod: parallel, dependency-driven kernel module loading.
 //!
+//! * [`blockid`]: the root device from the kernel command line, partition
+//!   tables and superblocks (`no_std`, no allocation, no I/O of its own).
 //! * [`plan`]: the binary load plan shared by both programs (reader: `no_std`,
 //!   no allocation; writer: host only).
 //! * [`compiler`] (feature `host`): turns `/lib/modules/$KVER` and modprobe.d
@@ -17,6 +19,7 @@
 #[cfg(any(feature = "host", test))]
 extern crate std;
 
+pub mod blockid;
 pub mod cmdline;
 pub mod plan;
 
