@@ -24,6 +24,7 @@ use super::clock::MS;
 use super::lookup::{resolve, Lookup};
 use super::out::{emit, Out, Show, Sys};
 use super::sched::Sched;
+use super::supervisor::Hook;
 
 /// Default settle time. A module's probe adds its devices before its load
 /// returns, so their uevents come while parmod still sees the load in
@@ -139,9 +140,12 @@ impl Coldplug {
         self.matched += any as u32;
     }
 
+}
+
+impl Hook for Coldplug {
     /// Handle the uevents that arrived; returns when to look again by
     /// itself (when it would be settled).
-    pub fn step(&mut self, s: &Sched) -> Option<u64> {
+    fn step(&mut self, s: &Sched) -> Option<u64> {
         let mut buf = [0u8; UEVENT_MAX];
         while self.hotplug {
             match s.kernel.recv_uevent(&mut buf) {
@@ -165,14 +169,17 @@ impl Coldplug {
         Some(self.quiet_since(s) + self.settle_ns)
     }
 
+    /// Settled: nothing loading or ready, and no device or load end for
+    /// the settle time.
+    fn done(&mut self, s: &Sched, now: u64) -> bool {
+        !s.busy() && now >= self.quiet_since(s) + self.settle_ns
+    }
+}
+
+impl Coldplug {
     /// Since when nothing has happened: no new device, no load ended.
     fn quiet_since(&self, s: &Sched) -> u64 {
         self.last_device.max(s.st.last_end.load(Relaxed))
-    }
-
-    /// Nothing loading or ready, and no device or load end for the settle time.
-    pub fn settled(&self, s: &Sched, now: u64) -> bool {
-        !s.busy() && now >= self.quiet_since(s) + self.settle_ns
     }
 }
 

@@ -155,7 +155,7 @@ pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
     let Ok(cold) = cold else {
         hand_over(next, rescue, env)
     };
-    let r = run::Run { wanted: &[], blacklist: cold.is_none(), jobs, deadline_ms, quiet: opts.quiet, summary: true, coldplug: cold, trace };
+    let r = run::Run { wanted: &[], blacklist: cold.is_none(), jobs, deadline_ms, quiet: opts.quiet, summary: true, coldplug: cold, hook: None, trace };
     let _ = run::execute(s, t0, r);
     hand_over(next, rescue, env)
 }

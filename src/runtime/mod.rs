@@ -182,6 +182,7 @@ pub fn run(argv: Args, env: Env) -> i32 {
         quiet: opts.quiet,
         summary: true,
         coldplug: cold,
+        hook: None,
         trace: opts.trace,
     };
     run::execute(s, t0, run)

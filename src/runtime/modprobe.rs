@@ -75,7 +75,7 @@ pub fn main(argv: Args, t0: u64) -> i32 {
     if wanted.is_empty() {
         return 0;
     }
-    let r = Run { wanted: &wanted, blacklist: false, jobs: None, deadline_ms: None, quiet, summary: false, coldplug: None, trace: None };
+    let r = Run { wanted: &wanted, blacklist: false, jobs: None, deadline_ms: None, quiet, summary: false, coldplug: None, hook: None, trace: None };
     match run::execute(s, t0, r) {
         0 => 0,
         _ => 1,

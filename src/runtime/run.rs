@@ -161,6 +161,8 @@ pub struct Run<'a> {
     /// Coldplug (with this settle time, ms): load what the devices need,
     /// not the plan (see `coldplug`).
     pub coldplug: Option<u32>,
+    /// Something else that keeps the run open (/init's root device).
+    pub hook: Option<&'a mut dyn supervisor::Hook>,
     pub trace: Option<&'a CStr>,
 }
 
@@ -183,7 +185,7 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
     let deadline = (deadline_ms > 0).then(|| t0 + deadline_ms as u64 * MS);
 
     let partial = !r.wanted.is_empty() || r.coldplug.is_some();
-    if r.coldplug.is_some() {
+    if r.coldplug.is_some() || r.hook.is_some() {
         s.hold();
     }
     let taking_part = s.seed(partial.then_some(r.wanted), r.blacklist);
@@ -211,7 +213,15 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
     }
 
     let mut cold = r.coldplug.map(|settle| Coldplug::start(s, settle));
-    let at_deadline = supervisor::supervise(s, deadline, inline, cold.as_mut());
+    let mut hooks: heapless::Vec<&mut dyn supervisor::Hook, 2> = heapless::Vec::new();
+    if let Some(c) = cold.as_mut() {
+        let _ = hooks.push(c);
+    }
+    if let Some(h) = r.hook {
+        let _ = hooks.push(h);
+    }
+    let at_deadline = supervisor::supervise(s, deadline, inline, &mut hooks);
+    drop(hooks);
 
     let now = k.now();
     if at_deadline {

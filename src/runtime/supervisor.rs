@@ -13,9 +13,17 @@ use super::clock::{earliest, MS};
 use super::kernel::real::is_sys;
 use super::kernel::{Kernel, Seen, Wake};
 use super::out::{emit, Out, Show};
-use super::coldplug::Coldplug;
 use super::sched::Sched;
 use super::state::*;
+
+/// Something the main task does during a run that keeps it open (held):
+/// coldplug, waiting for the root device.
+pub trait Hook {
+    /// Look at what arrived; returns when to be asked again by itself.
+    fn step(&mut self, s: &Sched) -> Option<u64>;
+    /// Whether the run may end for this hook (asked after every `step`).
+    fn done(&mut self, s: &Sched, now: u64) -> bool;
+}
 
 /// A list of paths that must appear, each with its state (WAIT_*).
 pub trait WaitList {
@@ -133,25 +141,33 @@ fn activate(s: &Sched, w: u32, now: u64) {
 
 /// Supervise the run until every module and wait is done, or `deadline`
 /// (ns) passes. With `inline` (a worker slot), the main task loads the
-/// ready modules itself in between (no worker could start). With `cold`,
-/// the run stays open (held) for the devices coldplug finds until it is
-/// settled. Returns whether the deadline ended it.
-pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>, mut cold: Option<&mut Coldplug>) -> bool {
+/// ready modules itself in between (no worker could start). With `hooks`
+/// (coldplug, the root device), the run stays open (held) until every hook
+/// is done. Returns whether the deadline ended it.
+pub fn supervise(s: &'static Sched, deadline: Option<u64>, inline: Option<usize>, hooks: &mut [&mut dyn Hook]) -> bool {
     let (k, plan, st) = (s.kernel, s.plan, &s.st);
     let n = plan.module_count();
     let waits = PlanWaits(s);
     let mut waiter = Waiter::new();
     let mut finals_started = false;
+    let mut held = !hooks.is_empty();
     loop {
         if let Some(slot) = inline {
             s.load_inline(slot);
         }
         let mut cold_next = None;
-        if let Some(c) = cold.as_deref_mut() {
-            cold_next = c.step(s);
-            if c.settled(s, k.now()) {
+        if held {
+            let mut all_done = true;
+            for h in hooks.iter_mut() {
+                let next = h.step(s);
+                if !h.done(s, k.now()) {
+                    all_done = false;
+                    cold_next = earliest(cold_next, next);
+                }
+            }
+            if all_done {
                 s.release_hold();
-                cold = None;
+                held = false;
                 cold_next = None;
             }
         }

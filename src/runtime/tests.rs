@@ -90,7 +90,7 @@ fn run_with(pb: &PlanBuilder, fake: &'static Fake, o: Opts<'_>) -> Done {
     };
     let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
     let t0 = fake.time();
-    let r = Run { wanted: o.wanted, blacklist: true, jobs: Some(o.jobs), deadline_ms: Some(o.deadline_ms), quiet: true, summary: false, coldplug: None, trace: None };
+    let r = Run { wanted: o.wanted, blacklist: true, jobs: Some(o.jobs), deadline_ms: Some(o.deadline_ms), quiet: true, summary: false, coldplug: None, hook: None, trace: None };
     let status = run::execute(s, t0, r);
     Done { fake, s, status, t0 }
 }
@@ -558,7 +558,7 @@ fn the_default_worker_count_is_twice_the_cpus() {
     let plan = Plan::parse(bytes).expect("parses");
     let setup = Setup { plan_path: b"p", force: true, module_dir: None, module_timeout_ms: None, cmdline: CmdlineBuf::empty() };
     let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
-    let r = Run { wanted: &[], blacklist: true, jobs: None, deadline_ms: None, quiet: true, summary: false, coldplug: None, trace: None };
+    let r = Run { wanted: &[], blacklist: true, jobs: None, deadline_ms: None, quiet: true, summary: false, coldplug: None, hook: None, trace: None };
     assert_eq!(run::execute(s, fake.time(), r), 0);
     assert_eq!(fake.spawns(), 6);
 }
@@ -708,7 +708,7 @@ fn run_coldplug(pb: &PlanBuilder, fake: &'static Fake, cmdline: &'static [u8]) -
     };
     let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
     let t0 = fake.time();
-    let r = Run { wanted: &[], blacklist: false, jobs: Some(2), deadline_ms: Some(30_000), quiet: true, summary: false, coldplug: Some(200), trace: None };
+    let r = Run { wanted: &[], blacklist: false, jobs: Some(2), deadline_ms: Some(30_000), quiet: true, summary: false, coldplug: Some(200), hook: None, trace: None };
     let status = run::execute(s, t0, r);
     Done { fake, s, status, t0 }
 }
