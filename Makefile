@@ -25,10 +25,10 @@ CARGO ?= cargo
 OUT := target/$(TARGET)
 PARMOD := $(OUT)/release/parmod
 PARMOD_PLAN := target/$(HOST_TARGET)/host/parmod-plan
-# The stripped runtime must stay within this many bytes (96 KiB; 64 KiB held
+# The stripped runtime must stay within this many bytes (128 KiB; 64 KiB held
 # through the restructuring into the kernel seam; what each later feature
 # cost is in README.md, "Size").
-SIZE_BUDGET := 98304
+SIZE_BUDGET := 131072
 
 .PHONY: all build deps rust-target test unit-test msrv size-check bench bench-plan demo qemu-test initramfs clean \
 	install man qemu-test-arm64 test-packaging

@@ -10,13 +10,17 @@ use crate::cmdline::CmdlineBuf;
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount, MountFlags};
 
+use crate::blockid::RootSpec;
+
 use super::arch::{self, Env};
 use super::kernel::Kernel;
 use super::out::{emit, Out, Show, Sys, KMSG};
+use super::root::{self, RootWait};
 use super::run;
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 /// Mount /dev, /proc and /sys unless they already are, and make sure fds
 /// 0-2 are the console (else /dev/null). What fails is said (on the
@@ -50,6 +54,11 @@ pub fn setup() {
         let _ = KMSG.set(k);
     }
     let nodev = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
+    // /run as systemd wants it from an initramfs (moved into the real root).
+    let _ = rustix::fs::mkdir(c"/run", Mode::from_raw_mode(0o755));
+    if !is(c"/run", TMPFS_MAGIC) {
+        let _ = mount(c"tmpfs", c"/run", c"tmpfs", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::STRICTATIME, Some(c"mode=0755"));
+    }
     if !is(c"/proc", PROC_SUPER_MAGIC) {
         failed[1].1 = mount(c"proc", c"/proc", c"proc", nodev, None).err();
     }
@@ -155,7 +164,64 @@ pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
     let Ok(cold) = cold else {
         hand_over(next, rescue, env)
     };
-    let r = run::Run { wanted: &[], blacklist: cold.is_none(), jobs, deadline_ms, quiet: opts.quiet, summary: true, coldplug: cold, hook: None, trace };
+    // root= on the command line: find it while the plan runs, then switch
+    // to it (else: exec parmod.next in the initramfs).
+    let cl = s.cmdline.view();
+    let spec = match cl.get(b"root").map(|_| RootSpec::parse(cl)) {
+        None => None,
+        Some(Ok(spec)) => Some(spec),
+        Some(Err(e)) => {
+            emit!(Out::stderr(), "parmod: ", Show(e.param), "=", Show(e.value), ": ", e.why, "\n");
+            give_up(rescue, env)
+        }
+    };
+    let k = &super::kernel::real::REAL;
+    let mut wait = spec.map(|spec| RootWait::new(spec, k.now()));
+    let hook = wait.as_mut().map(|w| w as &mut dyn super::supervisor::Hook);
+    let r = run::Run { wanted: &[], blacklist: cold.is_none(), jobs, deadline_ms, quiet: opts.quiet, summary: true, coldplug: cold, hook, trace };
     let _ = run::execute(s, t0, r);
-    hand_over(next, rescue, env)
+    let Some(wait) = wait else { hand_over(next, rescue, env) };
+    let Some((node, fs)) = wait.found else {
+        root::not_found(k, cl.0);
+        give_up(rescue, env)
+    };
+    let mut stamp = [0u8; 64];
+    let envs = [c"HOME=/", c"TERM=linux", rd_timestamp(&mut stamp, t0)];
+    let _ = root::switch_root(k, &wait.spec, &node, fs, &envs);
+    give_up(rescue, env)
+}
+
+/// `RD_TIMESTAMP=REALTIME MONOTONIC` (µs) of when parmod started, which
+/// systemd takes as the start of the initramfs (systemd-analyze's "initrd").
+fn rd_timestamp(buf: &mut [u8; 64], t0: u64) -> &CStr {
+    let mono = t0 / 1000;
+    let now_mono = super::clock::monotonic_ns() / 1000;
+    let real = super::arch::realtime_ns() / 1000 - (now_mono - mono);
+    let mut len = 0;
+    let mut put = |b: &[u8]| {
+        if let Some(dst) = buf.get_mut(len..len + b.len()) {
+            dst.copy_from_slice(b);
+            len += b.len();
+        }
+    };
+    put(b"RD_TIMESTAMP=");
+    for (i, v) in [real, mono].into_iter().enumerate() {
+        if i == 1 {
+            put(b" ");
+        }
+        let mut digits = [0u8; 20];
+        let mut d = digits.len();
+        let mut v = v;
+        loop {
+            d -= 1;
+            digits[d] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        put(&digits[d..]);
+    }
+    put(b"\0");
+    CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"HOME=/")
 }

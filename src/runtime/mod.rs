@@ -28,6 +28,7 @@ pub mod mapping;
 pub mod modprobe;
 pub mod out;
 pub mod report;
+pub mod root;
 pub mod run;
 pub mod sched;
 pub mod state;

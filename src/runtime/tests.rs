@@ -771,3 +771,138 @@ fn coldplug_wants_each_module_once_and_resolves_each_modalias_once() {
     assert_eq!(d.status, 0);
     assert_eq!(d.names(), ["sd_mod"]);
 }
+
+// ------------------------------------------------- the hand-over to the root
+
+/// A file system image parmod's probes take for ext4 with this UUID.
+fn ext4_image(uuid: [u8; 16]) -> Vec<u8> {
+    let mut img = vec![0u8; 4096];
+    let sb = 1024;
+    img[sb + 0x38..sb + 0x3a].copy_from_slice(&0xef53u16.to_le_bytes());
+    // incompat: filetype, extents (beyond ext3: ext4).
+    img[sb + 0x60..sb + 0x64].copy_from_slice(&0x42u32.to_le_bytes());
+    img[sb + 0x68..sb + 0x78].copy_from_slice(&uuid);
+    img[sb + 0x78..sb + 0x7e].copy_from_slice(b"rootfs");
+    img
+}
+
+/// An MBR disk with signature 0x1234abcd and one Linux partition.
+fn mbr_disk() -> Vec<u8> {
+    let mut d = vec![0u8; 8 << 20];
+    d[440..444].copy_from_slice(&0x1234_abcdu32.to_le_bytes());
+    let e = 446;
+    d[e + 4] = 0x83;
+    d[e + 8..e + 12].copy_from_slice(&2048u32.to_le_bytes());
+    d[e + 12..e + 16].copy_from_slice(&8192u32.to_le_bytes());
+    d[510] = 0x55;
+    d[511] = 0xaa;
+    d
+}
+
+const ROOT_UUID: [u8; 16] = [0x3f, 0x1a, 0x2b, 0x4c, 0x5d, 0x6e, 0x47, 0x80, 0x91, 0xa2, 0xb3, 0xc4, 0xd5, 0xe6, 0xf7, 0x08];
+
+/// Run a plan (ext4 and what it needs) with the root wait of `cmdline`.
+fn run_root(fake: &'static Fake, cmdline: &'static [u8]) -> (Done, super::root::RootWait<'static>) {
+    use crate::blockid::RootSpec;
+    let pb = plan_of(vec![module("crc16", 0, &[]), module("ext4", 0, &[(0, true)]), module("virtio_blk", 0, &[])]);
+    let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
+    let plan = Plan::parse(bytes).expect("plan parses");
+    let setup = Setup {
+        plan_path: b"root.plan",
+        force: true,
+        module_dir: None,
+        module_timeout_ms: None,
+        cmdline: CmdlineBuf::read_with(|b| {
+            b[..cmdline.len()].copy_from_slice(cmdline);
+            cmdline.len()
+        }),
+    };
+    let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
+    let spec = RootSpec::parse(s.cmdline.view()).expect("root= parses");
+    let t0 = fake.time();
+    let mut wait = super::root::RootWait::new(spec, t0);
+    let r = Run {
+        wanted: &[],
+        blacklist: true,
+        jobs: Some(2),
+        deadline_ms: Some(60_000),
+        quiet: true,
+        summary: false,
+        coldplug: None,
+        hook: Some(&mut wait),
+        trace: None,
+    };
+    let status = run::execute(s, t0, r);
+    (Done { fake, s, status, t0 }, wait)
+}
+
+#[test]
+fn the_root_found_by_uuid_is_mounted_and_entered() {
+    let fake = Fake::new().leak();
+    fake.block_device("vda", vec![0; 8192], T0)
+        .block_device("vdb", ext4_image(ROOT_UUID), T0 + 300 * MS)
+        .script("ext4", Behaviour::Load(20 * MS));
+    let (d, wait) = run_root(fake, b"root=UUID=3F1A2B4C-5D6E-4780-91A2-B3C4D5E6F708 rw");
+    assert_eq!(d.status, 0);
+    let (node, fs) = wait.found.expect("found");
+    assert_eq!(node.path(), c"/dev/vdb");
+    assert_eq!(fs, Some(crate::blockid::FsType::Ext4));
+    assert_eq!((d.fake.time() - d.t0) / MS, 300, "the run held until the root appeared (ext4 loaded meanwhile)");
+    let env = [c"HOME=/", c"TERM=linux"];
+    let e = super::root::switch_root(fake, &wait.spec, &node, fs, &env);
+    assert_eq!(e, rustix::io::Errno::NOEXEC, "the fake's exec");
+    assert_eq!(
+        d.fake.actions(),
+        [
+            "mkdir /root",
+            "mount /dev/vdb /root ext4 0x0 ",
+            "move /dev /root/dev",
+            "move /proc /root/proc",
+            "move /sys /root/sys",
+            "move /run /root/run",
+            "remove-initramfs keep /root",
+            "enter /root",
+            "exec /sbin/init [/sbin/init] [HOME=/ TERM=linux]",
+        ]
+    );
+}
+
+#[test]
+fn the_root_found_by_partuuid_waits_for_its_partition() {
+    let fake = Fake::new().leak();
+    fake.block_device("vda", mbr_disk(), T0 + 100 * MS).block_device("vda1", ext4_image(ROOT_UUID), T0 + 150 * MS);
+    let (d, wait) = run_root(fake, b"root=PARTUUID=1234abcd-01 rootflags=noatime,data=ordered");
+    assert_eq!(d.status, 0);
+    let (node, fs) = wait.found.expect("found");
+    assert_eq!(node.path(), c"/dev/vda1");
+    assert_eq!((d.fake.time() - d.t0) / MS, 150);
+    let _ = super::root::switch_root(fake, &wait.spec, &node, fs, &[]);
+    // ro (the default) and noatime as flags, data=ordered for ext4.
+    assert!(d.fake.actions().contains(&"mount /dev/vda1 /root ext4 0x401 data=ordered".to_string()), "{:?}", d.fake.actions());
+}
+
+#[test]
+fn a_root_that_never_appears_ends_the_wait_at_rootwait() {
+    let fake = Fake::new().leak();
+    fake.block_device("vda", vec![0; 8192], T0);
+    let (d, wait) = run_root(fake, b"root=LABEL=nowhere rootwait=2");
+    assert!(wait.found.is_none());
+    assert_eq!((d.fake.time() - d.t0) / MS, 2000);
+    assert_eq!(d.status, 0, "the modules loaded; the missing root is init's to report");
+}
+
+#[test]
+fn mount_and_init_failures_come_back_to_init() {
+    let fake = Fake::new().leak();
+    fake.block_device("vdb", ext4_image(ROOT_UUID), T0);
+    let (_, wait) = run_root(fake, b"root=/dev/vdb rootfstype=broken");
+    let (node, fs) = wait.found.expect("found");
+    assert_eq!(super::root::switch_root(fake, &wait.spec, &node, fs, &[]), rustix::io::Errno::INVAL);
+    assert!(!fake.actions().iter().any(|a| a.starts_with("move")), "nothing moved after a failed mount");
+    let fake = Fake::new().leak();
+    fake.block_device("vdb", ext4_image(ROOT_UUID), T0);
+    let (_, wait) = run_root(fake, b"root=/dev/vdb init=/no/such/init");
+    let (node, fs) = wait.found.expect("found");
+    assert_eq!(super::root::switch_root(fake, &wait.spec, &node, fs, &[]), rustix::io::Errno::NOENT);
+    assert!(!fake.actions().iter().any(|a| a.starts_with("remove")), "the initramfs stays when the root has no init");
+}

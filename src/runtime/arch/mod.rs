@@ -36,6 +36,11 @@ pub fn monotonic_ns() -> u64 {
     imp::clock_ns(linux_raw_sys::general::CLOCK_MONOTONIC as i32).unwrap_or(0)
 }
 
+/// CLOCK_REALTIME, ns (0 when unreadable).
+pub fn realtime_ns() -> u64 {
+    imp::clock_ns(linux_raw_sys::general::CLOCK_REALTIME as i32).unwrap_or(0)
+}
+
 /// The CPU time task `pid` has used, ns: its process CPU clock
 /// (`MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)` of include/linux/posix-timers.h).
 /// A worker is a process of its own (not in our thread group), so its
@@ -90,6 +95,20 @@ impl Env {
 
     /// No environment at all.
     pub const EMPTY: Env = Env(core::ptr::null());
+}
+
+/// Replace the process image with `path`, arguments `args` and the
+/// environment `env` (at most [`MAX_EXEC_ARGS`] each). Returns only on
+/// failure, with the errno.
+pub fn exec_with(path: &CStr, args: &[&CStr], env: &[&CStr]) -> Errno {
+    let mut envp = [core::ptr::null::<u8>(); MAX_EXEC_ARGS + 1];
+    if env.len() > MAX_EXEC_ARGS {
+        return Errno::TOOBIG;
+    }
+    for (slot, e) in envp.iter_mut().zip(env) {
+        *slot = e.as_ptr() as *const u8;
+    }
+    exec(path, args, Env(envp.as_ptr()))
 }
 
 /// Most arguments [`exec`] passes.

@@ -96,6 +96,9 @@ struct Inner {
     no_watches: bool,
     /// Whether messages were sent to the kernel log too.
     kmsg: bool,
+    /// Block devices (name, contents) and what the hand-over did, in order.
+    blocks: Vec<(String, Vec<u8>)>,
+    actions: Vec<String>,
     /// Coldplug: the uevent socket is open; what it holds; lose the next
     /// uevents (the next read says ENOBUFS) when set.
     uevents_open: bool,
@@ -146,6 +149,8 @@ impl Fake {
                 pending: 0,
                 no_watches: false,
                 kmsg: false,
+                blocks: Vec::new(),
+                actions: Vec::new(),
                 uevents_open: false,
                 uevents: std::collections::VecDeque::new(),
                 lose_uevents: false,
@@ -209,6 +214,29 @@ impl Fake {
         let after = Some((module.replace('-', "_"), delay));
         self.lock().appear.push(Appear { path, at: None, after, modalias: Some(modalias.to_string()), sent: false });
         self
+    }
+
+    /// A block device `name` (`/dev/NAME`, `/sys/class/block/NAME`) with
+    /// these contents, there from virtual time `at` on (its node appears
+    /// then too).
+    pub fn block_device(&self, name: &str, contents: Vec<u8>, at: u64) -> &Self {
+        let mut g = self.lock();
+        // sysfs: the size in 512-byte sectors, the logical block size, and
+        // for a partition (a name that extends a disk's) its number.
+        let sys = |f: &str| std::format!("/sys/class/block/{name}/{f}");
+        g.files.insert(sys("size"), std::format!("{}\n", contents.len() / 512).into_bytes());
+        g.files.insert(sys("queue/logical_block_size"), b"512\n".to_vec());
+        if g.blocks.iter().any(|(d, _)| name.len() > d.len() && name.starts_with(d.as_str())) {
+            g.files.insert(sys("partition"), b"1\n".to_vec());
+        }
+        g.blocks.push((name.to_string(), contents));
+        g.appear.push(Appear { path: std::format!("/dev/{name}"), at: Some(at), after: None, modalias: None, sent: false });
+        self
+    }
+
+    /// What the root hand-over did (mounts, moves, exec), in order.
+    pub fn actions(&self) -> Vec<String> {
+        self.lock().actions.clone()
     }
 
     /// The uevent socket overflows: the next read says ENOBUFS.
@@ -488,6 +516,73 @@ impl Kernel for Fake {
         Ok(n)
     }
 
+    fn list_block_devices(&self, f: &mut dyn FnMut(&[u8])) {
+        let names: Vec<String> = {
+            let g = self.lock();
+            g.blocks.iter().filter(|(n, _)| Fake::exists(&g, &std::format!("/dev/{n}"))).map(|b| b.0.clone()).collect()
+        };
+        for n in names {
+            f(n.as_bytes());
+        }
+    }
+
+    fn read_at(&self, path: &CStr, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let g = self.lock();
+        let p = path.to_string_lossy();
+        let name = p.strip_prefix("/dev/").ok_or(Errno::NOENT)?;
+        if !Fake::exists(&g, &p) {
+            return Err(Errno::NOENT);
+        }
+        let (_, data) = g.blocks.iter().find(|(n, _)| n == name).ok_or(Errno::NOENT)?;
+        let from = data.get(offset as usize..).unwrap_or(&[]);
+        let n = from.len().min(buf.len());
+        buf[..n].copy_from_slice(&from[..n]);
+        Ok(n)
+    }
+
+    fn make_dir(&self, path: &CStr, _mode: u32) -> Result<(), Errno> {
+        self.lock().actions.push(std::format!("mkdir {}", path.to_string_lossy()));
+        Ok(())
+    }
+
+    fn mount(&self, source: &CStr, target: &CStr, fstype: &CStr, flags: u64, data: Option<&CStr>) -> Result<(), Errno> {
+        let mut g = self.lock();
+        let (src, t) = (source.to_string_lossy(), fstype.to_string_lossy());
+        g.actions.push(std::format!(
+            "mount {src} {} {t} {flags:#x} {}",
+            target.to_string_lossy(),
+            data.map_or(String::new(), |d| d.to_string_lossy().into_owned())
+        ));
+        // A scripted failure: a type named "broken".
+        if t == "broken" {
+            return Err(Errno::INVAL);
+        }
+        g.appear.push(Appear { path: "/root/sbin/init".into(), at: Some(0), after: None, modalias: None, sent: true });
+        Ok(())
+    }
+
+    fn move_mount(&self, from: &CStr, to: &CStr) -> Result<(), Errno> {
+        self.lock().actions.push(std::format!("move {} {}", from.to_string_lossy(), to.to_string_lossy()));
+        Ok(())
+    }
+
+    fn remove_initramfs(&self, keep: &CStr) {
+        self.lock().actions.push(std::format!("remove-initramfs keep {}", keep.to_string_lossy()));
+    }
+
+    fn enter_root(&self, dir: &CStr) -> Result<(), Errno> {
+        self.lock().actions.push(std::format!("enter {}", dir.to_string_lossy()));
+        Ok(())
+    }
+
+    fn exec(&self, path: &CStr, args: &[&CStr], env: &[&CStr]) -> Errno {
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let env: Vec<String> = env.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        self.lock().actions.push(std::format!("exec {} [{}] [{}]", path.to_string_lossy(), args.join(" "), env.join(" ")));
+        // The fake cannot become another program: as a failed exec.
+        Errno::NOEXEC
+    }
+
     fn scan_modaliases(&self, f: &mut dyn FnMut(&[u8])) {
         let present: Vec<String> = {
             let g = self.lock();
@@ -525,8 +620,11 @@ impl Kernel for Fake {
             g.timers.retain(|t| t.0 > now);
             g.running += due;
             let mut events = 0;
+            // A watch is on the path's directory (inotify on its nearest
+            // existing ancestor): anything created there wakes it.
+            let dir = |p: &str| p.rsplit_once('/').map_or(String::new(), |d| d.0.to_string());
             for w in g.watched.iter() {
-                if g.appear.iter().any(|a| a.at == Some(now) && glob_match(w.as_bytes(), a.path.as_bytes())) {
+                if g.appear.iter().any(|a| a.at == Some(now) && (glob_match(w.as_bytes(), a.path.as_bytes()) || dir(w) == dir(&a.path))) {
                     events |= if is_sys(w.as_bytes()) { Wake::UEVENT } else { Wake::FILES };
                 }
             }

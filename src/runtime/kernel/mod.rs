@@ -166,6 +166,35 @@ pub trait Kernel: Sync {
     /// `MODALIAS=` line of each `/sys/devices/**/uevent`).
     fn scan_modaliases(&self, f: &mut dyn FnMut(&[u8]));
 
+    // ---- /init's hand-over to the real root (see `root`) ----
+
+    /// Call `f` with the name of every block device (`/sys/class/block`).
+    fn list_block_devices(&self, f: &mut dyn FnMut(&[u8]));
+
+    /// Read `buf` from byte `offset` of the file (a block device) `path`.
+    fn read_at(&self, path: &CStr, offset: u64, buf: &mut [u8]) -> Result<usize, Errno>;
+
+    fn make_dir(&self, path: &CStr, mode: u32) -> Result<(), Errno>;
+
+    /// mount(2) with MS_* `flags` and file-system `data`.
+    fn mount(&self, source: &CStr, target: &CStr, fstype: &CStr, flags: u64, data: Option<&CStr>) -> Result<(), Errno>;
+
+    /// Move the mount at `from` to `to` (MS_MOVE).
+    fn move_mount(&self, from: &CStr, to: &CStr) -> Result<(), Errno>;
+
+    /// Delete the initramfs's files: everything on the file system of `/`,
+    /// when it is a ramfs or tmpfs and we are PID 1, but `keep` and never
+    /// crossing into another file system.
+    fn remove_initramfs(&self, keep: &CStr);
+
+    /// Make the mount at `dir` the root: chdir there, move it onto `/`,
+    /// chroot to it.
+    fn enter_root(&self, dir: &CStr) -> Result<(), Errno>;
+
+    /// Replace this process with `path`, arguments `args`, environment
+    /// `env`; returns only on failure.
+    fn exec(&self, path: &CStr, args: &[&CStr], env: &[&CStr]) -> Errno;
+
     /// Main task: sleep until a worker calls [`Kernel::wake`], a watched
     /// path may have changed, a uevent arrives (once a `/sys` path was
     /// watched), or `until` passes. A wake that came before the call makes

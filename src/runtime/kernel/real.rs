@@ -191,6 +191,64 @@ impl Kernel for Real {
         }
     }
 
+    fn list_block_devices(&self, f: &mut dyn FnMut(&[u8])) {
+        let Ok(fd) = rustix::fs::open(c"/sys/class/block", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+            return;
+        };
+        let mut space = [MaybeUninit::<u8>::uninit(); 2048];
+        let mut entries = RawDir::new(fd, &mut space);
+        while let Some(Ok(e)) = entries.next() {
+            let name = e.file_name().to_bytes();
+            if name.first() != Some(&b'.') {
+                f(name);
+            }
+        }
+    }
+
+    fn read_at(&self, path: &CStr, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        rustix::io::pread(&fd, buf, offset)
+    }
+
+    fn make_dir(&self, path: &CStr, mode: u32) -> Result<(), Errno> {
+        rustix::fs::mkdir(path, Mode::from_raw_mode(mode))
+    }
+
+    fn mount(&self, source: &CStr, target: &CStr, fstype: &CStr, flags: u64, data: Option<&CStr>) -> Result<(), Errno> {
+        let flags = rustix::mount::MountFlags::from_bits_retain(flags as _);
+        rustix::mount::mount(source, target, fstype, flags, data)
+    }
+
+    fn move_mount(&self, from: &CStr, to: &CStr) -> Result<(), Errno> {
+        rustix::mount::mount_move(from, to)
+    }
+
+    fn remove_initramfs(&self, keep: &CStr) {
+        const RAMFS_MAGIC: i64 = 0x8584_58f6;
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        // f_type is i64 on x86_64 and aarch64 but 32 bits on arm.
+        #[allow(clippy::unnecessary_cast)]
+        let ramfs = rustix::fs::statfs(c"/").is_ok_and(|s| matches!(s.f_type as i64, RAMFS_MAGIC | TMPFS_MAGIC));
+        if !ramfs || !rustix::process::getpid().is_init() {
+            return;
+        }
+        let Ok(root) = rustix::fs::open(c"/", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else { return };
+        let Ok(st) = rustix::fs::fstat(&root) else { return };
+        let keep = keep.to_bytes().strip_prefix(b"/").unwrap_or(b"");
+        remove_tree(&root, st.st_dev, keep, 0);
+    }
+
+    fn enter_root(&self, dir: &CStr) -> Result<(), Errno> {
+        rustix::process::chdir(dir)?;
+        rustix::mount::mount_move(c".", c"/")?;
+        rustix::process::chroot(c".")?;
+        rustix::process::chdir(c"/")
+    }
+
+    fn exec(&self, path: &CStr, args: &[&CStr], env: &[&CStr]) -> Errno {
+        crate::runtime::arch::exec_with(path, args, env)
+    }
+
     fn log_to_kmsg(&self) {
         if KMSG.get().is_none() {
             if let Ok(k) = rustix::fs::open(c"/dev/kmsg", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
@@ -269,6 +327,36 @@ fn open_uevents() -> Result<OwnedFd, Errno> {
     // Group 1: the kernel's own uevents (udev re-broadcasts on group 2).
     net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1))?;
     Ok(fd)
+}
+
+/// Delete the entries of `dir` that are on file system `dev` (directories
+/// after their contents), but `keep` (a name in the top directory).
+fn remove_tree(dir: &OwnedFd, dev: u64, keep: &[u8], depth: u32) {
+    let mut space = [MaybeUninit::<u8>::uninit(); 2048];
+    let Ok(listing) = rustix::fs::openat(dir, c".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else { return };
+    let mut entries = RawDir::new(listing, &mut space);
+    while let Some(Ok(e)) = entries.next() {
+        let name = e.file_name();
+        let n = name.to_bytes();
+        if n == b"." || n == b".." || (depth == 0 && n == keep) {
+            continue;
+        }
+        let Ok(st) = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) else { continue };
+        #[allow(clippy::unnecessary_cast)] // u32 on some architectures
+        if (st.st_dev as u64) != dev {
+            continue; // a mount point of another file system
+        }
+        if e.file_type() == rustix::fs::FileType::Directory {
+            if depth < SCAN_DEPTH {
+                if let Ok(sub) = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+                    remove_tree(&sub, dev, keep, depth + 1);
+                }
+            }
+            let _ = rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::REMOVEDIR);
+        } else {
+            let _ = rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty());
+        }
+    }
 }
 
 /// Sysfs nests devices about a dozen deep; this is far beyond.

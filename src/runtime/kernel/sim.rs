@@ -90,6 +90,30 @@ impl Kernel for Sim {
     fn scan_modaliases(&self, f: &mut dyn FnMut(&[u8])) {
         self.real.scan_modaliases(f)
     }
+    fn list_block_devices(&self, f: &mut dyn FnMut(&[u8])) {
+        self.real.list_block_devices(f)
+    }
+    fn read_at(&self, path: &CStr, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.real.read_at(path, offset, buf)
+    }
+    fn make_dir(&self, path: &CStr, mode: u32) -> Result<(), Errno> {
+        self.real.make_dir(path, mode)
+    }
+    fn mount(&self, source: &CStr, target: &CStr, fstype: &CStr, flags: u64, data: Option<&CStr>) -> Result<(), Errno> {
+        self.real.mount(source, target, fstype, flags, data)
+    }
+    fn move_mount(&self, from: &CStr, to: &CStr) -> Result<(), Errno> {
+        self.real.move_mount(from, to)
+    }
+    fn remove_initramfs(&self, keep: &CStr) {
+        self.real.remove_initramfs(keep)
+    }
+    fn enter_root(&self, dir: &CStr) -> Result<(), Errno> {
+        self.real.enter_root(dir)
+    }
+    fn exec(&self, path: &CStr, args: &[&CStr], env: &[&CStr]) -> Errno {
+        self.real.exec(path, args, env)
+    }
     fn sleep(&self, until: Option<u64>) -> Wake {
         self.real.sleep(until)
     }
