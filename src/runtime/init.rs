@@ -205,23 +205,10 @@ fn rd_timestamp(buf: &mut [u8; 64], t0: u64) -> &CStr {
         }
     };
     put(b"RD_TIMESTAMP=");
-    for (i, v) in [real, mono].into_iter().enumerate() {
-        if i == 1 {
-            put(b" ");
-        }
-        let mut digits = [0u8; 20];
-        let mut d = digits.len();
-        let mut v = v;
-        loop {
-            d -= 1;
-            digits[d] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        put(&digits[d..]);
-    }
+    let mut digits = [0u8; 20];
+    put(super::out::decimal(&mut digits, real));
+    put(b" ");
+    put(super::out::decimal(&mut digits, mono));
     put(b"\0");
     CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"HOME=/")
 }

@@ -73,19 +73,25 @@ impl Out {
 
 impl Out {
     #[inline(never)]
-    pub fn num(&mut self, mut n: u64) {
+    pub fn num(&mut self, n: u64) {
         let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.bytes(&digits[i..]);
+        self.bytes(decimal(&mut digits, n));
     }
+}
+
+/// `n` in decimal, in the tail of `buf`.
+#[inline(never)]
+pub fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 impl MessageSink for Out {

@@ -33,7 +33,7 @@ use rustix::io::Errno;
 
 use super::clock::MS;
 use super::kernel::{join_c, Kernel, Seen};
-use super::out::{emit, Out, Show, Sys};
+use super::out::{decimal, emit, Out, Show, Sys};
 use super::sched::Sched;
 use super::state::{at, STUCK};
 use super::supervisor::Hook;
@@ -220,27 +220,12 @@ impl<'a> RootWait<'a> {
 
 /// `MAJ:MIN` as sysfs writes it.
 fn fmt_devnum(buf: &mut [u8; 24], major: u32, minor: u32) -> &[u8] {
-    let mut len = 0;
-    for (i, v) in [major, minor].into_iter().enumerate() {
-        if i == 1 {
-            buf[len] = b':';
-            len += 1;
-        }
-        let mut digits = [0u8; 10];
-        let mut d = digits.len();
-        let mut v = v;
-        loop {
-            d -= 1;
-            digits[d] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        let part = &digits[d..];
-        buf[len..len + part.len()].copy_from_slice(part);
-        len += part.len();
-    }
+    let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
+    let (ma, mi) = (decimal(&mut a, major as u64), decimal(&mut b, minor as u64));
+    let len = ma.len() + 1 + mi.len();
+    buf[..ma.len()].copy_from_slice(ma);
+    buf[ma.len()] = b':';
+    buf[ma.len() + 1..len].copy_from_slice(mi);
     &buf[..len]
 }
 

@@ -693,11 +693,12 @@ fn coldplug_plan() -> PlanBuilder {
     pb
 }
 
-fn run_coldplug(pb: &PlanBuilder, fake: &'static Fake, cmdline: &'static [u8]) -> Done {
+/// The run context of `pb` on `fake` with kernel command line `cmdline`.
+fn prepared(pb: &PlanBuilder, fake: &'static Fake, cmdline: &[u8]) -> &'static Sched {
     let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
     let plan = Plan::parse(bytes).expect("plan parses");
     let setup = Setup {
-        plan_path: b"all.plan",
+        plan_path: b"test.plan",
         force: true,
         module_dir: None,
         module_timeout_ms: None,
@@ -706,7 +707,11 @@ fn run_coldplug(pb: &PlanBuilder, fake: &'static Fake, cmdline: &'static [u8]) -
             cmdline.len()
         }),
     };
-    let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
+    std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")))
+}
+
+fn run_coldplug(pb: &PlanBuilder, fake: &'static Fake, cmdline: &'static [u8]) -> Done {
+    let s = prepared(pb, fake, cmdline);
     let t0 = fake.time();
     let r = Run { wanted: &[], blacklist: false, jobs: Some(2), deadline_ms: Some(30_000), quiet: true, summary: false, coldplug: Some(200), hook: None, trace: None };
     let status = run::execute(s, t0, r);
@@ -805,19 +810,7 @@ const ROOT_UUID: [u8; 16] = [0x3f, 0x1a, 0x2b, 0x4c, 0x5d, 0x6e, 0x47, 0x80, 0x9
 fn run_root(fake: &'static Fake, cmdline: &'static [u8]) -> (Done, super::root::RootWait<'static>) {
     use crate::blockid::RootSpec;
     let pb = plan_of(vec![module("crc16", 0, &[]), module("ext4", 0, &[(0, true)]), module("virtio_blk", 0, &[])]);
-    let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
-    let plan = Plan::parse(bytes).expect("plan parses");
-    let setup = Setup {
-        plan_path: b"root.plan",
-        force: true,
-        module_dir: None,
-        module_timeout_ms: None,
-        cmdline: CmdlineBuf::read_with(|b| {
-            b[..cmdline.len()].copy_from_slice(cmdline);
-            cmdline.len()
-        }),
-    };
-    let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
+    let s = prepared(&pb, fake, cmdline);
     let spec = RootSpec::parse(s.cmdline.view()).expect("root= parses");
     let t0 = fake.time();
     let mut wait = super::root::RootWait::new(spec, t0);
