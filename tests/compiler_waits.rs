@@ -1,5 +1,6 @@
-//! `wait-for` statements (device and sysfs readiness) in the compiler's
-//! configuration, against the fixture tree tests/fixtures/waits.
+//! parmod's own configuration statements, `wait-for` (device and sysfs
+//! readiness) and `module-timeout`, against the fixture tree
+//! tests/fixtures/waits.
 #![cfg(feature = "host")]
 
 use std::path::{Path, PathBuf};
@@ -201,6 +202,13 @@ fn errors_name_file_and_line() {
             "wait-for /dev/x after 'other': module 'other' is not in the plan: it is neither requested nor a dependency",
         ),
         ("unknown-module.conf", 1, "module 'no_such_module' is not in the plan: no such module"),
+        ("mt-zero.conf", 1, "module-timeout: 0 ms: give a number of milliseconds from 1"),
+        ("mt-glob.conf", 1, "module-timeout: 'snd_*' is a glob; module-timeout takes one module name"),
+        ("mt-unknown.conf", 1, "module-timeout no_such_module 100: no such module in this kernel"),
+        ("mt-no-ms.conf", 1, "module-timeout: needs milliseconds after 'snd'"),
+        ("mt-extra.conf", 1, "module-timeout: unexpected '200' after the milliseconds"),
+        ("mt-not-number.conf", 1, "module-timeout: 'soon' is not a number of milliseconds"),
+        ("mt-empty.conf", 1, "module-timeout: needs a module name and milliseconds"),
     ];
     for (file, line, msg) in cases {
         let err = compile_err(file, &["snd_hda", "e1000"]);
@@ -226,4 +234,22 @@ fn library_api_fills_plan_builder_waits() {
         assert_ne!(m, NONE);
         assert!((m as usize) < b.modules.len());
     }
+}
+
+#[test]
+fn module_timeout_sets_a_module_s_own_timeout() {
+    let conf = root().join("extra/module-timeout.conf");
+    let (bytes, plan) = compile("module-timeout", &["--config", conf.to_str().unwrap(), "snd-hda", "e1000"]);
+    let p = Plan::parse(&bytes).unwrap();
+    let own: Vec<(String, u32)> = p.modules().map(|m| (String::from_utf8_lossy(m.name()).into_owned(), m.timeout_ms())).collect();
+    let of = |n: &str| own.iter().find(|(m, _)| m == n).map(|x| x.1);
+    assert_eq!(of("snd_hda"), Some(30000), "{own:?}");
+    assert_eq!(of("e1000"), Some(200), "the later statement wins: {own:?}");
+    assert_eq!(of("snd"), Some(0), "no statement: the runtime derives it: {own:?}");
+    assert_eq!(of("other"), None, "not planned: {own:?}");
+    let t = show_text(&plan);
+    assert!(t.contains(", timeout 30000 ms"), "{t}");
+    let j = show_json(&plan);
+    let e1000 = j["modules"].as_array().unwrap().iter().find(|m| m["name"] == "e1000").expect("e1000 in show --json");
+    assert_eq!(e1000["timeout_ms"], json!(200));
 }

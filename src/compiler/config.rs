@@ -30,8 +30,9 @@
 //!   either) are warned about too. `weakdep` (kmod 33+) names modules modprobe
 //!   does not load: accepted and ignored, silently.
 //!
-//! parmod adds one statement, `wait-for PATH [after MODULE] [timeout MS]`
-//! (device and sysfs readiness; see docs/config.md). It may appear in
+//! parmod adds two statements, `wait-for PATH [after MODULE] [timeout MS]`
+//! (device and sysfs readiness) and `module-timeout NAME MS` (one module's
+//! stuck timeout); see docs/config.md. They may appear in
 //! modprobe.d (kmod warns about the unknown keyword and goes on) and in
 //! parmod's own directories, `etc/parmod.d` and `lib/parmod.d`, which take the
 //! modprobe.d syntax and are read after it.
@@ -78,6 +79,19 @@ pub struct ModprobeConfig {
     pub installs: Vec<Install>,
     /// `wait-for` statements (parmod's own), in reading order.
     pub waits: Vec<DeviceWaitDecl>,
+    /// `module-timeout NAME MS` statements (parmod's own), in reading order.
+    pub module_timeouts: Vec<ModuleTimeoutDecl>,
+}
+
+/// `module-timeout NAME MS`: module NAME's stuck timeout, instead of the one
+/// derived from its expected load time.
+#[derive(Clone, Debug)]
+pub struct ModuleTimeoutDecl {
+    /// Canonical module name.
+    pub name: String,
+    /// ms, at least 1.
+    pub timeout_ms: u32,
+    pub source: Source,
 }
 
 /// `install PATTERN COMMAND`.
@@ -344,12 +358,37 @@ pub fn parse_modprobe_text(
                 let (path, after, timeout_ms) = w;
                 cfg.waits.push(DeviceWaitDecl { path, after, timeout_ms, source: src });
             }
+            "module-timeout" => {
+                let (name, timeout_ms) = parse_module_timeout(rest).map_err(|m| err(format!("module-timeout: {m}")))?;
+                cfg.module_timeouts.push(ModuleTimeoutDecl { name, timeout_ms, source: src });
+            }
             other => skip(&format!(
-                "unknown keyword '{other}' (expected alias, blacklist, options, softdep, weakdep, install, remove or wait-for)"
+                "unknown keyword '{other}' (expected alias, blacklist, options, softdep, weakdep, install, remove, wait-for or module-timeout)"
             )),
         }
     }
     Ok(())
+}
+
+/// The words after `module-timeout`: `NAME MS`.
+fn parse_module_timeout(rest: &str) -> std::result::Result<(String, u32), String> {
+    const USAGE: &str = "module-timeout NAME MS";
+    let mut words = rest.split_ascii_whitespace();
+    let name = words.next().ok_or(format!("needs a module name and milliseconds: {USAGE}"))?;
+    let v = words.next().ok_or(format!("needs milliseconds after '{name}': {USAGE}"))?;
+    if let Some(extra) = words.next() {
+        return Err(format!("unexpected '{extra}' after the milliseconds: {USAGE}"));
+    }
+    if name.contains(['*', '?', '[']) {
+        return Err(format!("'{name}' is a glob; module-timeout takes one module name"));
+    }
+    let ms: u32 = v.parse().map_err(|_| format!("'{v}' is not a number of milliseconds (1 to 4294967295)"))?;
+    if ms == 0 {
+        return Err("0 ms: give a number of milliseconds from 1 to 4294967295 (a module that may take \
+                    very long gets a large one; --deadline still bounds the run)"
+            .into());
+    }
+    Ok((canonical(name), ms))
 }
 
 /// Check a `wait-for` path; the message says what is wrong.

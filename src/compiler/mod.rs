@@ -385,7 +385,7 @@ pub fn compile_requests(
             params,
             flags,
             weight_us: node.weight_us,
-            timeout_ms: 0,
+            timeout_ms: module_timeout(&cfg.module_timeouts, &node.name),
             file_size: node.file_size,
             deps,
             post_deps: node.post_deps.iter().map(|&d| pos[d]).collect(),
@@ -394,6 +394,7 @@ pub fn compile_requests(
         });
     }
     b.waits = resolve_waits(&cfg.waits, &g, &pos, idx)?;
+    check_module_timeouts(&cfg.module_timeouts, idx)?;
     // Aliases of the modules in the plan, in kmod's lookup order: modprobe.d
     // first (counted in the header), then modules.symbols, modules.alias and
     // the built-ins' modinfo aliases.
@@ -519,6 +520,29 @@ fn firmware_warning(module: &str, root: &Path, missing: &[String], total: usize)
 
 /// Turn the `wait-for` statements into the plan's waits: `after MODULE` must
 /// name a module of the plan (a requested module or one pulled in).
+/// The `module-timeout` for `name` (0: none, the runtime derives one); the
+/// last statement for a name wins, as a later file overrides an earlier one.
+fn module_timeout(decls: &[config::ModuleTimeoutDecl], name: &str) -> u32 {
+    decls.iter().rev().find(|d| d.name == name).map_or(0, |d| d.timeout_ms)
+}
+
+/// `module-timeout` statements must name modules of this kernel (a statement
+/// for a module the plan does not load is kept for plans that do).
+fn check_module_timeouts(decls: &[config::ModuleTimeoutDecl], idx: &kmod::KmodIndex) -> Result<()> {
+    match decls.iter().find(|d| !idx.knows(&d.name)) {
+        None => Ok(()),
+        Some(d) => Err(Error::Config {
+            path: d.source.path.clone(),
+            line: d.source.line,
+            msg: format!(
+                "module-timeout {} {}: no such module in this kernel's modules.dep or modules.builtin \
+                 (module-timeout takes a module name, not an alias)",
+                d.name, d.timeout_ms
+            ),
+        }),
+    }
+}
+
 fn resolve_waits(
     decls: &[config::DeviceWaitDecl],
     g: &Graph,

@@ -97,12 +97,13 @@ pub fn text(plan: &Plan<'_>) -> String {
         };
         let _ = writeln!(
             o,
-            "{:5} {}{}  priority {} us, weight {} us  {where_}",
+            "{:5} {}{}  priority {} us, weight {} us{}  {where_}",
             m.index(),
             s(m.name()),
             if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) },
             m.priority_us(),
             m.weight_us(),
+            if m.timeout_ms() == 0 { String::new() } else { format!(", timeout {} ms", m.timeout_ms()) },
         );
         let hard = names(plan, m.deps(), Some(true));
         if !hard.is_empty() {
