@@ -17,10 +17,9 @@
 # Environment: PARMOD, PARMOD_PLAN (binaries; default: built with make into
 # target/x86_64-unknown-linux-musl), KVER, QEMU_TIMEOUT (per boot, default 120).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
-W=$repo/build/qemu
+W=$QT_REPO/build/qemu
 ONLY="" MODE=auto
 ALL="fixture-graph failure stuck late-waits real-devices real-large busybox-next cmdline rescue-next rescue-plan"
 while [ $# -gt 0 ]; do
@@ -28,32 +27,20 @@ while [ $# -gt 0 ]; do
         --only) ONLY=${2//,/ }; shift 2 ;;
         --mode) MODE=$2; shift 2 ;;
         --list) echo "$ALL"; exit 0 ;;
-        *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        *) qt_usage ;;
     esac
 done
 [ -n "$ONLY" ] || ONLY=$ALL
 TMO=${QEMU_TIMEOUT:-120}
-[ "$(id -u)" = 0 ] || { echo "run: must run as root (apt-get, mknod in the images)" >&2; exit 1; }
-
-log() { echo "run: $*" >&2; }
+qt_need_root "apt-get, mknod in the images"
+log() { qt_log "$@"; }
 t_start=$(date +%s)
 
 # --- set-up ---------------------------------------------------------------
-KVER=${KVER:-$("$here/setup.sh" --quiet | sed -n 's/^KVER=//p')}
-[ -n "$KVER" ] || { echo "run: no kernel" >&2; exit 1; }
+qt_kernel --arch x86_64
 log "kernel $KVER"
-
-if [ -z "${PARMOD:-}" ] || [ -z "${PARMOD_PLAN:-}" ]; then
-    log "building parmod (make build)"
-    make -C "$repo" --no-print-directory build >"$W.build.log" 2>&1 || {
-        cat "$W.build.log" >&2
-        echo "run: make build failed" >&2
-        exit 1
-    }
-    PARMOD=${PARMOD:-$repo/target/x86_64-unknown-linux-musl/release/parmod}
-    PARMOD_PLAN=${PARMOD_PLAN:-$repo/target/x86_64-unknown-linux-musl/host/parmod-plan}
-fi
-[ -x "$PARMOD" ] && [ -x "$PARMOD_PLAN" ] || { echo "run: no parmod binaries" >&2; exit 1; }
+mkdir -p "$W/logs" "$W/img" "$W/conf"
+qt_binaries --arch x86_64 "$W.build.log"
 if [ "$MODE" = auto ]; then
     if "$PARMOD" --help 2>&1 | grep -q -- '--init'; then MODE=init; else MODE=script; fi
 fi
@@ -62,13 +49,8 @@ PERSONALITY=no
 "$PARMOD" --help 2>&1 | grep -q 'modprobe \[-q\]' && PERSONALITY=yes
 log "mode $MODE (parmod as /init: $([ "$MODE" = init ] && echo yes || echo no, a busybox script runs it))"
 
-mkdir -p "$W/logs" "$W/img" "$W/conf"
 log "building fixtures"
-make -C "$here/fixtures" --no-print-directory KVER="$KVER" OUTDIR="$W/fixtures" >"$W/logs/fixtures.log" 2>&1 || {
-    cat "$W/logs/fixtures.log" >&2
-    echo "run: fixture build failed" >&2
-    exit 1
-}
+qt_fixtures "$W/fixtures"
 
 cat > "$W/conf/pm-fixtures.conf" <<'EOF'
 options pm_params level=7 tag=hello
@@ -78,26 +60,15 @@ EOF
 ROOT=$W/root
 MODDIR=$ROOT/lib/modules/$KVER
 log "staging module tree $ROOT"
-"$repo/initramfs/stage-modules.sh" --kver "$KVER" -o "$ROOT" \
-    --extra-dir "parmod:$W/fixtures" --modprobe-conf "$W/conf/pm-fixtures.conf" 2>"$W/logs/stage.log" || {
-    cat "$W/logs/stage.log" >&2
-    exit 1
-}
-if ! grep -q 'softdep pm_soft_main pre: pm_soft_pre' "$MODDIR/modules.softdep"; then
-    # Older depmod: give the softdep through modprobe.d instead.
-    echo "softdep pm_soft_main pre: pm_soft_pre" >> "$ROOT/etc/modprobe.d/pm-fixtures.conf"
-fi
+qt_stage "$ROOT" --extra-dir "parmod:$W/fixtures" --modprobe-conf "$W/conf/pm-fixtures.conf"
 
 # Scenarios collect failures themselves: no errexit from here on.
 set +e
 
 # --- helpers --------------------------------------------------------------
 PASSED=0 FAILED=0 SKIPPED=0
-REASONS=""
 LOG=""
 SUMMARY=""
-
-fail() { REASONS="${REASONS:+$REASONS; }$*"; }
 
 # plan NAME [compile options and module names...]
 plan() {
@@ -113,11 +84,11 @@ image() {
     shift
     local args=(--kver "$KVER" --modules-dir "$MODDIR" --plan "$W/img/$name.plan"
         --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" --busybox
-        --extra "$here/guest/check.sh:/sbin/check" "$@" -o "$W/img/$name.img")
+        --extra "$QT_HERE/guest/check.sh:/sbin/check" "$@" -o "$W/img/$name.img")
     if [ "$MODE" = script ]; then
-        args+=(--init-script "$here/guest/init.sh")
+        args+=(--init-script "$QT_HERE/guest/init.sh")
     fi
-    "$repo/initramfs/mkinitramfs.sh" "${args[@]}" 2>"$W/logs/$name.img.log" || {
+    "$QT_REPO/initramfs/mkinitramfs.sh" "${args[@]}" 2>"$W/logs/$name.img.log" || {
         cat "$W/logs/$name.img.log" >&2
         return 1
     }
@@ -127,16 +98,11 @@ image() {
 boot() {
     local name=$1 append=$2
     shift 2
-    local raw=$W/logs/$name.console.log
-    local t0 t1 rc=0
-    t0=$(date +%s.%N)
-    "$here/boot.sh" --kver "$KVER" --initrd "$W/img/$name.img" --timeout "$TMO" \
-        --log "$raw" --quiet --append "$append" -- "$@" 2>"$W/logs/$name.boot.log" || rc=$?
-    t1=$(date +%s.%N)
     LOG=$W/logs/$name.log
-    tr -d '\r' < "$raw" > "$LOG"
-    BOOT_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
-    if [ "$rc" = 124 ]; then
+    qt_boot --arch x86_64 --initrd "$W/img/$name.img" --timeout "$TMO" \
+        --log "$LOG" --append "$append" -- "$@"
+    BOOT_SECS=$QT_BOOT_SECS
+    if [ "$QT_BOOT_RC" = 124 ]; then
         fail "QEMU timed out after ${TMO} s"
     fi
     grep -q '^T: check-done' "$LOG" || fail "the next stage did not finish (no check-done)"
@@ -145,13 +111,6 @@ boot() {
     fi
 }
 
-# t KEY: value of the first "T: KEY ..." line.
-t() { sed -n "s/^T: $1 //p" "$LOG" | head -n1; }
-has_module() { t modules | tr ' ' '\n' | grep -qx "$1"; }
-# parmod's summary line ("parmod: N loaded (...) ... in T ms").
-summary() { grep -m1 -o 'parmod: [0-9]* loaded.*in [0-9]* ms' "$LOG" || true; }
-summary_field() { summary | grep -o "[0-9]* $1" | head -n1 | cut -d' ' -f1; }
-summary_ms() { summary | sed -n 's/.* in \([0-9]*\) ms$/\1/p'; }
 # ktime_ns of "pm_fixture: NAME init start|end NS" (empty when absent).
 kt() { sed -n "s/.*pm_fixture: $1 init $2 \([0-9]*\).*/\1/p" "$LOG" | head -n1; }
 
@@ -201,13 +160,12 @@ check_order() {
 # must decode with parmod-plan show --trace against its plan.
 check_trace() {
     local name=$1
-    sed -n '/^T: trace-begin$/,/^T: trace-end$/p' "$LOG" | grep -v '^T: ' | base64 -d > "$W/logs/$name.trace" 2>/dev/null
-    if [ ! -s "$W/logs/$name.trace" ]; then
+    if ! qt_trace "$LOG" "$W/logs/$name.trace"; then
         fail "no trace from the guest ($(grep -m1 '^T: trace-' "$LOG" || echo 'nothing'))"
         return
     fi
-    "$PARMOD_PLAN" show --trace "$W/logs/$name.trace" "$W/img/$name.plan" > "$W/logs/$name.trace.txt" 2>&1 \
-        || fail "parmod-plan show --trace failed: $(head -n3 "$W/logs/$name.trace.txt")"
+    "$PARMOD_PLAN" show --trace "$W/logs/$name.trace" --json "$W/img/$name.plan" > "$W/logs/$name.trace.json" 2>&1 \
+        || fail "parmod-plan show --trace failed: $(head -n3 "$W/logs/$name.trace.json")"
 }
 
 finish() {
@@ -472,7 +430,7 @@ scenario_real-large() {
     # shellcheck disable=SC2086
     plan "$name" $LARGE_SET || { fail "plan compile failed"; return; }
     local n
-    n=$("$PARMOD_PLAN" show --json "$W/img/$name.plan" | grep -c '"path": "')
+    n=$(plan_files "$W/img/$name.plan")
     image "$name" || { fail "image build failed"; return; }
     [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
     boot "$name" "$append" -cpu max
@@ -491,7 +449,7 @@ scenario_busybox-next() {
     local name=busybox-next append="quiet"
     plan "$name" --config "$ROOT/etc/modprobe.d" pm_chain_c pm_params || { fail "plan compile failed"; return; }
     echo /sbin/init > "$W/conf/$name.next"
-    image "$name" --extra "$here/guest/inittab:/etc/inittab" \
+    image "$name" --extra "$QT_HERE/guest/inittab:/etc/inittab" \
         --extra "$W/conf/$name.next:/etc/next" \
         --extra "$W/img/busybox-init-link:/sbin/init" || { fail "image build failed"; return; }
     # Default parmod.next is /sbin/init: nothing to add in init mode.
