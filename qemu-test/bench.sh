@@ -35,10 +35,9 @@
 # quick runs), BENCH_DIR (default build/bench), PARMOD, PARMOD_PLAN, KVER,
 # QEMU_TIMEOUT (per boot, default 240), BENCH_SMP (default 2).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
-W=${BENCH_DIR:-$repo/build/bench}
+W=${BENCH_DIR:-$QT_REPO/build/bench}
 BOOTS=${BENCH_BOOTS:-3}
 WORKLOADS=${BENCH_WORKLOADS:-real fixture}
 SUMMARY_ONLY=0 MORE=0
@@ -49,42 +48,35 @@ while [ $# -gt 0 ]; do
         --workloads) WORKLOADS=${2//,/ }; shift 2 ;;
         --summary-only) SUMMARY_ONLY=1; shift ;;
         --more) MORE=$2; shift 2 ;;
-        *) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        *) qt_usage ;;
     esac
 done
 TMO=${QEMU_TIMEOUT:-240}
 MAX_OTHER=${BENCH_MAX_OTHER:-0.1}
 RETRIES=${BENCH_RETRIES:-1}
-[ "$(id -u)" = 0 ] || { echo "bench: must run as root (apt-get, mknod in the images)" >&2; exit 1; }
-log() { echo "bench: $*" >&2; }
+qt_need_root "apt-get, mknod in the images"
+log() { qt_log "$@"; }
 
 # The real set: run.sh's real-large list plus USB storage and a few more drivers.
 REAL_SET="amdgpu i915 nouveau radeon btrfs xfs ext4 f2fs mac80211 iwlwifi ath9k snd_hda_intel snd_hda_codec_realtek e1000e igb ixgbe r8169 tg3 nvme ahci virtio_net virtio_gpu btusb usbhid hid_generic uvcvideo usb_storage uas xhci_pci dm_crypt raid456 nf_tables bridge vxlan wireguard sctp fuse overlay"
 FIXTURE_SET="pm_chain_c pm_diamond_top pm_soft_main pm_params pm_request pm_requested pm_late_misc pm_late_attr"
 VARIANTS_COMMON="modprobe-a busybox xargs-P2 xargs-P8 parmod-j1 parmod-j2 parmod-j4 parmod-j8"
 
-KVER=${KVER:-$("$here/setup.sh" --quiet | sed -n 's/^KVER=//p')}
-[ -n "$KVER" ] || { echo "bench: no kernel" >&2; exit 1; }
+qt_kernel --arch x86_64
 mkdir -p "$W/logs" "$W/img" "$W/conf" "$W/traces"
 
-if [ "$SUMMARY_ONLY" = 1 ]; then
-    PARMOD_PLAN=${PARMOD_PLAN:-$repo/target/x86_64-unknown-linux-musl/host/parmod-plan}
-elif [ "$MORE" -gt 0 ]; then
+if [ "$SUMMARY_ONLY" = 1 ] || [ "$MORE" -gt 0 ]; then
     # The images hold the binaries of the first run.
     PARMOD=$W/bin/parmod PARMOD_PLAN=$W/bin/parmod-plan
+    [ -x "$PARMOD_PLAN" ] || qt_die "no earlier run in $W (no $PARMOD_PLAN)"
 else
-    if [ -z "${PARMOD:-}" ] || [ -z "${PARMOD_PLAN:-}" ]; then
-        log "building parmod (make build)"
-        make -C "$repo" --no-print-directory build >"$W/build.log" 2>&1 || { cat "$W/build.log" >&2; exit 1; }
-        PARMOD=${PARMOD:-$repo/target/x86_64-unknown-linux-musl/release/parmod}
-        PARMOD_PLAN=${PARMOD_PLAN:-$repo/target/x86_64-unknown-linux-musl/host/parmod-plan}
-    fi
+    qt_binaries --arch x86_64 "$W/build.log"
     # Private copies: a rebuild in the tree during the run changes nothing here.
     mkdir -p "$W/bin"
     cp "$PARMOD" "$W/bin/parmod"
     cp "$PARMOD_PLAN" "$W/bin/parmod-plan"
     PARMOD=$W/bin/parmod PARMOD_PLAN=$W/bin/parmod-plan
-    git -C "$repo" log -1 --format='%h %s' > "$W/commit" 2>/dev/null || true
+    git -C "$QT_REPO" log -1 --format='%h %s' > "$W/commit" 2>/dev/null || true
 fi
 ROOT=$W/root
 MODDIR=$ROOT/lib/modules/$KVER
@@ -99,18 +91,12 @@ set_of() { if [ "$1" = real ]; then echo "$REAL_SET"; else echo "$FIXTURE_SET"; 
 # --- set-up: fixtures, staging tree, kmod for the guest ----------------------
 setup() {
     log "kernel $KVER; building fixtures"
-    make -C "$here/fixtures" --no-print-directory KVER="$KVER" OUTDIR="$W/fixtures" >"$W/logs/fixtures.log" 2>&1 \
-        || { cat "$W/logs/fixtures.log" >&2; exit 1; }
+    qt_fixtures "$W/fixtures"
     cat > "$W/conf/pm-fixtures.conf" <<'EOF'
 options pm_params level=7 tag=hello
 EOF
     log "staging module tree $ROOT"
-    "$repo/initramfs/stage-modules.sh" --kver "$KVER" -o "$ROOT" \
-        --extra-dir "parmod:$W/fixtures" --modprobe-conf "$W/conf/pm-fixtures.conf" 2>"$W/logs/stage.log" \
-        || { cat "$W/logs/stage.log" >&2; exit 1; }
-    if ! grep -q 'softdep pm_soft_main pre: pm_soft_pre' "$MODDIR/modules.softdep"; then
-        echo "softdep pm_soft_main pre: pm_soft_pre" >> "$ROOT/etc/modprobe.d/pm-fixtures.conf"
-    fi
+    qt_stage "$ROOT" --extra-dir "parmod:$W/fixtures" --modprobe-conf "$W/conf/pm-fixtures.conf"
     # kmod is dynamically linked: the binary, its libraries and the loader.
     KMOD_EXTRAS=()
     local kmod lib
@@ -143,8 +129,8 @@ plan_of() { # workload -> compile the size-weighted plan
 image_of() { # workload (uses $W/img/$w.plan and $W/img/$w-profile.plan)
     local w=$1
     set_of "$w" > "$W/conf/$w.modules"
-    "$repo/initramfs/mkinitramfs.sh" --kver "$KVER" --modules-dir "$MODDIR" --plan "$W/img/$w.plan" \
-        --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" --busybox --init-script "$here/guest/bench-init.sh" \
+    "$QT_REPO/initramfs/mkinitramfs.sh" --kver "$KVER" --modules-dir "$MODDIR" --plan "$W/img/$w.plan" \
+        --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" --busybox --init-script "$QT_HERE/guest/bench-init.sh" \
         "${KMOD_EXTRAS[@]}" --extra "$W/conf/$w.modules:/etc/bench-modules" \
         --extra "$W/img/$w-profile.plan:/etc/parmod-profile.plan" \
         -o "$W/img/$w.img" 2>"$W/logs/$w.img.log" || { cat "$W/logs/$w.img.log" >&2; exit 1; }
@@ -187,15 +173,14 @@ bootone() {
         *) echo "bench: unknown variant $v" >&2; exit 2 ;;
     esac
     local name=$w.$v.$tag
-    local raw=$W/logs/$name.console.log logf=$W/logs/$name.log
+    local logf=$W/logs/$name.log
     local la rc=0 b0 b1 c0 c1 t0 t1
     wait_quiet
     la=$(cut -d' ' -f1,2 /proc/loadavg)
     times > "$W/.times0"
     b0=$(cpu_busy) t0=$(date +%s.%N)
-    "$here/boot.sh" --kver "$KVER" --initrd "$W/img/$w.img" --timeout "$TMO" --smp "$SMP" \
-        --log "$raw" --quiet --append "quiet bench.variant=$kind bench.jobs=$jobs" -- -cpu max \
-        2>"$W/logs/$name.boot.log" || rc=$?
+    qt_boot --arch x86_64 --initrd "$W/img/$w.img" --timeout "$TMO" --smp "$SMP" \
+        --log "$logf" --append "quiet bench.variant=$kind bench.jobs=$jobs" -- -cpu max || rc=$?
     times > "$W/.times1"
     b1=$(cpu_busy) t1=$(date +%s.%N)
     c0=$(secs_of "$W/.times0") c1=$(secs_of "$W/.times1")
@@ -203,7 +188,6 @@ bootone() {
     other=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
         'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
     ok=$(awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{print (o <= m) ? 1 : 0}')
-    tr -d '\r' < "$raw" > "$logf"
     local s e ms mods grc
     s=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: start$/\1/p' "$logf" | head -n1)
     e=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: end$/\1/p' "$logf" | head -n1)
@@ -216,7 +200,7 @@ bootone() {
     grc=$(sed -n 's/^T: bench-rc //p' "$logf" | head -n1)
     sed -n 's/^T: modules //p' "$logf" | head -n1 | tr ' ' '\n' | grep . > "$W/logs/$name.modules" || true
     if grep -q '^T: trace-begin$' "$logf"; then
-        sed -n '/^T: trace-begin$/,/^T: trace-end$/p' "$logf" | grep -v '^T: ' | base64 -d > "$W/traces/$name.trace" 2>/dev/null || true
+        qt_trace "$logf" "$W/traces/$name.trace" || true
     fi
     [ "$rc" = 0 ] || log "$name: QEMU exit $rc"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$v" "$tag" "$ms" "${mods:-NA}" "${grc:-NA}" \
@@ -269,7 +253,7 @@ run_setup_workload() {
             || { cat "$W/logs/$w.profile-plan.log" >&2; exit 1; }
         image_of "$w"
     fi
-    log "$w: $(du -m "$W/img/$w.img" | cut -f1) MB image, $("$PARMOD_PLAN" show "$W/img/$w.plan" | sed -n 's/^modules: *//p')"
+    log "$w: $(du -m "$W/img/$w.img" | cut -f1) MB image, $(plan_q "$W/img/$w.plan" .module_count) modules in the plan"
 }
 
 # --- summary ------------------------------------------------------------------
@@ -320,7 +304,7 @@ summary() {
                 bound=$cp
             fi
             echo
-            echo "### $w ($(wc -w < <(set_of "$w")) requested, $("$PARMOD_PLAN" show "$W/img/$w.plan" | sed -n 's/^modules: *\([0-9]*\).*/\1/p') modules in the plan)"
+            echo "### $w ($(wc -w < <(set_of "$w")) requested, $(plan_q "$W/img/$w.plan" .module_count) modules in the plan)"
             echo
             echo "Lower bound from the parmod -j 1 traces (median): critical path $cp ms, work $wk ms; bound = $( [ "$w" = real ] && echo "max(critical path, work / $SMP)" || echo "critical path") = $bound ms"
             echo

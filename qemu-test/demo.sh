@@ -11,17 +11,16 @@
 #
 #   qemu-test/demo.sh            PARMOD, PARMOD_PLAN: binaries (default: make build)
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
-OUT=$repo/build/demo
-[ "$(id -u)" = 0 ] || { echo "demo: must run as root (apt-get, QEMU images)" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+[ $# = 0 ] || qt_usage
+OUT=$QT_REPO/build/demo
+qt_need_root "apt-get, QEMU images"
 mkdir -p "$OUT"
 
 # The benchmark does the set-up, the image and the boots: one boot of each.
 echo "demo: setting up (packages, fixtures, module tree, image) and booting twice; ~2 min" >&2
 BENCH_BOOTS=1 BENCH_RETRIES=0 BENCH_QUIET_WAIT=0 BENCH_VARIANTS="modprobe-a parmod-j2" BENCH_DIR=$OUT/work \
-    "$here/bench.sh" --workloads real > "$OUT/bench.txt"
+    "$QT_HERE/bench.sh" --workloads real > "$OUT/bench.txt"
 
 W=$OUT/work
 RES=$W/results.tsv
