@@ -17,15 +17,19 @@
 #   qt_stage ROOT [stage-modules.sh options]   the staging module tree
 #   qt_boot --arch A ...   one QEMU boot (see below)
 #   qt_trace LOG OUT       the trace the guest printed in base64, decoded
-#   plan_q PLAN FILTER     jq FILTER over `parmod-plan show --json PLAN`
-#   trace_q TRACE PLAN FILTER   jq FILTER over `show --trace TRACE --json PLAN`
+#   plan_q PLAN [JQ OPTIONS] FILTER   jq over `parmod-plan show --json PLAN`
+#   trace_q TRACE PLAN [JQ OPTIONS] FILTER   jq over `show --trace TRACE --json PLAN`
+#   plan_files PLAN, trace_t0 TRACE PLAN   module files in a plan; a trace's time origin
 #   fail MSG, t KEY, has_module M, summary, summary_field WORD, summary_ms
 #                          checks on the console log $LOG (failures add to $REASONS)
 #
-# Guest kernels: x86_64 boots a kernel installed on the host (KVER= picks
-# one; default: the one linux-image-amd64 depends on); arm64 and armhf boot
-# Debian's kernel for that architecture, downloaded with `apt-get download`
-# and unpacked into build/ARCH/ (multiarch; nothing is installed).
+# Guest kernels: x86_64 boots a kernel installed on the host: KVER= an exact
+# version (6.1.0-57-amd64) or a Debian 12 series (6.1, 6.12); default: the one
+# linux-image-amd64 depends on. One that is not installed is installed with
+# apt-get, image and headers (the fixtures are built against them). arm64
+# and armhf boot Debian's kernel for that architecture, downloaded with
+# `apt-get download` and unpacked into build/ARCH/ (multiarch; nothing is
+# installed).
 
 QT_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 QT_REPO=$(cd "$QT_HERE/.." && pwd)
@@ -51,7 +55,9 @@ qt_packages() {
     [ -n "$missing" ] || return 0
     qt_log "installing:$missing"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 || qt_die "apt-get update failed"
+    # An index that fails (a mirror in sync, a foreign architecture) need not
+    # stop the install: apt-get install says what it cannot find.
+    apt-get update -qq >&2 || qt_log "apt-get update reported errors; installing anyway"
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >&2 || qt_die "apt-get install$missing failed"
 }
@@ -111,9 +117,10 @@ qt_fetch_deb() {
 
 # --- the guest kernel ------------------------------------------------------
 # qt_kernel --arch A: sets KVER, KERNEL, MODSRC.
-#   x86_64: KVER from the environment, else the version linux-image-amd64
-#   depends on when its image and headers are there, else the newest
-#   installed kernel with both; installs QT_HOST_PKGS first.
+#   x86_64: KVER from the environment (a version, or a series: see
+#   qt_kernel_series), else the version linux-image-amd64 depends on when its
+#   image and headers are there, else the newest installed kernel with both;
+#   installs QT_HOST_PKGS first, and the kernel's image and headers if missing.
 #   arm64/armhf: the kernel package $QT_KMETA:A depends on, downloaded.
 qt_kernel() {
     [ "$1" = --arch ] || qt_die "qt_kernel --arch A"
@@ -127,7 +134,10 @@ qt_kernel() {
 qt_kernel_host() {
     qt_packages $QT_HOST_PKGS
     local pick="${KVER:-}" meta d
-    if [ -z "$pick" ]; then
+    if [[ "$pick" =~ ^[0-9]+\.[0-9]+$ ]]; then
+        qt_kernel_series "$pick"
+        pick=$KVER
+    elif [ -z "$pick" ]; then
         meta=$(dpkg-query -W -f='${Depends}\n' linux-image-amd64 2>/dev/null |
             tr ',' '\n' | sed -n 's/^ *linux-image-\([0-9][^ ]*\).*/\1/p' | head -n1)
         if [ -n "$meta" ] && [ -f "/boot/vmlinuz-$meta" ] && [ -d "/lib/modules/$meta/build" ]; then
@@ -142,10 +152,37 @@ qt_kernel_host() {
         fi
     fi
     [ -n "$pick" ] || qt_die "no kernel with /boot/vmlinuz-KVER and /lib/modules/KVER/build"
-    [ -f "/boot/vmlinuz-$pick" ] || qt_die "no /boot/vmlinuz-$pick (apt-get install linux-image-$pick)"
-    # The headers may lag behind the image: make sure they match.
+    # An exact version that is not installed: Debian's packages of that name.
+    [ -f "/boot/vmlinuz-$pick" ] || qt_packages "linux-image-$pick"
+    [ -f "/boot/vmlinuz-$pick" ] || qt_die "no /boot/vmlinuz-$pick after installing linux-image-$pick"
+    # The headers (for the fixtures) may lag behind the image: make sure they match.
     [ -f "/lib/modules/$pick/build/Makefile" ] || qt_packages "linux-headers-$pick"
     KVER=$pick KERNEL=/boot/vmlinuz-$pick MODSRC=/lib/modules/$pick
+}
+
+# qt_kernel_series S (e.g. 6.1, 6.12): sets KVER to Debian 12's amd64 kernel
+# of that series: the newest installed one (image and headers), else the one
+# its metapackage depends on (linux-image-amd64 for 6.1, linux-image-S-amd64
+# for the others, e.g. 6.12.117+deb12-amd64), which qt_kernel_host installs.
+qt_kernel_series() {
+    local s=$1 v meta
+    KVER=""
+    for v in $(ls -1 /lib/modules 2>/dev/null | sort -V -r); do
+        case "$v" in
+            "$s".*-amd64)
+                if [ -f "/boot/vmlinuz-$v" ] && [ -f "/lib/modules/$v/build/Makefile" ]; then
+                    KVER=$v
+                    return 0
+                fi ;;
+        esac
+    done
+    meta=linux-image-$s-amd64
+    [ "$s" = 6.1 ] && meta=linux-image-amd64
+    v=$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: linux-image-\([0-9][^ :]*\).*/\1/p' | head -n1)
+    case "$v" in
+        "$s".*) KVER=$v ;;
+        *) qt_die "no installed $s kernel and apt-cache finds none through $meta (apt-get update?)" ;;
+    esac
 }
 
 qt_kernel_foreign() {
@@ -278,8 +315,9 @@ qt_trace() {
 }
 
 # --- plan and trace, through parmod-plan's JSON ------------------------------
-plan_q() { "$PARMOD_PLAN" show --json "$1" | jq -r "$2"; }
-trace_q() { "$PARMOD_PLAN" show --trace "$1" --json "$2" | jq -r "$3"; }
+# (jq options such as --arg NAME VALUE may come before FILTER)
+plan_q() { local p=$1; shift; "$PARMOD_PLAN" show --json "$p" | jq -r "$@"; }
+trace_q() { local tr=$1 p=$2; shift 2; "$PARMOD_PLAN" show --trace "$tr" --json "$p" | jq -r "$@"; }
 # The number of module files a plan loads (built-in modules have none).
 plan_files() { plan_q "$1" '[.modules[] | select(.path != null)] | length'; }
 # trace_t0 TRACE PLAN: CLOCK_MONOTONIC (ns) at parmod's start, the origin of
