@@ -1,23 +1,38 @@
 #!/bin/bash
 # Boot benchmark: parmod against kmod's modprobe -a, busybox modprobe and
-# xargs -P modprobe, in QEMU (TCG, -smp 2) with the Debian kernel. Run as root.
+# xargs -P modprobe, in QEMU (TCG, -smp 2) with Debian 12's kernels. Run as root.
 #
-#   qemu-test/bench.sh [--boots N] [--workloads real,fixture] [--summary-only] [--more N]
+#   qemu-test/bench.sh [--boots N] [--kernels K,...] [--workloads W[@K],...]
+#                      [--summary-only] [--more N]
 #
-# Two workloads, one image each (parmod, its plans, kmod's modprobe with its
-# libraries, busybox, the module files and the kmod index files):
+# Kernels (--kernels, BENCH_KERNELS; default 6.1,6.12): a Debian 12 series
+# (6.1: what linux-image-amd64 installs, plain .ko files; 6.12:
+# linux-image-6.12-amd64, .ko.xz files the kernel decompresses itself) or an
+# exact version; a kernel that is not installed is installed with apt-get,
+# with its headers (the fixtures are built for each kernel; qemu-test/lib.sh).
+# Workloads, one image per kernel and workload (parmod, its plans, kmod's
+# modprobe with its libraries, busybox, the module files and the kmod index files):
 #   real     REAL_SET below: 38 requested Debian modules, ~140 with their closure
-#            (amdgpu, i915, nouveau, btrfs, xfs, mac80211, snd-hda-intel, ...)
-#   fixture  the fixture graph of qemu-test/fixtures (inits sleep known times)
+#            (amdgpu, i915, nouveau, btrfs, xfs, mac80211, snd-hda-intel, ...);
+#            runs on every kernel
+#   fixture  the fixture graph of qemu-test/fixtures (inits sleep known times);
+#            runs on the first kernel only
+# W@K runs workload W on kernel K only (K one of the kernels, e.g. fixture@6.12).
 # Variants, each in its own fresh boot (guest/bench-init.sh runs exactly one):
 #   modprobe-a, busybox (one modprobe per name), xargs-P2, xargs-P8,
-#   parmod-j1, -j2, -j4, -j8, and on the real set parmod-profile-j2 (a plan
-#   compiled with --profile from a parmod -j 1 trace of the same image).
+#   parmod (default settings: no --jobs, the plan's own weights), parmod-j1,
+#   parmod-j2, and on the real set parmod-profile (default settings with a
+#   plan compiled with --profile from a parmod -j 1 trace of the same image).
+#   BENCH_VARIANTS may name others of these kinds (parmod-jN, xargs-PN).
 # Each variant is booted N times (BENCH_BOOTS, default 3), interleaved round
-# by round so that drift of the host hits every variant alike; the median is
-# reported. The lower bound comes from the -j 1 traces (parmod-plan report):
-# max(critical path, work / vCPUs) on the real set, the critical path on the
-# fixture graph.
+# by round (every kernel and workload in each round) so that drift of the
+# host hits every variant alike; the median is reported. The lower bound
+# comes from the -j 1 traces (parmod-plan report): max(critical path,
+# work / vCPUs) on the real set, the critical path on the fixture graph.
+# For every parmod boot the modules its console lines report as stuck
+# ("parmod: stuck: NAME") and slow ("parmod: slow: NAME") and the
+# replacement workers it started ("worker N takes its place") are counted
+# and reported per boot.
 #
 # Output: build/bench/results.tsv (one line per boot), build/bench/results.md
 # (the tables, printed at the end), traces and console logs in build/bench/.
@@ -31,20 +46,22 @@
 # out of the medians (unless no boot of that variant was undisturbed).
 # --summary-only applies the BENCH_MAX_OTHER given then (a stricter one, say).
 #
-# Environment: BENCH_BOOTS, BENCH_WORKLOADS, BENCH_VARIANTS (a subset, for
-# quick runs), BENCH_DIR (default build/bench), PARMOD, PARMOD_PLAN, KVER,
-# QEMU_TIMEOUT (per boot, default 240), BENCH_SMP (default 2).
+# Environment: BENCH_BOOTS, BENCH_KERNELS, BENCH_WORKLOADS, BENCH_VARIANTS (a
+# subset, for quick runs), BENCH_DIR (default build/bench), PARMOD,
+# PARMOD_PLAN, QEMU_TIMEOUT (per boot, default 240), BENCH_SMP (default 2).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 W=${BENCH_DIR:-$QT_REPO/build/bench}
 BOOTS=${BENCH_BOOTS:-3}
 WORKLOADS=${BENCH_WORKLOADS:-real fixture}
+KERNELS=${BENCH_KERNELS:-6.1 6.12}
 SUMMARY_ONLY=0 MORE=0
 SMP=${BENCH_SMP:-2}
 while [ $# -gt 0 ]; do
     case "$1" in
         --boots) BOOTS=$2; shift 2 ;;
+        --kernels) KERNELS=${2//,/ }; shift 2 ;;
         --workloads) WORKLOADS=${2//,/ }; shift 2 ;;
         --summary-only) SUMMARY_ONLY=1; shift ;;
         --more) MORE=$2; shift 2 ;;
@@ -60,16 +77,41 @@ log() { qt_log "$@"; }
 # The real set: run.sh's real-large list plus USB storage and a few more drivers.
 REAL_SET="amdgpu i915 nouveau radeon btrfs xfs ext4 f2fs mac80211 iwlwifi ath9k snd_hda_intel snd_hda_codec_realtek e1000e igb ixgbe r8169 tg3 nvme ahci virtio_net virtio_gpu btusb usbhid hid_generic uvcvideo usb_storage uas xhci_pci dm_crypt raid456 nf_tables bridge vxlan wireguard sctp fuse overlay"
 FIXTURE_SET="pm_chain_c pm_diamond_top pm_soft_main pm_params pm_request pm_requested pm_late_misc pm_late_attr"
-VARIANTS_COMMON="modprobe-a busybox xargs-P2 xargs-P8 parmod-j1 parmod-j2 parmod-j4 parmod-j8"
+VARIANTS_COMMON="modprobe-a busybox xargs-P2 xargs-P8 parmod parmod-j1 parmod-j2"
 
-qt_kernel --arch x86_64
-mkdir -p "$W/logs" "$W/img" "$W/conf" "$W/traces"
-
+mkdir -p "$W/logs" "$W/traces"
+RES=$W/results.tsv
+# The runs: "WORKLOAD@KVER", one image each, in $W/runs (kept for --more and --summary-only).
 if [ "$SUMMARY_ONLY" = 1 ] || [ "$MORE" -gt 0 ]; then
     # The images hold the binaries of the first run.
     PARMOD=$W/bin/parmod PARMOD_PLAN=$W/bin/parmod-plan
-    [ -x "$PARMOD_PLAN" ] || qt_die "no earlier run in $W (no $PARMOD_PLAN)"
+    [ -x "$PARMOD_PLAN" ] && [ -s "$W/runs" ] || qt_die "no earlier run in $W"
+    RUNS=$(cat "$W/runs")
 else
+    # Resolve the kernel names once (installing what is missing).
+    KVERS=""
+    for k in $KERNELS; do
+        KVER=$k
+        qt_kernel --arch x86_64
+        KVERS="$KVERS $KVER"
+    done
+    kver_of() { # a --kernels entry (series or version) -> the version
+        local v
+        for v in $KVERS; do
+            case "$v" in "$1"|"$1".*) echo "$v"; return 0 ;; esac
+        done
+        qt_die "$1 (in --workloads) is not one of the kernels:$KVERS"
+    }
+    first_kver=$(set -- $KVERS; echo "$1")
+    RUNS=""
+    for w in $WORKLOADS; do
+        case "$w" in
+            *@*) RUNS="$RUNS ${w%@*}@$(kver_of "${w#*@}")" ;;
+            real) for v in $KVERS; do RUNS="$RUNS real@$v"; done ;;
+            *) RUNS="$RUNS $w@$first_kver" ;;
+        esac
+    done
+    echo $RUNS > "$W/runs"
     qt_binaries --arch x86_64 "$W/build.log"
     # Private copies: a rebuild in the tree during the run changes nothing here.
     mkdir -p "$W/bin"
@@ -78,38 +120,43 @@ else
     PARMOD=$W/bin/parmod PARMOD_PLAN=$W/bin/parmod-plan
     git -C "$QT_REPO" log -1 --format='%h %s' > "$W/commit" 2>/dev/null || true
 fi
-ROOT=$W/root
-MODDIR=$ROOT/lib/modules/$KVER
-RES=$W/results.tsv
 
 variants_of() { # workload
     if [ -n "${BENCH_VARIANTS:-}" ]; then echo "$BENCH_VARIANTS"; return; fi
-    if [ "$1" = real ]; then echo "$VARIANTS_COMMON parmod-profile-j2"; else echo "$VARIANTS_COMMON"; fi
+    if [ "$1" = real ]; then echo "$VARIANTS_COMMON parmod-profile"; else echo "$VARIANTS_COMMON"; fi
 }
 set_of() { if [ "$1" = real ]; then echo "$REAL_SET"; else echo "$FIXTURE_SET"; fi; }
 
+# use_kernel KVER: the per-kernel paths (staging tree, images, configuration).
+use_kernel() {
+    KVER=$1 KERNEL=/boot/vmlinuz-$1 MODSRC=/lib/modules/$1
+    KW=$W/k/$KVER ROOT=$W/k/$KVER/root MODDIR=$W/k/$KVER/root/lib/modules/$KVER
+}
+
 # --- set-up: fixtures, staging tree, kmod for the guest ----------------------
-setup() {
+setup_kernel() { # KVER: fixtures, staging tree, and the loaders' files (KMOD_EXTRAS)
+    use_kernel "$1"
+    mkdir -p "$KW/img" "$KW/conf"
     log "kernel $KVER; building fixtures"
-    qt_fixtures "$W/fixtures"
-    cat > "$W/conf/pm-fixtures.conf" <<'EOF'
+    qt_fixtures "$KW/fixtures"
+    cat > "$KW/conf/pm-fixtures.conf" <<'EOF'
 options pm_params level=7 tag=hello
 EOF
     log "staging module tree $ROOT"
-    qt_stage "$ROOT" --extra-dir "parmod:$W/fixtures" --modprobe-conf "$W/conf/pm-fixtures.conf"
+    qt_stage "$ROOT" --extra-dir "parmod:$KW/fixtures" --modprobe-conf "$KW/conf/pm-fixtures.conf"
     # kmod is dynamically linked: the binary, its libraries and the loader.
     KMOD_EXTRAS=()
     local kmod lib
     kmod=$(readlink -f "$(command -v kmod)")
     # (link targets must exist on the host too: mkinitramfs checks them)
     KMOD_EXTRAS+=(--extra "$kmod:/usr/bin/kmod")
-    ln -sfn /usr/bin/kmod "$W/conf/kmod-modprobe-link"
-    KMOD_EXTRAS+=(--extra "$W/conf/kmod-modprobe-link:/usr/sbin/modprobe")
+    ln -sfn /usr/bin/kmod "$KW/conf/kmod-modprobe-link"
+    KMOD_EXTRAS+=(--extra "$KW/conf/kmod-modprobe-link:/usr/sbin/modprobe")
     for lib in $(ldd "$kmod" | grep -o '/[^ ]*'); do
         KMOD_EXTRAS+=(--extra "$(readlink -f "$lib"):$lib")
     done
-    ln -sfn /bin/busybox "$W/conf/bb-modprobe-link"
-    KMOD_EXTRAS+=(--extra "$W/conf/bb-modprobe-link:/opt/bb/modprobe")
+    ln -sfn /bin/busybox "$KW/conf/bb-modprobe-link"
+    KMOD_EXTRAS+=(--extra "$KW/conf/bb-modprobe-link:/opt/bb/modprobe")
     # kmod and busybox read the index files; parmod reads only its plan.
     local f
     for f in "$MODDIR"/modules.*; do
@@ -122,18 +169,18 @@ plan_of() { # workload -> compile the size-weighted plan
     local w=$1 cfg=()
     [ "$w" = fixture ] && cfg=(--config "$ROOT/etc/modprobe.d")
     # shellcheck disable=SC2046
-    "$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" "${cfg[@]}" -o "$W/img/$w.plan" $(set_of "$w") \
-        >"$W/logs/$w.plan.log" 2>&1 || { cat "$W/logs/$w.plan.log" >&2; exit 1; }
+    "$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" "${cfg[@]}" -o "$KW/img/$w.plan" $(set_of "$w") \
+        >"$KW/img/$w.plan.log" 2>&1 || { cat "$KW/img/$w.plan.log" >&2; exit 1; }
 }
 
-image_of() { # workload (uses $W/img/$w.plan and $W/img/$w-profile.plan)
+image_of() { # workload (uses $KW/img/$w.plan and $KW/img/$w-profile.plan)
     local w=$1
-    set_of "$w" > "$W/conf/$w.modules"
-    "$QT_REPO/initramfs/mkinitramfs.sh" --kver "$KVER" --modules-dir "$MODDIR" --plan "$W/img/$w.plan" \
+    set_of "$w" > "$KW/conf/$w.modules"
+    "$QT_REPO/initramfs/mkinitramfs.sh" --kver "$KVER" --modules-dir "$MODDIR" --plan "$KW/img/$w.plan" \
         --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" --busybox --init-script "$QT_HERE/guest/bench-init.sh" \
-        "${KMOD_EXTRAS[@]}" --extra "$W/conf/$w.modules:/etc/bench-modules" \
-        --extra "$W/img/$w-profile.plan:/etc/parmod-profile.plan" \
-        -o "$W/img/$w.img" 2>"$W/logs/$w.img.log" || { cat "$W/logs/$w.img.log" >&2; exit 1; }
+        "${KMOD_EXTRAS[@]}" --extra "$KW/conf/$w.modules:/etc/bench-modules" \
+        --extra "$KW/img/$w-profile.plan:/etc/parmod-profile.plan" \
+        -o "$KW/img/$w.img" 2>"$KW/img/$w.img.log" || { cat "$KW/img/$w.img.log" >&2; exit 1; }
 }
 
 # Host CPU in use, in jiffies (USER_HZ = 100), and CPU seconds of our waited-for children.
@@ -159,27 +206,30 @@ wait_quiet() {
     done
 }
 
-# bootone WORKLOAD VARIANT TAG: one boot; appends a line to results.tsv.
-# Columns: workload variant tag ms modules rc load1 load5 date other ok
+# bootone RUN VARIANT TAG: one boot of RUN (WORKLOAD@KVER); appends a line to results.tsv.
+# Columns: kernel workload variant tag ms modules rc load1 load5 date other ok stuck slow replaced
 # "other" = CPUs used on the host by anything but this boot, on average over
-# the boot; "ok" = 1 when that stayed under BENCH_MAX_OTHER.
+# the boot; "ok" = 1 when that stayed under BENCH_MAX_OTHER; stuck, slow,
+# replaced: modules parmod reported stuck, slow, and its replacement workers.
 bootone() {
-    local w=$1 v=$2 tag=$3 kind jobs
+    local w=${1%@*} k=${1#*@} v=$2 tag=$3 kind jobs
     case "$v" in
         modprobe-a|busybox) kind=$v jobs=1 ;;
         xargs-P*) kind=xargs jobs=${v#xargs-P} ;;
-        parmod-profile-j*) kind=parmod-profile jobs=${v#parmod-profile-j} ;;
+        parmod-profile) kind=parmod-profile jobs=0 ;;
+        parmod) kind=parmod jobs=0 ;;
         parmod-j*) kind=parmod jobs=${v#parmod-j} ;;
         *) echo "bench: unknown variant $v" >&2; exit 2 ;;
     esac
-    local name=$w.$v.$tag
+    use_kernel "$k"
+    local name=$k.$w.$v.$tag
     local logf=$W/logs/$name.log
     local la rc=0 b0 b1 c0 c1 t0 t1
     wait_quiet
     la=$(cut -d' ' -f1,2 /proc/loadavg)
     times > "$W/.times0"
     b0=$(cpu_busy) t0=$(date +%s.%N)
-    qt_boot --arch x86_64 --initrd "$W/img/$w.img" --timeout "$TMO" --smp "$SMP" \
+    qt_boot --arch x86_64 --initrd "$KW/img/$w.img" --timeout "$TMO" --smp "$SMP" \
         --log "$logf" --append "quiet bench.variant=$kind bench.jobs=$jobs" -- -cpu max || rc=$?
     times > "$W/.times1"
     b1=$(cpu_busy) t1=$(date +%s.%N)
@@ -188,7 +238,7 @@ bootone() {
     other=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
         'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
     ok=$(awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{print (o <= m) ? 1 : 0}')
-    local s e ms mods grc
+    local s e ms mods grc stuck slow repl
     s=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: start$/\1/p' "$logf" | head -n1)
     e=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: end$/\1/p' "$logf" | head -n1)
     if [ -n "$s" ] && [ -n "$e" ]; then
@@ -198,18 +248,23 @@ bootone() {
     fi
     mods=$(sed -n 's/^T: module-count //p' "$logf" | head -n1)
     grc=$(sed -n 's/^T: bench-rc //p' "$logf" | head -n1)
+    # parmod's own lines (not their copies in the kernel log, "K: ..."):
+    # the modules reported stuck or slow, and the replacement workers started.
+    stuck=$(grep -v '^K: ' "$logf" | grep -o 'parmod: stuck: [^:]*' | sort -u | grep -c . || true)
+    slow=$(grep -v '^K: ' "$logf" | grep -o 'parmod: slow: [^:]*' | sort -u | grep -c . || true)
+    repl=$(grep -v '^K: ' "$logf" | grep -o 'worker [0-9]* takes its place' | sort -u | grep -c . || true)
     sed -n 's/^T: modules //p' "$logf" | head -n1 | tr ' ' '\n' | grep . > "$W/logs/$name.modules" || true
     if grep -q '^T: trace-begin$' "$logf"; then
         qt_trace "$logf" "$W/traces/$name.trace" || true
     fi
     [ "$rc" = 0 ] || log "$name: QEMU exit $rc"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$v" "$tag" "$ms" "${mods:-NA}" "${grc:-NA}" \
-        ${la} "$(date -u +%FT%TZ)" "$other" "$ok" >> "$RES"
-    log "$name: ${ms} ms, ${mods:-?} modules, rc ${grc:-?}, load $la, others used $other CPUs$([ "$ok" = 1 ] || echo ' (disturbed)')"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "$w" "$v" "$tag" "$ms" "${mods:-NA}" \
+        "${grc:-NA}" ${la} "$(date -u +%FT%TZ)" "$other" "$ok" "$stuck" "$slow" "$repl" >> "$RES"
+    log "$name: ${ms} ms, ${mods:-?} modules, rc ${grc:-?}, load $la, others used $other CPUs$([ "$ok" = 1 ] || echo ' (disturbed)')$( [ "$stuck$slow$repl" = 000 ] || echo ", parmod: $stuck stuck, $slow slow, $repl replacement workers")"
     LAST_OK=$ok
 }
 
-# bootv WORKLOAD VARIANT ROUND: boot until undisturbed (BENCH_RETRIES more tries).
+# bootv RUN VARIANT ROUND: boot until undisturbed (BENCH_RETRIES more tries).
 bootv() {
     local try=0 sfx=""
     while :; do
@@ -221,61 +276,63 @@ bootv() {
     done
 }
 
-run_workload() {
-    local w=$1 r v first=1 last=$BOOTS
+run_setup() { # RUN: plans and image (and the profile boot of the real set)
+    local w=${1%@*}
+    use_kernel "${1#*@}"
+    plan_of "$w"
+    cp "$KW/img/$w.plan" "$KW/img/$w-profile.plan"
+    image_of "$w"
+    if [ "$w" = real ] && variants_of "$w" | grep -qw parmod-profile; then
+        # A -j 1 trace of this image gives the measured weights.
+        bootv "$1" parmod-j1 profile
+        local t=$W/traces/$KVER.$w.parmod-j1.profile.trace
+        [ -s "$t" ] || { echo "bench: no trace from the profiling boot of $1" >&2; exit 1; }
+        # shellcheck disable=SC2046
+        "$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" --profile "$t" --profile-plan "$KW/img/$w.plan" \
+            -o "$KW/img/$w-profile.plan" $(set_of "$w") >"$KW/img/$w.profile-plan.log" 2>&1 \
+            || { cat "$KW/img/$w.profile-plan.log" >&2; exit 1; }
+        image_of "$w"
+    fi
+    log "$1: $(du -m "$KW/img/$w.img" | cut -f1) MB image, $(plan_q "$KW/img/$w.plan" .module_count) modules in the plan"
+}
+
+run_rounds() {
+    local first=1 last=$BOOTS r run v
     if [ "$MORE" -gt 0 ]; then
-        [ -f "$W/img/$w.img" ] || { echo "bench: --more: no earlier run of $w in $W" >&2; exit 1; }
-        first=$(( $(awk -F'\t' -v w="$w" '$1==w && $3 ~ /^r[0-9]/ {sub(/^r/, "", $3); sub(/[a-z]*$/, "", $3); print $3}' "$RES" | sort -n | tail -n1) + 1 ))
+        first=$(( $(awk -F'\t' '$4 ~ /^r[0-9]/ {sub(/^r/, "", $4); sub(/[a-z]*$/, "", $4); print $4}' "$RES" | sort -n | tail -n1) + 1 ))
         last=$((first + MORE - 1))
-    else
-        run_setup_workload "$w"
     fi
     for r in $(seq "$first" "$last"); do
-        for v in $(variants_of "$w"); do
-            bootv "$w" "$v" "r$r"
+        for run in $RUNS; do
+            for v in $(variants_of "${run%@*}"); do
+                bootv "$run" "$v" "r$r"
+            done
         done
     done
 }
 
-run_setup_workload() {
-    local w=$1
-    plan_of "$w"
-    cp "$W/img/$w.plan" "$W/img/$w-profile.plan"
-    image_of "$w"
-    if [ "$w" = real ] && variants_of "$w" | grep -qw parmod-profile-j2; then
-        # A -j 1 trace of this image gives the measured weights.
-        bootv "$w" parmod-j1 profile
-        local t=$W/traces/$w.parmod-j1.profile.trace
-        [ -s "$t" ] || { echo "bench: no trace from the profiling boot" >&2; exit 1; }
-        # shellcheck disable=SC2046
-        "$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" --profile "$t" --profile-plan "$W/img/$w.plan" \
-            -o "$W/img/$w-profile.plan" $(set_of "$w") >"$W/logs/$w.profile-plan.log" 2>&1 \
-            || { cat "$W/logs/$w.profile-plan.log" >&2; exit 1; }
-        image_of "$w"
-    fi
-    log "$w: $(du -m "$W/img/$w.img" | cut -f1) MB image, $(plan_q "$W/img/$w.plan" .module_count) modules in the plan"
-}
-
 # --- summary ------------------------------------------------------------------
-median() { sort -g | awk '{a[NR]=$1} END{if(NR==0){print "NA"} else if(NR%2){print a[(NR+1)/2]} else {printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}}'; }
+# median: of the numbers on stdin, one a line (empty lines ignored); NA when none.
+median() { sort -g | awk 'NF {a[++n]=$1} END{if(n==0){print "NA"} else if(n%2){print a[(n+1)/2]} else {printf "%.1f\n", (a[n/2]+a[n/2+1])/2}}'; }
 
-# vals WORKLOAD VARIANT: the times of the undisturbed boots (all boots when none was).
+# vals KVER WORKLOAD VARIANT: the times of the undisturbed boots (all boots when none was).
 vals() {
     local v
-    v=$(awk -F'\t' -v w="$1" -v v="$2" -v mx="$MAX_OTHER" '$1==w && $2==v && $3 ~ /^r/ && $4!="NA" && $10<=mx {print $4}' "$RES")
-    [ -n "$v" ] || v=$(awk -F'\t' -v w="$1" -v v="$2" '$1==w && $2==v && $3 ~ /^r/ && $4!="NA" {print $4}' "$RES")
+    v=$(awk -F'\t' -v k="$1" -v w="$2" -v v="$3" -v mx="$MAX_OTHER" '$1==k && $2==w && $3==v && $4 ~ /^r/ && $5!="NA" && $11<=mx {print $5}' "$RES")
+    [ -n "$v" ] || v=$(awk -F'\t' -v k="$1" -v w="$2" -v v="$3" '$1==k && $2==w && $3==v && $4 ~ /^r/ && $5!="NA" {print $5}' "$RES")
     printf '%s\n' "$v"
 }
 
-# bound WORKLOAD: "critical_ms work_ms" from the median of the -j 1 traces.
+# bound_of KVER WORKLOAD: "critical_ms work_ms" from the median of the -j 1
+# traces (of the undisturbed boots; of all when none was).
 bound_of() {
-    local w=$1 t cp wk cps="" wks=""
-    local tag
-    for tag in $(awk -F'\t' -v w="$w" -v mx="$MAX_OTHER" '$1==w && $2=="parmod-j1" && $10<=mx {print $3}' "$RES"); do
-        t=$W/traces/$w.parmod-j1.$tag.trace
+    local k=$1 w=$2 t cp wk cps="" wks="" tag out tags
+    tags=$(awk -F'\t' -v k="$k" -v w="$w" -v mx="$MAX_OTHER" '$1==k && $2==w && $3=="parmod-j1" && $4 ~ /^r/ && $11<=mx {print $4}' "$RES")
+    [ -n "$tags" ] || tags=$(awk -F'\t' -v k="$k" -v w="$w" '$1==k && $2==w && $3=="parmod-j1" && $4 ~ /^r/ {print $4}' "$RES")
+    for tag in $tags; do
+        t=$W/traces/$k.$w.parmod-j1.$tag.trace
         [ -s "$t" ] || continue
-        local out
-        out=$("$PARMOD_PLAN" report --plan "$W/img/$w.plan" "$t" 2>/dev/null | sed -n 's/^lower bound: //p') || continue
+        out=$("$PARMOD_PLAN" report --plan "$W/k/$k/img/$w.plan" "$t" 2>/dev/null | sed -n 's/^lower bound: //p') || continue
         cp=$(echo "$out" | sed -n 's/.*critical path \([0-9.]*\) ms.*/\1/p')
         wk=$(echo "$out" | sed -n 's/.*work \([0-9.]*\) ms.*/\1/p')
         [ -n "$cp" ] && cps="$cps$cp
@@ -283,60 +340,75 @@ bound_of() {
         [ -n "$wk" ] && wks="$wks$wk
 "
     done
-    echo "$(printf '%s' "$cps" | grep . | median) $(printf '%s' "$wks" | grep . | median)"
+    echo "$(printf '%s' "$cps" | median) $(printf '%s' "$wks" | median)"
 }
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2f", a/b }'; }
 
 summary() {
     [ -s "$RES" ] || { echo "bench: no results in $RES" >&2; exit 1; }
-    local out=$W/results.md w v
+    local out=$W/results.md run w k v
     {
-        echo "Machine: $(uname -m), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), QEMU $(qemu-system-x86_64 --version | head -n1 | awk '{print $4}'), TCG -smp $SMP, guest kernel $KVER"
+        echo "Machine: $(uname -m), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), QEMU $(qemu-system-x86_64 --version | head -n1 | awk '{print $4}'), TCG -smp $SMP"
         echo "parmod: $(cat "$W/commit" 2>/dev/null); host uptime: $(tr '\n' ';' < "$W/uptime.log" 2>/dev/null)"
-        echo "Date: $(date -u +%F); rounds: $(awk -F'\t' '$3 ~ /^r/ {sub(/[a-z]*$/, "", $3); print $3}' "$RES" | sort -u | wc -l) (a disturbed boot is repeated as rNb)"
-        for w in $WORKLOADS; do
-            grep -q "^$w	" "$RES" || continue
-            local base b cp wk bound
-            base=$(vals "$w" modprobe-a | grep . | median)
-            read -r cp wk < <(bound_of "$w")
+        echo "Date: $(date -u +%F); rounds: $(awk -F'\t' '$4 ~ /^r/ {sub(/[a-z]*$/, "", $4); print $4}' "$RES" | sort -u | wc -l) (a disturbed boot is repeated as rNb)"
+        for run in $RUNS; do
+            w=${run%@*} k=${run#*@}
+            awk -F'\t' -v k="$k" -v w="$w" '$1==k && $2==w {f=1} END {exit !f}' "$RES" || continue
+            local base b cp wk bound best="" bestv="" plan=$W/k/$k/img/$w.plan
+            base=$(vals "$k" "$w" modprobe-a | median)
+            read -r cp wk < <(bound_of "$k" "$w")
             if [ "$w" = real ]; then
                 bound=$(awk -v c="$cp" -v k="$wk" -v n="$SMP" 'BEGIN{ if (c=="NA"||k=="NA") print "NA"; else { b=k/n; if (c>b) b=c; printf "%.1f", b } }')
             else
                 bound=$cp
             fi
             echo
-            echo "### $w ($(wc -w < <(set_of "$w")) requested, $(plan_q "$W/img/$w.plan" .module_count) modules in the plan)"
+            echo "### $w on $k ($(wc -w < <(set_of "$w")) requested, $(plan_q "$plan" .module_count) modules in the plan)"
             echo
             echo "Lower bound from the parmod -j 1 traces (median): critical path $cp ms, work $wk ms; bound = $( [ "$w" = real ] && echo "max(critical path, work / $SMP)" || echo "critical path") = $bound ms"
             echo
-            echo "| variant | median ms | / modprobe -a | / bound | modules | boots (ms; disturbed in brackets) | load average at boot (1 min) / CPUs used by others during the boot |"
-            echo "|---|---|---|---|---|---|---|"
+            echo "| variant | median ms | / modprobe -a | / bound | modules | boots (ms; disturbed in brackets) | load average at boot (1 min) / CPUs used by others during the boot | parmod stuck / slow / replacement workers, per boot |"
+            echo "|---|---|---|---|---|---|---|---|"
             for v in $(variants_of "$w"); do
-                local ms all mods las
-                ms=$(vals "$w" "$v" | grep . | median)
+                local ms all mods las ssr
+                awk -F'\t' -v k="$k" -v w="$w" -v v="$v" '$1==k && $2==w && $3==v {f=1} END {exit !f}' "$RES" || continue
+                ms=$(vals "$k" "$w" "$v" | median)
                 # every boot; a disturbed one (others used > BENCH_MAX_OTHER CPUs) in brackets, not in the median
-                all=$(awk -F'\t' -v w="$w" -v v="$v" -v mx="$MAX_OTHER" '$1==w && $2==v && $3 ~ /^r/ {printf "%s%s", s, ($10<=mx ? $4 : "(" $4 ")"); s=" "}' "$RES")
-                las=$(awk -F'\t' -v w="$w" -v v="$v" '$1==w && $2==v && $3 ~ /^r/ {printf "%s%s/%s", s, $7, $10; s=" "}' "$RES")
-                mods=$(awk -F'\t' -v w="$w" -v v="$v" '$1==w && $2==v && $3 ~ /^r/ {print $5}' "$RES" | sort -u | tr '\n' '/' | sed 's:/$::')
-                local r1 r2
-                r1=$(awk -v a="$ms" -v b="$base" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2f", a/b }')
-                r2=$(awk -v a="$ms" -v b="$bound" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2f", a/b }')
-                echo "| $v | $ms | $r1 | $r2 | $mods | $all | $las |"
+                all=$(awk -F'\t' -v k="$k" -v w="$w" -v v="$v" -v mx="$MAX_OTHER" '$1==k && $2==w && $3==v && $4 ~ /^r/ {printf "%s%s", s, ($11<=mx ? $5 : "(" $5 ")"); s=" "}' "$RES")
+                las=$(awk -F'\t' -v k="$k" -v w="$w" -v v="$v" '$1==k && $2==w && $3==v && $4 ~ /^r/ {printf "%s%s/%s", s, $8, $11; s=" "}' "$RES")
+                mods=$(awk -F'\t' -v k="$k" -v w="$w" -v v="$v" '$1==k && $2==w && $3==v && $4 ~ /^r/ {print $6}' "$RES" | sort -u | tr '\n' '/' | sed 's:/$::')
+                ssr="-"
+                case "$v" in parmod*)
+                    ssr=$(awk -F'\t' -v k="$k" -v w="$w" -v v="$v" '$1==k && $2==w && $3==v && $4 ~ /^r/ {printf "%s%s/%s/%s", s, $13, $14, $15; s=" "}' "$RES") ;;
+                esac
+                case "$v" in
+                    parmod*) ;;
+                    *) if [ "$ms" != NA ] && { [ -z "$bestv" ] || awk -v a="$ms" -v b="$bestv" 'BEGIN{exit !(a < b)}'; }; then
+                           best=$v bestv=$ms
+                       fi ;;
+                esac
+                echo "| $v | $ms | $(ratio "$ms" "$base") | $(ratio "$ms" "$bound") | $mods | $all | $las | $ssr |"
             done
-            # Same module set after parmod as after modprobe -a?
+            local pm
+            pm=$(vals "$k" "$w" parmod | median)
+            echo
+            echo "parmod (default settings): $pm ms = $(ratio "$pm" "$base") × modprobe -a; best other loader: ${best:-none} ($bestv ms), parmod / it = $(ratio "$pm" "$bestv")."
+            # Same module set after every variant as after modprobe -a?
             local ref f d=""
-            ref=$(ls "$W"/logs/"$w".modprobe-a.r*.modules 2>/dev/null | head -n1)
+            ref=$(ls "$W"/logs/"$k.$w".modprobe-a.r*.modules 2>/dev/null | head -n1)
             if [ -n "$ref" ]; then
-                for f in "$W"/logs/"$w".parmod-*.r*.modules; do
+                for f in "$W"/logs/"$k.$w".*.r*.modules; do
                     [ -f "$f" ] || continue
                     if ! cmp -s "$ref" "$f"; then
-                        d="$d $(basename "$f" .modules): $(diff "$ref" "$f" | grep '^[<>]' | tr '\n' ' ')"
+                        d="$d $(basename "$f" .modules | sed "s/^$k\\.//"): $(diff "$ref" "$f" | grep '^[<>]' | tr '\n' ' ')"
                     fi
                 done
                 echo
                 if [ -z "$d" ]; then
-                    echo "Module set after every parmod boot = the set after modprobe -a ($(grep -c . "$ref") modules)."
+                    echo "Module set after every boot = the set after modprobe -a ($(grep -c . "$ref") modules)."
                 else
-                    echo "Module sets differing from modprobe -a's ($(basename "$ref")):$d"
+                    echo "Module sets differing from modprobe -a's ($(basename "$ref" .modules); < only there, > only in the other):$d"
                 fi
             fi
         done
@@ -346,17 +418,20 @@ summary() {
 
 if [ "$SUMMARY_ONLY" = 0 ]; then
     t0=$(date +%s)
-    [ "$MORE" -gt 0 ] || setup
     if [ "$MORE" = 0 ]; then
         : > "$RES"
         echo "start: $(uptime)" > "$W/uptime.log"
+        for k in $(for run in $RUNS; do echo "${run#*@}"; done | awk '!seen[$0]++'); do
+            setup_kernel "$k"
+            for run in $RUNS; do
+                [ "${run#*@}" != "$k" ] || run_setup "$run"
+            done
+        done
     else
         echo "more: $(uptime)" >> "$W/uptime.log"
     fi
-    log "uptime: $(uptime)"
-    for w in $WORKLOADS; do
-        run_workload "$w"
-    done
+    log "runs: $RUNS; uptime: $(uptime)"
+    run_rounds
     echo "end: $(uptime)" >> "$W/uptime.log"
     log "$(( $(date +%s) - t0 )) s in all; uptime: $(uptime)"
 fi

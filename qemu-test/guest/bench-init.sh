@@ -3,7 +3,7 @@
 # on a fresh kernel, times it, reports, powers off.
 #
 # Kernel command line: bench.variant=modprobe-a|busybox|xargs|parmod|parmod-profile
-#                      bench.jobs=N (xargs -P N, parmod -j N)
+#                      bench.jobs=N (xargs -P N, parmod -j N; 0: parmod's default)
 # Image: /etc/bench-modules (the requested names, one line), /etc/parmod.plan,
 # /etc/parmod-profile.plan, kmod's modprobe at /usr/sbin/modprobe (with its
 # libraries), busybox's modprobe at /opt/bb/modprobe, parmod at /bin/parmod
@@ -56,8 +56,11 @@ case "$v" in
         plan=/etc/parmod.plan
         [ "$v" = parmod-profile ] && plan=/etc/parmod-profile.plan
         # /sbin/modprobe is parmod's modprobe personality (the default helper).
+        jobs=""
+        [ "$j" = 0 ] || jobs="-j $j"
         mark start
-        /bin/parmod --force -j "$j" --trace /run/parmod.trace "$plan" || rc=$?
+        # shellcheck disable=SC2086
+        /bin/parmod --force $jobs --trace /run/parmod.trace "$plan" || rc=$?
         mark end
         ;;
     *)
