@@ -1,5 +1,6 @@
 #!/bin/bash
-# Boot benchmark: parmod against kmod's modprobe -a, busybox modprobe and
+# Boot benchmark: parmod against kmod's modprobe -a (Debian 12's kmod 30 and
+# the newest kmod), the newest systemd-modules-load, busybox modprobe and
 # xargs -P modprobe, in QEMU (TCG, -smp 2) with Debian 12's kernels. Run as root.
 #
 #   qemu-test/bench.sh [--boots N] [--kernels K,...] [--workloads W[@K],...]
@@ -11,7 +12,10 @@
 # exact version; a kernel that is not installed is installed with apt-get,
 # with its headers (the fixtures are built for each kernel; qemu-test/lib.sh).
 # Workloads, one image per kernel and workload (parmod, its plans, kmod's
-# modprobe with its libraries, busybox, the module files and the kmod index files):
+# modprobe with its libraries, the newest kmod and systemd-modules-load with
+# theirs (qemu-test/peers.sh: from Debian's newest suite, downloaded into
+# build/peers, never installed), busybox, the module files and the kmod
+# index files):
 #   real     REAL_SET below: 38 requested Debian modules, ~140 with their closure
 #            (amdgpu, i915, nouveau, btrfs, xfs, mac80211, snd-hda-intel, ...);
 #            runs on every kernel
@@ -19,7 +23,10 @@
 #            runs on the first kernel only
 # W@K runs workload W on kernel K only (K one of the kernels, e.g. fixture@6.12).
 # Variants, each in its own fresh boot (guest/bench-init.sh runs exactly one):
-#   modprobe-a, busybox (one modprobe per name), xargs-P2, xargs-P8,
+#   modprobe-a (kmod 30), kmod-modprobe-a (kmod >= 34), systemd-modules-load
+#   (systemd >= 258, the names in /etc/modules-load.d, its own choice of
+#   probe threads: one per online CPU), busybox (one modprobe per name),
+#   xargs-P2, xargs-P8,
 #   parmod (default settings: no --jobs, the plan's own weights), parmod-j1,
 #   parmod-j2, and on the real set parmod-profile (default settings with a
 #   plan compiled with --profile from a parmod -j 1 trace of the same image).
@@ -77,7 +84,7 @@ log() { qt_log "$@"; }
 # The real set: run.sh's real-large list plus USB storage and a few more drivers.
 REAL_SET="amdgpu i915 nouveau radeon btrfs xfs ext4 f2fs mac80211 iwlwifi ath9k snd_hda_intel snd_hda_codec_realtek e1000e igb ixgbe r8169 tg3 nvme ahci virtio_net virtio_gpu btusb usbhid hid_generic uvcvideo usb_storage uas xhci_pci dm_crypt raid456 nf_tables bridge vxlan wireguard sctp fuse overlay"
 FIXTURE_SET="pm_chain_c pm_diamond_top pm_soft_main pm_params pm_request pm_requested pm_late_misc pm_late_attr"
-VARIANTS_COMMON="modprobe-a busybox xargs-P2 xargs-P8 parmod parmod-j1 parmod-j2"
+VARIANTS_COMMON="modprobe-a kmod-modprobe-a systemd-modules-load busybox xargs-P2 xargs-P8 parmod parmod-j1 parmod-j2"
 
 mkdir -p "$W/logs" "$W/traces"
 RES=$W/results.tsv
@@ -163,6 +170,8 @@ EOF
         KMOD_EXTRAS+=(--extra "$f:/lib/modules/$KVER/$(basename "$f")")
     done
     KMOD_EXTRAS+=(--extra "$ROOT/etc/modprobe.d:/etc/modprobe.d")
+    # The 2025 loaders, each with its own loader and libraries.
+    KMOD_EXTRAS+=(--extra "$W/peers/kmod:/opt/kmod" --extra "$W/peers/systemd:/opt/systemd")
 }
 
 plan_of() { # workload -> compile the size-weighted plan
@@ -176,9 +185,11 @@ plan_of() { # workload -> compile the size-weighted plan
 image_of() { # workload (uses $KW/img/$w.plan and $KW/img/$w-profile.plan)
     local w=$1
     set_of "$w" > "$KW/conf/$w.modules"
+    set_of "$w" | tr ' ' '\n' > "$KW/conf/$w.modules-load.conf"
     "$QT_REPO/initramfs/mkinitramfs.sh" --kver "$KVER" --modules-dir "$MODDIR" --plan "$KW/img/$w.plan" \
         --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" --busybox --init-script "$QT_HERE/guest/bench-init.sh" \
         "${KMOD_EXTRAS[@]}" --extra "$KW/conf/$w.modules:/etc/bench-modules" \
+        --extra "$KW/conf/$w.modules-load.conf:/etc/modules-load.d/bench.conf" \
         --extra "$KW/img/$w-profile.plan:/etc/parmod-profile.plan" \
         -o "$KW/img/$w.img" 2>"$KW/img/$w.img.log" || { cat "$KW/img/$w.img.log" >&2; exit 1; }
 }
@@ -207,14 +218,15 @@ wait_quiet() {
 }
 
 # bootone RUN VARIANT TAG: one boot of RUN (WORKLOAD@KVER); appends a line to results.tsv.
-# Columns: kernel workload variant tag ms modules rc load1 load5 date other ok stuck slow replaced
+# Columns: kernel workload variant tag ms modules rc load1 load5 date other ok stuck slow replaced note
 # "other" = CPUs used on the host by anything but this boot, on average over
 # the boot; "ok" = 1 when that stayed under BENCH_MAX_OTHER; stuck, slow,
-# replaced: modules parmod reported stuck, slow, and its replacement workers.
+# replaced: modules parmod reported stuck, slow, and its replacement workers;
+# note: systemd-modules-load's probe threads ("threads=N", from its log), else "-".
 bootone() {
     local w=${1%@*} k=${1#*@} v=$2 tag=$3 kind jobs
     case "$v" in
-        modprobe-a|busybox) kind=$v jobs=1 ;;
+        modprobe-a|kmod-modprobe-a|systemd-modules-load|busybox) kind=$v jobs=1 ;;
         xargs-P*) kind=xargs jobs=${v#xargs-P} ;;
         parmod-profile) kind=parmod-profile jobs=0 ;;
         parmod) kind=parmod jobs=0 ;;
@@ -238,7 +250,7 @@ bootone() {
     other=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
         'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
     ok=$(awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{print (o <= m) ? 1 : 0}')
-    local s e ms mods grc stuck slow repl
+    local s e ms mods grc stuck slow repl note
     s=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: start$/\1/p' "$logf" | head -n1)
     e=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: end$/\1/p' "$logf" | head -n1)
     if [ -n "$s" ] && [ -n "$e" ]; then
@@ -253,13 +265,14 @@ bootone() {
     stuck=$(grep -v '^K: ' "$logf" | grep -o 'parmod: stuck: [^:]*' | sort -u | grep -c . || true)
     slow=$(grep -v '^K: ' "$logf" | grep -o 'parmod: slow: [^:]*' | sort -u | grep -c . || true)
     repl=$(grep -v '^K: ' "$logf" | grep -o 'worker [0-9]* takes its place' | sort -u | grep -c . || true)
+    note=$(sed -n 's/^T: sdml .*Using \([0-9]*\) probe threads.*/threads=\1/p' "$logf" | head -n1)
     sed -n 's/^T: modules //p' "$logf" | head -n1 | tr ' ' '\n' | grep . > "$W/logs/$name.modules" || true
     if grep -q '^T: trace-begin$' "$logf"; then
         qt_trace "$logf" "$W/traces/$name.trace" || true
     fi
     [ "$rc" = 0 ] || log "$name: QEMU exit $rc"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "$w" "$v" "$tag" "$ms" "${mods:-NA}" \
-        "${grc:-NA}" ${la} "$(date -u +%FT%TZ)" "$other" "$ok" "$stuck" "$slow" "$repl" >> "$RES"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "$w" "$v" "$tag" "$ms" "${mods:-NA}" \
+        "${grc:-NA}" ${la} "$(date -u +%FT%TZ)" "$other" "$ok" "$stuck" "$slow" "$repl" "${note:--}" >> "$RES"
     log "$name: ${ms} ms, ${mods:-?} modules, rc ${grc:-?}, load $la, others used $other CPUs$([ "$ok" = 1 ] || echo ' (disturbed)')$( [ "$stuck$slow$repl" = 000 ] || echo ", parmod: $stuck stuck, $slow slow, $repl replacement workers")"
     LAST_OK=$ok
 }
@@ -351,6 +364,7 @@ summary() {
     {
         echo "Machine: $(uname -m), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), QEMU $(qemu-system-x86_64 --version | head -n1 | awk '{print $4}'), TCG -smp $SMP"
         echo "parmod: $(cat "$W/commit" 2>/dev/null); host uptime: $(tr '\n' ';' < "$W/uptime.log" 2>/dev/null)"
+        echo "Peers: kmod-modprobe-a = $(cat "$W/peers/kmod/version" 2>/dev/null), systemd-modules-load = systemd $(cut -d' ' -f2 "$W/peers/systemd/version" 2>/dev/null) (package $(cut -d' ' -f1 "$W/peers/systemd/version" 2>/dev/null)), from Debian ${PEERS_SUITE:-sid}; modprobe-a = Debian 12's $(dpkg-query -W -f='kmod ${Version}' kmod 2>/dev/null)"
         echo "Date: $(date -u +%F); rounds: $(awk -F'\t' '$4 ~ /^r/ {sub(/[a-z]*$/, "", $4); print $4}' "$RES" | sort -u | wc -l) (a disturbed boot is repeated as rNb)"
         for run in $RUNS; do
             w=${run%@*} k=${run#*@}
@@ -392,6 +406,9 @@ summary() {
             done
             local pm
             pm=$(vals "$k" "$w" parmod | median)
+            local th
+            th=$(awk -F'\t' -v k="$k" -v w="$w" '$1==k && $2==w && $3=="systemd-modules-load" && $4 ~ /^r/ {print $16}' "$RES" | sort -u | tr '\n' ' ')
+            [ -z "$th" ] || { echo; echo "systemd-modules-load probe threads (from its log): $th"; }
             echo
             echo "parmod (default settings): $pm ms = $(ratio "$pm" "$base") × modprobe -a; best other loader: ${best:-none} ($bestv ms), parmod / it = $(ratio "$pm" "$bestv")."
             # Same module set after every variant as after modprobe -a?
@@ -421,6 +438,7 @@ if [ "$SUMMARY_ONLY" = 0 ]; then
     if [ "$MORE" = 0 ]; then
         : > "$RES"
         echo "start: $(uptime)" > "$W/uptime.log"
+        "$QT_HERE/peers.sh" "$W/peers"
         for k in $(for run in $RUNS; do echo "${run#*@}"; done | awk '!seen[$0]++'); do
             setup_kernel "$k"
             for run in $RUNS; do

@@ -2,11 +2,15 @@
 # /init of the benchmark images (qemu-test/bench.sh): runs ONE loader variant
 # on a fresh kernel, times it, reports, powers off.
 #
-# Kernel command line: bench.variant=modprobe-a|busybox|xargs|parmod|parmod-profile
+# Kernel command line: bench.variant=modprobe-a|kmod-modprobe-a|systemd-modules-load|
+#                      busybox|xargs|parmod|parmod-profile
 #                      bench.jobs=N (xargs -P N, parmod -j N; 0: parmod's default)
-# Image: /etc/bench-modules (the requested names, one line), /etc/parmod.plan,
+# Image: /etc/bench-modules (the requested names, one line), the same names
+# in /etc/modules-load.d/bench.conf, /etc/parmod.plan,
 # /etc/parmod-profile.plan, kmod's modprobe at /usr/sbin/modprobe (with its
-# libraries), busybox's modprobe at /opt/bb/modprobe, parmod at /bin/parmod
+# libraries), the newest kmod in /opt/kmod and systemd-modules-load in
+# /opt/systemd (each with its own loader and libraries: qemu-test/peers.sh),
+# busybox's modprobe at /opt/bb/modprobe, parmod at /bin/parmod
 # (/sbin/modprobe -> parmod).
 #
 # The time is taken from the kernel's log clock: a line written to /dev/kmsg
@@ -37,6 +41,25 @@ case "$v" in
         # shellcheck disable=SC2086
         /usr/sbin/modprobe -a $list || rc=$?
         mark end
+        ;;
+    kmod-modprobe-a)
+        echo /opt/kmod/bin/modprobe > /proc/sys/kernel/modprobe
+        mark start
+        # shellcheck disable=SC2086
+        /opt/kmod/lib/ld-linux-x86-64.so.2 --library-path /opt/kmod/lib --argv0 modprobe \
+            /opt/kmod/bin/kmod -a $list || rc=$?
+        mark end
+        ;;
+    systemd-modules-load)
+        # As systemd-modules-load.service runs it: no arguments, the names
+        # from modules-load.d, as many probe threads as it picks itself
+        # (online CPUs, at most 16); its log to /dev/kmsg.
+        echo /opt/kmod/bin/modprobe > /proc/sys/kernel/modprobe
+        mark start
+        SYSTEMD_LOG_TARGET=kmsg /opt/systemd/lib/ld-linux-x86-64.so.2 --library-path /opt/systemd/lib \
+            /opt/systemd/bin/systemd-modules-load || rc=$?
+        mark end
+        dmesg | grep 'systemd-modules-load\[' | grep -v 'Inserted module' | sed 's/^/T: sdml /'
         ;;
     busybox)
         echo /opt/bb/modprobe > /proc/sys/kernel/modprobe
