@@ -21,6 +21,10 @@
 #            runs on every kernel
 #   fixture  the fixture graph of qemu-test/fixtures (inits sleep known times);
 #            runs on the first kernel only
+#   padded   fixtures whose init times the file sizes do not reflect: eight
+#            1 MiB modules (a const array) that sleep 200 ms, and a chain of
+#            two small modules that sleep 400 ms each, the critical path;
+#            runs on the first kernel only
 # W@K runs workload W on kernel K only (K one of the kernels, e.g. fixture@6.12).
 # Variants, each in its own fresh boot (guest/bench-init.sh runs exactly one):
 #   modprobe-a (kmod 30), kmod-modprobe-a (kmod >= 34), systemd-modules-load
@@ -28,14 +32,16 @@
 #   probe threads: one per online CPU), busybox (one modprobe per name),
 #   xargs-P2, xargs-P8,
 #   parmod (default settings: no --jobs, the plan's own weights), parmod-j1,
-#   parmod-j2, and on the real set parmod-profile (default settings with a
-#   plan compiled with --profile from a parmod -j 1 trace of the same image).
+#   parmod-j2, and on the real set and the padded one parmod-profile
+#   (default settings with a plan compiled with --profile from a parmod -j 1
+#   trace of the same image).
 #   BENCH_VARIANTS may name others of these kinds (parmod-jN, xargs-PN).
 # Each variant is booted N times (BENCH_BOOTS, default 3), interleaved round
 # by round (every kernel and workload in each round) so that drift of the
 # host hits every variant alike; the median is reported. The lower bound
 # comes from the -j 1 traces (parmod-plan report): max(critical path,
-# work / vCPUs) on the real set, the critical path on the fixture graph.
+# work / vCPUs) on the real set, the critical path on the fixture graphs
+# (their inits sleep: CPUs do not limit them).
 # For every parmod boot the modules its console lines report as stuck
 # ("parmod: stuck: NAME") and slow ("parmod: slow: NAME") and the
 # replacement workers it started ("worker N takes its place") are counted
@@ -61,7 +67,7 @@ set -euo pipefail
 
 W=${BENCH_DIR:-$QT_REPO/build/bench}
 BOOTS=${BENCH_BOOTS:-3}
-WORKLOADS=${BENCH_WORKLOADS:-real fixture}
+WORKLOADS=${BENCH_WORKLOADS:-real fixture padded}
 KERNELS=${BENCH_KERNELS:-6.1 6.12}
 SUMMARY_ONLY=0 MORE=0
 SMP=${BENCH_SMP:-2}
@@ -84,7 +90,24 @@ log() { qt_log "$@"; }
 # The real set: run.sh's real-large list plus USB storage and a few more drivers.
 REAL_SET="amdgpu i915 nouveau radeon btrfs xfs ext4 f2fs mac80211 iwlwifi ath9k snd_hda_intel snd_hda_codec_realtek e1000e igb ixgbe r8169 tg3 nvme ahci virtio_net virtio_gpu btusb usbhid hid_generic uvcvideo usb_storage uas xhci_pci dm_crypt raid456 nf_tables bridge vxlan wireguard sctp fuse overlay"
 FIXTURE_SET="pm_chain_c pm_diamond_top pm_soft_main pm_params pm_request pm_requested pm_late_misc pm_late_attr"
+PADDED_SET="pm_sb_chain_b pm_sb_pad1 pm_sb_pad2 pm_sb_pad3 pm_sb_pad4 pm_sb_pad5 pm_sb_pad6 pm_sb_pad7 pm_sb_pad8"
 VARIANTS_COMMON="modprobe-a kmod-modprobe-a systemd-modules-load busybox xargs-P2 xargs-P8 parmod parmod-j1 parmod-j2"
+
+variants_of() { # workload
+    if [ -n "${BENCH_VARIANTS:-}" ]; then echo "$BENCH_VARIANTS"; return; fi
+    case "$1" in
+        real|padded) echo "$VARIANTS_COMMON parmod-profile" ;;
+        *) echo "$VARIANTS_COMMON" ;;
+    esac
+}
+set_of() {
+    case "$1" in
+        real) echo "$REAL_SET" ;;
+        fixture) echo "$FIXTURE_SET" ;;
+        padded) echo "$PADDED_SET" ;;
+        *) qt_die "unknown workload $1 (real, fixture, padded)" ;;
+    esac
+}
 
 mkdir -p "$W/logs" "$W/traces"
 RES=$W/results.tsv
@@ -112,6 +135,7 @@ else
     first_kver=$(set -- $KVERS; echo "$1")
     RUNS=""
     for w in $WORKLOADS; do
+        set_of "${w%@*}" >/dev/null
         case "$w" in
             *@*) RUNS="$RUNS ${w%@*}@$(kver_of "${w#*@}")" ;;
             real) for v in $KVERS; do RUNS="$RUNS real@$v"; done ;;
@@ -127,12 +151,6 @@ else
     PARMOD=$W/bin/parmod PARMOD_PLAN=$W/bin/parmod-plan
     git -C "$QT_REPO" log -1 --format='%h %s' > "$W/commit" 2>/dev/null || true
 fi
-
-variants_of() { # workload
-    if [ -n "${BENCH_VARIANTS:-}" ]; then echo "$BENCH_VARIANTS"; return; fi
-    if [ "$1" = real ]; then echo "$VARIANTS_COMMON parmod-profile"; else echo "$VARIANTS_COMMON"; fi
-}
-set_of() { if [ "$1" = real ]; then echo "$REAL_SET"; else echo "$FIXTURE_SET"; fi; }
 
 # use_kernel KVER: the per-kernel paths (staging tree, images, configuration).
 use_kernel() {
@@ -295,7 +313,7 @@ run_setup() { # RUN: plans and image (and the profile boot of the real set)
     plan_of "$w"
     cp "$KW/img/$w.plan" "$KW/img/$w-profile.plan"
     image_of "$w"
-    if [ "$w" = real ] && variants_of "$w" | grep -qw parmod-profile; then
+    if variants_of "$w" | grep -qw parmod-profile; then
         # A -j 1 trace of this image gives the measured weights.
         bootv "$1" parmod-j1 profile
         local t=$W/traces/$KVER.$w.parmod-j1.profile.trace
