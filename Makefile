@@ -3,7 +3,7 @@
 #   make              both binaries, static, for $(TARGET)
 #   make test         every test (installs what it needs on Debian 12)
 #   make bench-plan   time parmod-plan compiling a plan of every Debian module
-#   make bench        the simulated scheduler benchmark
+#   make bench        the benchmarks: simulated scheduler, device-wait latency, QEMU boots
 #   make demo         QEMU boot of the Debian kernel: parmod beside modprobe -a
 
 SHELL := /bin/bash
@@ -136,8 +136,10 @@ bench-plan: deps
 	bench/bench-plan.sh
 
 # The benchmarks: the scheduler on simulated plans, device-wait latency in
-# QEMU, and the QEMU boot benchmark against modprobe (docs/BENCHMARKS.md).
-# BENCH_BOOTS=N boots per variant (default 3).
+# QEMU, and the QEMU boot benchmark against the other loaders on Debian 12's
+# 6.1 and 6.12 kernels (docs/BENCHMARKS.md; ~1 h on a quiet 2-CPU host).
+# BENCH_BOOTS=N boots per variant (default 3), BENCH_KERNELS="6.1 6.12",
+# BENCH_WORKLOADS="real fixture padded" (qemu-test/bench.sh --help).
 bench: build
 	PARMOD_BIN=$(CURDIR)/$(PARMOD) $(CARGO) run --quiet --profile host --features host --example simbench
 	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/wait-latency.sh

@@ -430,20 +430,26 @@ summary() {
             echo
             echo "parmod (default settings): $pm ms = $(ratio "$pm" "$base") × modprobe -a; best other loader: ${best:-none} ($bestv ms), parmod / it = $(ratio "$pm" "$bestv")."
             # Same module set after every variant as after modprobe -a?
-            local ref f d=""
+            local ref f d="" n diffs
             ref=$(ls "$W"/logs/"$k.$w".modprobe-a.r*.modules 2>/dev/null | head -n1)
             if [ -n "$ref" ]; then
-                for f in "$W"/logs/"$k.$w".*.r*.modules; do
-                    [ -f "$f" ] || continue
-                    if ! cmp -s "$ref" "$f"; then
-                        d="$d $(basename "$f" .modules | sed "s/^$k\\.//"): $(diff "$ref" "$f" | grep '^[<>]' | tr '\n' ' ')"
-                    fi
+                for v in $(variants_of "$w"); do
+                    n=0 diffs=""
+                    for f in "$W"/logs/"$k.$w.$v".r*.modules; do
+                        [ -f "$f" ] || continue
+                        n=$((n + 1))
+                        cmp -s "$ref" "$f" && continue
+                        diffs="$diffs$( { diff "$ref" "$f" || true; } | grep '^[<>]' | tr '\n' ' ')
+"
+                    done
+                    [ -n "$diffs" ] || continue
+                    d="$d $v ($(printf '%s' "$diffs" | grep -c .) of $n boots): $(printf '%s' "$diffs" | sort -u | tr '\n' ';' | sed 's/ *;$//; s/ *;/;/g')."
                 done
                 echo
                 if [ -z "$d" ]; then
                     echo "Module set after every boot = the set after modprobe -a ($(grep -c . "$ref") modules)."
                 else
-                    echo "Module sets differing from modprobe -a's ($(basename "$ref" .modules); < only there, > only in the other):$d"
+                    echo "Module set after every boot = the set after modprobe -a ($(grep -c . "$ref") modules), except (< only after modprobe -a, > only after the other):$d"
                 fi
             fi
         done
