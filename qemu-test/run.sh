@@ -10,6 +10,7 @@
 # /init-only scenarios in script mode), then "N passed, M failed[, K skipped]".
 # Logs, plans and images stay in build/qemu/{logs,img}.
 #
+# --only also takes the scenarios outside the default run (EXTRA below).
 # --mode: "init" boots parmod as /init (parmod.next=/sbin/check); "script"
 # boots a busybox /init script that runs parmod as a command; "auto" (default)
 # takes init when `parmod --help` mentions --init.
@@ -23,6 +24,9 @@ set -euo pipefail
 W=$QT_REPO/build/qemu
 ONLY="" MODE=auto
 ALL="fixture-graph failure stuck late-waits real-devices real-large busybox-next cmdline rescue-next rescue-plan"
+# Scenarios that run only when named with --only: busy-init fails until
+# parmod tells a load that computes from one that hangs.
+EXTRA="busy-init"
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=${2//,/ }; shift 2 ;;
@@ -315,6 +319,31 @@ scenario_stuck() {
     finish "$name" "boot ${BOOT_SECS} s, next stage at ${ns:-?} s uptime, $(summary | sed 's/^parmod: //')"
 }
 
+# --- (c1) a load that computes for longer than the module timeout ------------
+# pm_busy's init burns CPU for 12 s, over the default 10 s timeout: it makes
+# progress all along, so it must not be reported stuck nor replaced.
+scenario_busy-init() {
+    local name=busy-init append="quiet"
+    plan "$name" pm_busy pm_chain_c || { fail "plan compile failed"; return; }
+    image "$name" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
+    boot "$name" "$append"
+    [ -n "$(kt pm_busy end)" ] || fail "pm_busy's init did not finish"
+    local m
+    for m in pm_busy pm_chain_a pm_chain_b pm_chain_c; do
+        has_module "$m" || fail "$m not loaded"
+    done
+    # parmod's own lines, not their copies from the kernel log ("K: ").
+    grep -v '^K: ' "$LOG" | grep -q 'parmod: stuck: pm_busy' && fail "pm_busy reported stuck: $(grep -m1 -o 'parmod: stuck: pm_busy.*' "$LOG")"
+    grep -v '^K: ' "$LOG" | grep -q 'takes its place' && fail "a replacement worker started"
+    [ "$(summary_field loaded)" = 4 ] && [ "$(summary_field stuck)" = 0 ] \
+        || fail "summary '$(summary)', want 4 loaded, 0 stuck"
+    check_exit 0
+    local busy
+    busy=$(awk -v a="$(kt pm_busy start)" -v b="$(kt pm_busy end)" 'BEGIN{ if (a == "" || b == "") print "?"; else printf "%.0f", (b - a) / 1e6 }')
+    finish "$name" "boot ${BOOT_SECS} s, pm_busy's init ${busy} ms, $(summary | sed 's/^parmod: //')"
+}
+
 # --- (c2) late device nodes and attributes: wait-for ------------------------
 scenario_late-waits() {
     local name=late-waits append="quiet"
@@ -533,7 +562,7 @@ scenario_rescue-plan() {
 
 # --- run --------------------------------------------------------------------
 for s in $ONLY; do
-    case " $ALL " in *" $s "*) ;; *) echo "run: unknown scenario $s" >&2; exit 2 ;; esac
+    case " $ALL $EXTRA " in *" $s "*) ;; *) echo "run: unknown scenario $s" >&2; exit 2 ;; esac
     log "scenario $s"
     "scenario_$s"
     # A scenario that gave up before booting has not reported yet.
