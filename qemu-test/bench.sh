@@ -422,7 +422,9 @@ summary() {
                 esac
                 echo "| $v | $ms | $(ratio "$ms" "$base") | $(ratio "$ms" "$bound") | $mods | $all | $las | $ssr |"
             done
-            local pm
+            local pm unfinished
+            unfinished=$(awk -F'\t' -v k="$k" -v w="$w" '$1==k && $2==w && $4 ~ /^r/ && $5=="NA" {printf "%s%s.%s", s, $3, $4; s=", "}' "$RES")
+            [ -z "$unfinished" ] || { echo; echo "Boots that did not reach the loader's end (QEMU timed out or the guest failed; no time, no module set): $unfinished."; }
             pm=$(vals "$k" "$w" parmod | median)
             local th
             th=$(awk -F'\t' -v k="$k" -v w="$w" '$1==k && $2==w && $3=="systemd-modules-load" && $4 ~ /^r/ {print $16}' "$RES" | sort -u | tr '\n' ' ')
@@ -431,12 +433,16 @@ summary() {
             echo "parmod (default settings): $pm ms = $(ratio "$pm" "$base") × modprobe -a; best other loader: ${best:-none} ($bestv ms), parmod / it = $(ratio "$pm" "$bestv")."
             # Same module set after every variant as after modprobe -a?
             local ref f d="" n diffs
-            ref=$(ls "$W"/logs/"$k.$w".modprobe-a.r*.modules 2>/dev/null | head -n1)
-            if [ -n "$ref" ]; then
+            ref=$(awk -F'\t' -v k="$k" -v w="$w" '$1==k && $2==w && $3=="modprobe-a" && $4 ~ /^r/ && $5!="NA" {print $4; exit}' "$RES")
+            [ -z "$ref" ] || ref=$W/logs/$k.$w.modprobe-a.$ref.modules
+            if [ -n "$ref" ] && [ -f "$ref" ]; then
                 for v in $(variants_of "$w"); do
                     n=0 diffs=""
                     for f in "$W"/logs/"$k.$w.$v".r*.modules; do
                         [ -f "$f" ] || continue
+                        # A boot that never got to the loader's end (QEMU timed out) has no set.
+                        awk -F'\t' -v k="$k" -v w="$w" -v v="$v" -v t="$(basename "$f" .modules | sed 's/.*\.//')" \
+                            '$1==k && $2==w && $3==v && $4==t && $5!="NA" {f=1} END {exit !f}' "$RES" || continue
                         n=$((n + 1))
                         cmp -s "$ref" "$f" && continue
                         diffs="$diffs$( { diff "$ref" "$f" || true; } | grep '^[<>]' | tr '\n' ' ')
