@@ -457,16 +457,23 @@ fn split_word(s: &str) -> (&str, &str) {
 pub fn parse_modules_load(files: &[PathBuf]) -> Result<Vec<(String, Source)>> {
     let mut out = Vec::new();
     for path in files {
-        let text = read(path)?;
-        for (n, l) in String::from_utf8_lossy(&text).lines().enumerate() {
-            let l = l.trim();
-            if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
-                continue;
-            }
-            out.push((l.to_string(), Source { path: path.clone(), line: n + 1 }));
-        }
+        out.extend(parse_modules_load_text(path, &read(path)?));
     }
     Ok(out)
+}
+
+/// The module names of one modules-load.d file's contents `text`, read
+/// from `path` (for the sources).
+pub fn parse_modules_load_text(path: &Path, text: &[u8]) -> Vec<(String, Source)> {
+    let mut out = Vec::new();
+    for (n, l) in String::from_utf8_lossy(text).lines().enumerate() {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
+            continue;
+        }
+        out.push((l.to_string(), Source { path: path.to_path_buf(), line: n + 1 }));
+    }
+    out
 }
 
 #[cfg(test)]

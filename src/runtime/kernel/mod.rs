@@ -5,9 +5,9 @@
 //!   the uevent socket, futexes, raw `clone` tasks);
 //! * [`sim::Sim`]: the real kernel, except that a load sleeps the module's
 //!   planned weight (`parmod --simulate`, with `--fail`/`--hang`);
-//! * `fake::Fake` (tests only): answers from a script, records every call,
-//!   and runs on a virtual clock, so that scheduler, stuck and deadline
-//!   tests are deterministic.
+//! * `fake::Fake` (tests, and the fuzz targets through the `fake` feature):
+//!   answers from a script, records every call, and runs on a virtual
+//!   clock, so that scheduler, stuck and deadline tests are deterministic.
 //!
 //! The pure parts of a load (the module's path, its parameters merged with
 //! the kernel command line's, the `finit_module` flags, the refusal of a
@@ -21,7 +21,7 @@ use crate::cmdline::ModParam;
 use crate::plan::{module_flags, Compression};
 use rustix::io::Errno;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod real;
 pub mod sim;
