@@ -394,7 +394,7 @@ impl Kernel for Fake {
     fn load(&self, call: &LoadCall<'_>) -> Result<(), Errno> {
         let name = String::from_utf8_lossy(call.name).into_owned();
         let mut g = self.lock();
-        let b = g.script.get(&name).copied().unwrap_or(Behaviour::Load(0));
+        let b = g.script.get(&name.replace('-', "_")).copied().unwrap_or(Behaviour::Load(0));
         let start = g.now;
         let i = g.calls.len();
         g.calls.push(Call {
