@@ -5,6 +5,7 @@
 #   make bench-plan   time parmod-plan compiling a plan of every Debian module
 #   make bench        the benchmarks: simulated scheduler, device-wait latency, QEMU boots
 #   make demo         QEMU boot of the Debian kernel: parmod beside modprobe -a
+#   make fuzz         every fuzz target for FUZZ_SECONDS seconds (docs/fuzzing.md)
 
 SHELL := /bin/bash
 # rustup installs cargo here when the machine has none.
@@ -31,7 +32,7 @@ PARMOD_PLAN := target/$(HOST_TARGET)/host/parmod-plan
 SIZE_BUDGET := 131072
 
 .PHONY: all build deps rust-target test unit-test msrv size-check bench bench-plan demo qemu-test initramfs clean \
-	install man qemu-test-arm64 test-packaging
+	install man qemu-test-arm64 test-packaging fuzz
 
 all: build
 
@@ -81,7 +82,17 @@ unit-test: deps build
 	  PARMOD_REQUIRE_DEV_WRITABLE=1 PARMOD_REQUIRE_COMPRESSORS=1 \
 	  $(CARGO) test --features host
 
-test: deps size-check unit-test msrv test-packaging qemu-test qemu-test-arm64
+test: deps size-check unit-test msrv test-packaging fuzz qemu-test qemu-test-arm64
+
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer; a nightly toolchain): each
+# target FUZZ_SECONDS seconds, after the inputs that once failed
+# (fuzz/regressions). About 2 minutes of build and 9 x FUZZ_SECONDS here.
+FUZZ_SECONDS ?= 30
+FUZZ_TOOLCHAIN ?= nightly
+fuzz: rust-target
+	@rustup toolchain list | grep -q '^$(FUZZ_TOOLCHAIN)' || rustup toolchain install $(FUZZ_TOOLCHAIN) --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TOOLCHAIN=$(FUZZ_TOOLCHAIN) fuzz/run.sh
 
 # Cargo.toml's rust-version holds: the library, both binaries and the tests
 # type-check with that toolchain (heapless 0.9 needs 1.88; a safe

@@ -26,6 +26,8 @@ ONLY="" MODE=auto
 ALL="fixture-graph failure stuck busy-init late-waits real-devices real-large busybox-next cmdline rescue-next rescue-plan"
 # Scenarios that run only when named with --only.
 EXTRA=""
+# The hostile machine (README.md, "Scenarios").
+ALL="$ALL task-names request-loading request-self request-storm kernel-fs console-full"
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=${2//,/ }; shift 2 ;;
@@ -557,6 +559,156 @@ scenario_rescue-plan() {
     grep -q '^T: next-start .* pid=1 ' "$LOG" || fail "the rescue program is not PID 1"
     has_module pm_chain_a && fail "pm_chain_a loaded from an unusable plan"
     finish "$name" "boot ${BOOT_SECS} s, $(grep -m1 -o 'parmod: .*truncated.*' "$LOG" || true)"
+}
+
+# --- the hostile machine ------------------------------------------------------
+# /sbin/hostile (guest/hostile.sh) is the next stage: it reports the pm:*
+# tasks and mends what a scenario broke, then runs /sbin/check.
+HOSTILE=(--extra "$QT_HERE/guest/hostile.sh:/sbin/hostile")
+
+# A stuck worker is named after its module, and the stuck module with how
+# long it was stuck is in the kernel log after the deadline.
+scenario_task-names() {
+    local name=task-names append="quiet"
+    plan "$name" --module-timeout 2000 pm_after_hang pm_chain_c || { fail "plan compile failed"; return; }
+    echo "--deadline 5000 --module-timeout 2000" > "$W/conf/$name.args"
+    echo /sbin/hostile > "$W/conf/$name.next"
+    image "$name" "${HOSTILE[@]}" --extra "$W/conf/$name.args:/etc/parmod-args" \
+        --extra "$W/conf/$name.next:/etc/next" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/hostile parmod.deadline=5000"
+    boot "$name" "$append"
+    grep -q '^T: hostile-start' "$LOG" || fail "/sbin/hostile did not run"
+    grep -q '^T: task pm:pm_hang ' "$LOG" || fail "no task named pm:pm_hang while pm_hang's init sleeps ($(grep '^T: task' "$LOG" | tr '\n' ' '))"
+    local ms
+    ms=$(sed -n 's/^K: .*parmod: stuck: pm_hang: still inside finit_module after \([0-9]*\) ms.*/\1/p' "$LOG" | head -n1)
+    if [ -z "$ms" ]; then
+        fail "no 'parmod: stuck: pm_hang: still inside finit_module after N ms' in the kernel log"
+    elif [ "$ms" -lt 4000 ] || [ "$ms" -gt 6500 ]; then
+        fail "the kernel log says pm_hang was stuck for $ms ms, want about 5000 (the deadline)"
+    fi
+    has_module pm_chain_c || fail "pm_chain_c not loaded"
+    finish "$name" "boot ${BOOT_SECS} s, tasks: $(sed -n 's/^T: task \([^ ]*\) .*/\1/p' "$LOG" | sort | uniq -c | tr -s ' ' | tr '\n' ',') kernel log: stuck ${ms:-?} ms"
+}
+
+# request_module() of a module that is still loading: pm_req_waiter asks for
+# pm_req_slow 300 ms into pm_req_slow's 1500 ms init.
+scenario_request-loading() {
+    local name=request-loading append="quiet"
+    [ "$PERSONALITY" = yes ] || { skip "$name" "parmod has no modprobe personality"; return; }
+    plan "$name" pm_req_slow pm_req_waiter pm_chain_c || { fail "plan compile failed"; return; }
+    image "$name" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
+    boot "$name" "$append"
+    local r
+    r=$(sed -n 's/.*pm_fixture: pm_req_waiter request_module(pm_req_slow) = \(.*\)$/\1/p' "$LOG" | head -n1)
+    [ -n "$r" ] || fail "pm_req_waiter logged no request_module result"
+    [ "${r%%,*}" = 0 ] || fail "request_module(pm_req_slow) gave '$r', want 0"
+    local took=${r##*, }
+    took=${took% ms}
+    [ -n "$took" ] && [ "$took" -lt 10000 ] || fail "request_module(pm_req_slow) took '${took}' ms"
+    local m
+    for m in pm_req_slow pm_req_waiter pm_chain_c; do has_module "$m" || fail "$m not loaded"; done
+    [ "$(summary_field stuck)" = 0 ] || fail "summary '$(summary)', want 0 stuck"
+    check_exit 0
+    finish "$name" "boot ${BOOT_SECS} s, request_module: $r, $(summary | sed 's/^parmod: //')"
+}
+
+# request_module() of the module whose init is asking (a crypto self test
+# asking for the algorithm its module registers): must not wait for itself.
+scenario_request-self() {
+    local name=request-self append="quiet"
+    [ "$PERSONALITY" = yes ] || { skip "$name" "parmod has no modprobe personality"; return; }
+    plan "$name" pm_req_self pm_chain_c || { fail "plan compile failed"; return; }
+    image "$name" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
+    boot "$name" "$append"
+    local r
+    r=$(sed -n 's/.*pm_fixture: pm_req_self request_module(pm_req_self_alias) = \(.*\)$/\1/p' "$LOG" | head -n1)
+    [ -n "$r" ] || fail "pm_req_self logged no request_module result"
+    [ "${r%%,*}" = 0 ] || fail "request_module(pm_req_self_alias) gave '$r', want 0 (the module is loading: as kmod, that is success)"
+    local took=${r##*, }
+    took=${took% ms}
+    [ -n "$took" ] && [ "$took" -lt 10000 ] || fail "request_module(pm_req_self_alias) took '${took}' ms: the module waited for itself"
+    has_module pm_req_self || fail "pm_req_self not loaded"
+    [ "$(summary_field stuck)" = 0 ] || fail "summary '$(summary)', want 0 stuck"
+    check_exit 0
+    finish "$name" "boot ${BOOT_SECS} s, request_module: $r, $(summary | sed 's/^parmod: //')"
+}
+
+# 200 request_module() calls from as many kernel threads, spread over the
+# first second of the run, while the plan loads: of modules loaded, still
+# loading (pm_storm itself) and not loaded yet (pm_diamond_top, whose
+# dependencies take 300 ms), of an alias and of a name no plan has.
+scenario_request-storm() {
+    local name=request-storm append="quiet"
+    [ "$PERSONALITY" = yes ] || { skip "$name" "parmod has no modprobe personality"; return; }
+    plan "$name" pm_storm pm_requested pm_chain_c pm_diamond_top || { fail "plan compile failed"; return; }
+    image "$name" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
+    boot "$name" "$append"
+    grep -q 'pm_fixture: pm_storm started 200 requests' "$LOG" || fail "pm_storm did not start 200 requests ($(grep -m1 'pm_storm started' "$LOG"))"
+    local n want
+    for n in pm_requested pm_fixture_alias pm_diamond_top pm_storm_alias pm_no_such_module; do
+        want="ok 40 failed 0"
+        [ "$n" = pm_no_such_module ] && want="ok 0 failed 40"
+        grep -q "pm_fixture: pm_storm requests $n $want\$" "$LOG" \
+            || fail "requests for $n: '$(sed -n "s/.*pm_fixture: pm_storm requests $n //p" "$LOG" | head -n1)', want '$want'"
+    done
+    local longest
+    longest=$(sed -n 's/.*pm_fixture: pm_storm started .* longest \([0-9]*\) ms.*/\1/p' "$LOG" | head -n1)
+    [ -n "$longest" ] && [ "$longest" -lt 30000 ] || fail "the longest request took '${longest}' ms"
+    local m
+    for m in pm_storm pm_requested pm_chain_c pm_diamond_top; do has_module "$m" || fail "$m not loaded"; done
+    [ "$(summary_field failed)" = 0 ] && [ "$(summary_field stuck)" = 0 ] || fail "summary '$(summary)', want 0 failed, 0 stuck"
+    check_exit 0
+    finish "$name" "boot ${BOOT_SECS} s, longest request ${longest:-?} ms, $(summary | sed 's/^parmod: //')"
+}
+
+# PID 1 without /proc and /sys it can mount: /proc is a file (so there is
+# no kernel command line), /sys a link to a file. The plan still loads and
+# the next stage (the default /sbin/init, as without a command line) still
+# runs. (/dev cannot be broken so: the kernel's built-in initramfs always
+# has /dev/console; console-full covers an unusable console.)
+scenario_kernel-fs() {
+    local name=kernel-fs
+    [ "$MODE" = init ] || { skip "$name" "needs parmod as /init"; return; }
+    plan "$name" pm_chain_c pm_params || { fail "plan compile failed"; return; }
+    : > "$W/conf/$name.file"
+    # /sys: a link to a file (relative, so that it resolves here too).
+    mkdir -p "$W/conf/etc"
+    : > "$W/conf/etc/hostile-fs"
+    ln -sfn etc/hostile-fs "$W/conf/$name.link"
+    image "$name" "${HOSTILE[@]}" --extra "$QT_HERE/guest/hostile.sh:/sbin/init" \
+        --extra "$W/conf/$name.file:/etc/hostile-fs" --extra "$W/conf/$name.file:/proc" \
+        --extra "$W/conf/$name.link:/sys" || { fail "image build failed"; return; }
+    boot "$name" "quiet"
+    grep -q '^T: hostile-fixed /proc /sys $' "$LOG" || fail "the image's /proc and /sys were not what the scenario made them ($(grep -m1 '^T: hostile-fixed' "$LOG"))"
+    grep -q 'parmod: cannot mount /proc: ENOTDIR' "$LOG" || fail "no 'parmod: cannot mount /proc: ENOTDIR' message"
+    grep -q 'parmod: cannot mount /sys: ENOTDIR' "$LOG" || fail "no 'parmod: cannot mount /sys: ENOTDIR' message"
+    grep -q '^T: next-start .* pid=1 ' "$LOG" || fail "the next stage is not PID 1"
+    local m
+    for m in pm_chain_a pm_chain_b pm_chain_c pm_params; do has_module "$m" || fail "$m not loaded"; done
+    finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //')"
+}
+
+# PID 1's console is /dev/full: every message write fails (ENOSPC). The plan
+# loads, the summary reaches the kernel log, the next stage runs.
+scenario_console-full() {
+    local name=console-full
+    [ "$MODE" = init ] || { skip "$name" "needs parmod as /init"; return; }
+    plan "$name" pm_chain_c pm_after_fail || { fail "plan compile failed"; return; }
+    rm -f "$W/conf/$name.console"
+    mknod -m 600 "$W/conf/$name.console" c 1 7
+    : > "$W/conf/$name.file"
+    image "$name" "${HOSTILE[@]}" --extra "$W/conf/$name.console:/dev/console" \
+        --extra "$W/conf/$name.file:/etc/hostile-tty" || { fail "image build failed"; return; }
+    boot "$name" "quiet parmod.next=/sbin/hostile"
+    grep -q '^T: next-start .* pid=1 ' "$LOG" || fail "the next stage is not PID 1"
+    grep -q '^K: .*parmod: 3 loaded .* 1 failed, 1 skipped' "$LOG" || fail "no summary in the kernel log ($(grep -m1 '^K: .*parmod: [0-9]* loaded' "$LOG"))"
+    grep -q '^K: .*parmod: failed: pm_fail' "$LOG" || fail "no 'parmod: failed: pm_fail' in the kernel log"
+    local m
+    for m in pm_chain_a pm_chain_b pm_chain_c; do has_module "$m" || fail "$m not loaded"; done
+    finish "$name" "boot ${BOOT_SECS} s, kernel log: $(sed -n 's/^K: .*\(parmod: [0-9]* loaded.*\)/\1/p' "$LOG" | head -n1)"
 }
 
 # --- run --------------------------------------------------------------------

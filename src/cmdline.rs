@@ -36,9 +36,15 @@ pub fn decimal(v: &[u8]) -> Option<u32> {
     Some(v.iter().fold(0u32, |n, &c| n * 10 + (c - b'0') as u32))
 }
 
-/// The kernel's `isspace()` on the command line (ASCII blanks).
+/// The blanks of kmod's command-line reader (its `switch`: ASCII only).
 fn blank(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// The kernel's `isspace()` (lib/ctype.c): kmod's blanks and 0xa0, the
+/// Latin-1 no-break space, which the kernel's table marks as space too.
+fn kernel_blank(c: u8) -> bool {
+    blank(c) || c == 0xa0
 }
 
 /// One argument as the kernel's `next_arg()` reads it.
@@ -167,6 +173,12 @@ impl<'a> Cmdline<'a> {
     /// quote (anywhere) groups until the next one. The quotes stay in the
     /// token. A NUL ends an argument too (none in /proc/cmdline).
     pub fn tokens(self) -> impl Iterator<Item = &'a [u8]> {
+        self.split(kernel_blank)
+    }
+
+    /// [`Self::tokens`] with `blank` for the blanks (kmod's reader does not
+    /// count 0xa0 as one).
+    fn split(self, blank: fn(u8) -> bool) -> impl Iterator<Item = &'a [u8]> {
         let b = self.0;
         let mut i = 0;
         core::iter::from_fn(move || {
@@ -257,7 +269,7 @@ impl<'a> Cmdline<'a> {
     /// Each option `module.param[=value]` for `module` (`-` and `_` alike),
     /// in order, as kmod reads them (see the module documentation).
     pub fn module_options(self, module: &'a [u8]) -> impl Iterator<Item = ModParam<'a>> + 'a {
-        self.tokens().filter_map(module_option).filter(move |o| same_name(o.module, module))
+        self.split(blank).filter_map(module_option).filter(move |o| same_name(o.module, module))
     }
 
     /// The options of [`Self::module_options`] that are one slice of the
@@ -337,6 +349,16 @@ modprobe.blacklist=snd-pcsp parmod.jobs=x8 e1000.debug=1\n";
         // Quoted as a whole: the kernel's unquoting, not kmod's literal quotes.
         assert!(Cmdline(b"\"modprobe.blacklist=a,b\"").blacklists(b"a"));
         assert!(Cmdline(b"\"modprobe.blacklist=a,b\"").blacklists(b"b"));
+    }
+
+    #[test]
+    fn the_kernel_splits_at_a_no_break_space_kmod_does_not() {
+        // lib/ctype.c counts 0xa0 as space; kmod's reader knows ASCII blanks only.
+        let c = Cmdline(b"a=1\xa0b=2 m.p=x\xa0y");
+        assert_eq!(c.get(b"b"), Some(&b"2"[..]));
+        assert_eq!(c.args().count(), 4);
+        let p: Vec<&[u8]> = c.module_params(b"m").collect();
+        assert_eq!(p, [&b"p=x\xa0y"[..]]);
     }
 
     #[test]

@@ -240,31 +240,82 @@ pub fn collect_files(
     Ok(by_name.into_iter().map(|(_, p)| p).collect())
 }
 
-/// Logical lines of a file: `\`-continued lines joined, with the number of
-/// their first physical line.
+/// Logical lines of a file, as kmod reads them (`freadline_wrapped`): a
+/// `\` at the end of a line joins the next line to it, a `\` before any
+/// other character stands for that character (`\\` for a backslash), and
+/// a NUL ends the line's text (kmod's C string ends there: the rest of that
+/// line is never seen). One difference, on purpose: a `\r` before a line's
+/// end is dropped, so a file with CRLF line ends reads as meant (kmod makes
+/// the `\r` part of the line's last word: `blacklist foo\r` names no
+/// module). Each with the number of its first physical line.
 fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut cur = String::new();
-    let mut start = 0;
-    let mut continuing = false;
-    for (n, raw) in text.lines().enumerate() {
-        if !continuing {
-            start = n + 1;
-            cur.clear();
+    let (mut line, mut start) = (1usize, 1usize);
+    let mut pending = false;
+    let end_line = |cur: &mut String, start: usize, out: &mut Vec<(usize, String)>| {
+        let mut l = std::mem::take(cur);
+        if l.ends_with('\r') {
+            l.pop();
         }
-        if let Some(head) = raw.strip_suffix('\\') {
-            cur.push_str(head);
-            continuing = true;
-            continue;
+        if let Some(nul) = l.find('\0') {
+            l.truncate(nul);
         }
-        cur.push_str(raw);
-        continuing = false;
-        out.push((start, std::mem::take(&mut cur)));
+        out.push((start, l));
+    };
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        pending = true;
+        match c {
+            '\n' => {
+                end_line(&mut cur, start, &mut out);
+                line += 1;
+                start = line;
+                pending = false;
+            }
+            '\\' => match chars.peek().copied() {
+                Some('\n') => {
+                    chars.next();
+                    line += 1;
+                }
+                Some('\r') if text_follows(&chars, "\r\n") => {
+                    chars.next();
+                    chars.next();
+                    line += 1;
+                }
+                Some(next) => {
+                    chars.next();
+                    cur.push(next);
+                }
+                None => {}
+            },
+            c => cur.push(c),
+        }
     }
-    if continuing {
-        out.push((start, cur));
+    if pending {
+        end_line(&mut cur, start, &mut out);
     }
     out
+}
+
+/// Whether the characters still to come start with `s`.
+fn text_follows(chars: &std::iter::Peekable<std::str::Chars<'_>>, s: &str) -> bool {
+    chars.clone().take(s.chars().count()).eq(s.chars())
+}
+
+/// kmod's check of a name or pattern in a modprobe.d line (`underscores()`):
+/// a `]` without its `[`, or a `[` never closed, makes kmod ignore the line.
+fn brackets_balanced(s: &str) -> bool {
+    let mut open = false;
+    for c in s.chars() {
+        match c {
+            '[' if !open => open = true,
+            ']' if open => open = false,
+            ']' => return false,
+            _ => {}
+        }
+    }
+    !open
 }
 
 /// Parse modprobe.d files (in the order given) into one configuration.
@@ -294,6 +345,23 @@ pub fn parse_modprobe_text(
         // kmod logs a malformed or unknown line and goes on: so does parmod.
         let mut skip = |msg: &str| warn(format!("{src}: {msg}; line ignored (as kmod ignores it)"));
         let (cmd, rest) = split_word(l);
+        // kmod ignores a line whose name (or alias pattern) has a `]`
+        // without `[` or an unclosed `[`.
+        if matches!(cmd, "alias" | "blacklist" | "options" | "softdep" | "install") {
+            let (name, rest) = split_word(rest);
+            let (target, _) = split_word(rest);
+            let bad = if !brackets_balanced(name) {
+                Some(name)
+            } else if cmd == "alias" && !brackets_balanced(target) {
+                Some(target)
+            } else {
+                None
+            };
+            if let Some(b) = bad {
+                skip(&format!("'{b}' has a ']' without '[' or a '[' without ']'"));
+                continue;
+            }
+        }
         match cmd {
             "alias" => {
                 let (pattern, rest) = split_word(rest);
@@ -457,16 +525,23 @@ fn split_word(s: &str) -> (&str, &str) {
 pub fn parse_modules_load(files: &[PathBuf]) -> Result<Vec<(String, Source)>> {
     let mut out = Vec::new();
     for path in files {
-        let text = read(path)?;
-        for (n, l) in String::from_utf8_lossy(&text).lines().enumerate() {
-            let l = l.trim();
-            if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
-                continue;
-            }
-            out.push((l.to_string(), Source { path: path.clone(), line: n + 1 }));
-        }
+        out.extend(parse_modules_load_text(path, &read(path)?));
     }
     Ok(out)
+}
+
+/// The module names of one modules-load.d file's contents `text`, read
+/// from `path` (for the sources).
+pub fn parse_modules_load_text(path: &Path, text: &[u8]) -> Vec<(String, Source)> {
+    let mut out = Vec::new();
+    for (n, l) in String::from_utf8_lossy(text).lines().enumerate() {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
+            continue;
+        }
+        out.push((l.to_string(), Source { path: path.to_path_buf(), line: n + 1 }));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -486,5 +561,42 @@ mod tests {
         assert_eq!(cfg.softdeps[1].post, vec!["d"]);
         assert_eq!(cfg.options_for("m"), "a=1 b=\"x y\"");
         assert!(w.is_empty());
+    }
+
+    fn parse(text: &str) -> (ModprobeConfig, Vec<String>) {
+        let mut cfg = ModprobeConfig::default();
+        let mut w = vec![];
+        parse_modprobe_text(&mut cfg, Path::new("t.conf"), text, &mut |s| w.push(s)).unwrap();
+        (cfg, w)
+    }
+
+    #[test]
+    fn backslashes_escape_as_in_kmod() {
+        // freadline_wrapped: `\` + newline joins, `\` + anything else is that character.
+        let (cfg, _) = parse("options m a=x\\y b=\\\\ c=\\\"q\\\"\noptions n v=1\\\r\n w=2\r\n");
+        assert_eq!(cfg.options_for("m"), "a=xy b=\\ c=\"q\"");
+        assert_eq!(cfg.options_for("n"), "v=1 w=2", "a CRLF line end continues too");
+        let (cfg, _) = parse("options m a=1\\");
+        assert_eq!(cfg.options_for("m"), "a=1", "a backslash at the end of the file");
+    }
+
+    #[test]
+    fn a_nul_ends_the_line_as_in_kmod() {
+        // Found by the config fuzz target: the NUL reached the plan writer,
+        // which refused the plan without naming the configuration line.
+        let (cfg, _) = parse("options g debug=probe\0 --ignore\\\nmore\nblacklist \0x\noptions h y=1\n");
+        assert_eq!(cfg.options_for("g"), "debug=probe");
+        assert_eq!(cfg.options_for("h"), "y=1");
+        assert!(cfg.blacklist.is_empty());
+    }
+
+    #[test]
+    fn unbalanced_brackets_are_ignored_as_in_kmod() {
+        let (cfg, w) = parse("alias a]b m\nalias pci:v[0-9 m\nalias x n[o\nblacklist q]\noptions r[ s=1\nalias ok[-] m-x\n");
+        assert_eq!(cfg.aliases.len(), 1);
+        assert_eq!(cfg.aliases[0].0, "ok[-]");
+        assert!(cfg.blacklist.is_empty() && cfg.options.is_empty());
+        assert_eq!(w.len(), 5, "{w:?}");
+        assert!(w[0].starts_with("t.conf:1: 'a]b' has a ']' without '['"), "{}", w[0]);
     }
 }

@@ -181,7 +181,41 @@ impl DepPaths {
     }
 }
 
+/// The contents of a kernel's index files, for [`KmodIndex::from_texts`]
+/// (None: the file is missing).
+#[derive(Clone, Debug, Default)]
+pub struct IndexTexts {
+    pub dep: Option<Vec<u8>>,
+    pub alias: Option<Vec<u8>>,
+    pub symbols: Option<Vec<u8>>,
+    pub builtin: Option<Vec<u8>>,
+    pub builtin_modinfo: Option<Vec<u8>>,
+}
+
 impl KmodIndex {
+    /// The index of the files' contents `texts`, as [`Self::load`] reads
+    /// them from `dir` (which messages name).
+    pub fn from_texts(dir: &Path, texts: IndexTexts, paths: &DepPaths) -> Result<Self> {
+        let mut idx = KmodIndex { dir: dir.to_path_buf(), paths: paths.clone(), ..Default::default() };
+        idx.has_dep = texts.dep.is_some();
+        if let Some(t) = &texts.dep {
+            idx.load_dep_text(&dir.join("modules.dep"), t, paths)?;
+        }
+        let parse = |t: Option<Vec<u8>>, name: &str| match t {
+            Some(t) => parse_alias_text(&dir.join(name), t),
+            None => Ok(RawAliases::default()),
+        };
+        idx.aliases = AliasTable::new(parse(texts.alias, "modules.alias")?, &idx.by_name);
+        idx.symbols = AliasTable::new(parse(texts.symbols, "modules.symbols")?, &idx.by_name);
+        if let Some(t) = &texts.builtin {
+            idx.add_builtin(t);
+        }
+        if let Some(t) = &texts.builtin_modinfo {
+            idx.add_builtin_modinfo(t);
+        }
+        Ok(idx)
+    }
+
     /// Load the index files of `dir` (`lib/modules/$KVER`) for module paths
     /// resolved by `paths`. All files are optional, as they are for kmod; a
     /// kernel without modules.dep has only built-in modules.
@@ -209,28 +243,36 @@ impl KmodIndex {
         idx.symbols = AliasTable::new(raw_symbols, &idx.by_name);
         let builtin_path = dir.join("modules.builtin");
         if builtin_path.exists() {
-            let text = read(&builtin_path)?;
-            for line in text.split(|&c| c == b'\n') {
-                let line = String::from_utf8_lossy(line);
-                let line = line.trim();
-                if !line.is_empty() && !line.starts_with('#') {
-                    idx.builtin.insert(modname_from_path(line));
-                }
-            }
+            idx.add_builtin(&read(&builtin_path)?);
         }
         let modinfo = dir.join("modules.builtin.modinfo");
         if modinfo.exists() {
-            let data = read(&modinfo)?;
-            for rec in data.split(|&c| c == 0) {
-                let rec = String::from_utf8_lossy(rec);
-                if let Some((name, alias)) = rec.split_once(".alias=") {
-                    if !name.contains('=') && !alias.is_empty() {
-                        idx.builtin_aliases.push((normalize_alias(alias), canonical(name)));
-                    }
+            idx.add_builtin_modinfo(&read(&modinfo)?);
+        }
+        Ok(idx)
+    }
+
+    /// modules.builtin: one module path a line.
+    fn add_builtin(&mut self, text: &[u8]) {
+        for line in text.split(|&c| c == b'\n') {
+            let line = String::from_utf8_lossy(line);
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                self.builtin.insert(modname_from_path(line));
+            }
+        }
+    }
+
+    /// modules.builtin.modinfo: NUL-separated `NAME.KEY=VALUE`; the `alias` keys.
+    fn add_builtin_modinfo(&mut self, data: &[u8]) {
+        for rec in data.split(|&c| c == 0) {
+            let rec = String::from_utf8_lossy(rec);
+            if let Some((name, alias)) = rec.split_once(".alias=") {
+                if !name.contains('=') && !alias.is_empty() {
+                    self.builtin_aliases.push((normalize_alias(alias), canonical(name)));
                 }
             }
         }
-        Ok(idx)
     }
 
     /// The module of a modules.dep path (line `line` of `file`), added when new.
@@ -249,8 +291,12 @@ impl KmodIndex {
     }
 
     fn load_dep(&mut self, path: &Path, paths: &DepPaths) -> Result<()> {
-        let text = read(path)?;
-        let text = String::from_utf8_lossy(&text);
+        self.load_dep_text(path, &read(path)?, paths)
+    }
+
+    /// modules.dep's contents `text`, read from `path` (for messages).
+    fn load_dep_text(&mut self, path: &Path, text: &[u8], paths: &DepPaths) -> Result<()> {
+        let text = String::from_utf8_lossy(text);
         // First pass: every module that has a line, so indices follow the file.
         let mut lines: Vec<(usize, u32, &str)> = Vec::with_capacity(text.len() / 64);
         let estimate = text.len() / 100;
@@ -411,7 +457,11 @@ fn parse_alias_file(path: &Path) -> Result<RawAliases> {
     if !path.exists() {
         return Ok(RawAliases::default());
     }
-    let mut text = read(path)?;
+    parse_alias_text(path, read(path)?)
+}
+
+/// [`parse_alias_file`] of the file's contents `text`, read from `path`.
+fn parse_alias_text(path: &Path, mut text: Vec<u8>) -> Result<RawAliases> {
     if std::str::from_utf8(&text).is_err() {
         text = String::from_utf8_lossy(&text).into_owned().into_bytes();
     }

@@ -77,6 +77,22 @@ pub fn map_state(n64: usize, n32: usize) -> Result<(&'static [AtomicU64], &'stat
     }
 }
 
+/// Give back a mapping of [`map_state`] whose `AtomicU64` part starts at
+/// `base`: for a process that runs many plans one after the other (the
+/// fake kernel's callers); the runtime itself never unmaps its state.
+///
+/// # Safety
+/// `base`, `n64` and `n32` are those of one `map_state` call, and nothing
+/// uses any part of that mapping any more (no task runs on it; every
+/// reference into it is dead).
+#[cfg(any(test, feature = "fake"))]
+pub unsafe fn unmap_state(base: *const AtomicU64, n64: usize, n32: usize) {
+    let len = (n64 * 8 + n32 * 4).max(1);
+    // SAFETY: by the contract above, the range is one mapping of ours that
+    // nothing refers to.
+    let _ = unsafe { mm::munmap(base as *mut core::ffi::c_void, len) };
+}
+
 /// A worker stack: `size` usable bytes above one inaccessible guard page.
 /// Returns the 16-byte aligned top. Never unmapped (a stuck worker keeps
 /// using its stack after parmod has reported it).

@@ -6,11 +6,21 @@
 use super::args::{Arg, ArgCursor, Options};
 use super::lookup::{resolve, Lookup};
 use super::init::read_cmdline;
+use super::kernel::{join_c, Kernel};
 use super::kernel::real::REAL;
 use super::mapping::Args;
 use super::out::{emit, Out, Show};
 use super::run::{self, Run};
 use super::usage_error;
+
+/// Whether module `name` is in the kernel and running its init
+/// (`/sys/module/NAME/initstate` says "coming").
+fn initialising(k: &dyn Kernel, name: &[u8]) -> bool {
+    let mut path = [0u8; 160];
+    let Some(p) = join_c(&mut path, &[b"/sys/module/", name, b"/initstate"]) else { return false };
+    let mut state = [0u8; 8];
+    matches!(k.read_small(p, &mut state), Ok(n) if state[..n].starts_with(b"coming"))
+}
 
 /// Most names one call takes.
 const MAX_NAMES: usize = 16;
@@ -72,6 +82,12 @@ pub fn main(argv: Args, t0: u64) -> i32 {
             }
         }
     }
+    // A module still initialising counts as loaded, as for kmod's modprobe
+    // (module_is_inkernel: live or coming): the request may come from that
+    // very init (a crypto self test asks for the algorithm its own module is
+    // registering), and finit_module would wait for the end of the init
+    // that waits for us.
+    wanted.retain(|&m| !s.plan.module(m).is_some_and(|md| initialising(s.kernel, md.name())));
     if wanted.is_empty() {
         return 0;
     }

@@ -120,12 +120,15 @@ impl Sched {
     }
 
     /// Skip what the kernel command line blacklists (itself the cause:
-    /// "blacklisted"), with everything that needs it.
+    /// "blacklisted"), with everything that needs it. From the last record
+    /// to the first: a skip releases soft dependents, which come later in
+    /// the plan, so every blacklisted one among them is skipped already and
+    /// none becomes ready.
     fn skip_blacklisted(&self, newly: &mut u32) {
         if self.cmdline.is_empty() {
             return;
         }
-        for m in self.plan.modules() {
+        for m in (0..self.plan.module_count()).rev().filter_map(|i| self.plan.module(i)) {
             if self.cmdline.view().blacklists(m.name()) {
                 let s = at(self.st.status, m.index() as usize);
                 if s.load(Relaxed) == NOT_WANTED {

@@ -125,11 +125,17 @@ fn take<T>(s: &mut &'static [T], n: usize) -> &'static [T] {
     a
 }
 
+/// The number of `AtomicU64` and `AtomicU32` words of the state of `n`
+/// modules and `waits` device waits.
+fn words(n: usize, waits: usize) -> (usize, usize) {
+    (2 * n + 3 * MAX_WORKERS + 2 + 2 * waits, CONTROL_WORDS + 10 * n + 3 * MAX_WORKERS + waits)
+}
+
 impl State {
     /// All state for `n` modules and `waits` device waits in one anonymous mapping.
     pub fn new(n: usize, waits: usize) -> Result<State, Errno> {
-        let (mut w64, mut w32) =
-            mapping::map_state(2 * n + 3 * MAX_WORKERS + 2 + 2 * waits, CONTROL_WORDS + 10 * n + 3 * MAX_WORKERS + waits)?;
+        let (n64, n32) = words(n, waits);
+        let (mut w64, mut w32) = mapping::map_state(n64, n32)?;
         Ok(State {
             ctl: take(&mut w32, CONTROL_WORDS),
             status: take(&mut w32, n),
@@ -156,6 +162,20 @@ impl State {
             wstart: take(&mut w64, waits),
             wend: take(&mut w64, waits),
         })
+    }
+
+    /// Give the mapping back (runs on the fake kernel, many in one process).
+    ///
+    /// # Safety
+    /// No task uses this state any more: every worker of its run has exited.
+    #[cfg(any(test, feature = "fake"))]
+    #[allow(unsafe_code)]
+    pub unsafe fn unmap(self) {
+        let (n64, n32) = words(self.status.len(), self.wstatus.len());
+        // SAFETY: `start` is the first slice taken from the mapping's
+        // AtomicU64 part (see `new`), so its pointer is the mapping's start;
+        // the caller vouches that nothing uses it.
+        unsafe { mapping::unmap_state(self.start.as_ptr(), n64, n32) }
     }
 
     /// Modules done (or out of the run).

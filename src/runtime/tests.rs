@@ -464,6 +464,19 @@ fn a_command_line_blacklist_skips_the_module_and_its_dependents() {
 }
 
 #[test]
+fn a_blacklisted_module_stays_skipped_when_a_blacklisted_soft_dependency_is_skipped_first() {
+    // Found by fuzzing the plan reader and a run of each plan: skipping m0
+    // released m1, its soft dependent, into the ready queue before m1's
+    // own blacklisting was looked at, and m1 was loaded.
+    let pb = plan_of(vec![module("m0", 0, &[]), module("m1", 0, &[(0, false)]), module("m2", 0, &[(1, false)])]);
+    let fake = Fake::new().leak();
+    let d = run_with(&pb, fake, Opts { cmdline: b"modprobe.blacklist=m1 modprobe.blacklist=m0", ..OPTS });
+    assert_eq!(d.result("m0"), result::SKIPPED);
+    assert_eq!(d.result("m1"), result::SKIPPED);
+    assert_eq!(d.names(), ["m2"], "only the module nothing blacklists loads");
+}
+
+#[test]
 fn compressed_modules_load_only_where_the_kernel_decompresses() {
     let mut pb = plan_of(vec![module("xzmod", 0, &[]), module("zstmod", 0, &[])]);
     pb.modules[0].path = Some("kernel/test/xzmod.ko.xz".into());

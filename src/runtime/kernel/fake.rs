@@ -54,6 +54,8 @@ struct Cpu {
 /// One recorded `load` call.
 #[derive(Clone, Debug)]
 pub struct Call {
+    /// The module's index in the plan.
+    pub module: u32,
     pub name: String,
     pub path: String,
     pub params: String,
@@ -105,6 +107,8 @@ struct Inner {
     uevents: std::collections::VecDeque<Vec<u8>>,
     lose_uevents: bool,
     spawns: usize,
+    /// Workers inside a `Hang` or `Spin` load (they never return).
+    hung: u32,
     /// Virtual time of each worker start.
     spawn_times: Vec<u64>,
     spawn_limit: Option<usize>,
@@ -118,6 +122,8 @@ struct Inner {
 pub struct Fake {
     inner: Mutex<Inner>,
     cv: Condvar,
+    /// The worker threads, for [`Fake::end_run`].
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// Where the virtual clock starts (not 0: that means "never" in traces).
@@ -155,6 +161,7 @@ impl Fake {
                 uevents: std::collections::VecDeque::new(),
                 lose_uevents: false,
                 spawns: 0,
+                hung: 0,
                 spawn_times: Vec::new(),
                 spawn_limit: None,
                 cpu: HashMap::new(),
@@ -163,6 +170,7 @@ impl Fake {
                 release: "6.1.0-test".to_string(),
             }),
             cv: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
         }
     }
 
@@ -297,6 +305,45 @@ impl Fake {
         self.lock().now
     }
 
+    /// After a run returned (at its deadline, loads may still be in
+    /// flight): let virtual time run out for every worker and wait until
+    /// every worker thread has exited, so that the caller may free what the
+    /// run borrowed (its plan, its state, the fake itself). False, with
+    /// nothing joined, when a worker is in a `Hang` or `Spin` load: that
+    /// one never returns.
+    pub fn end_run(&self) -> bool {
+        loop {
+            let mut g = self.lock();
+            if g.hung > 0 {
+                return false;
+            }
+            let live: Vec<_> = {
+                let mut t = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+                let (done, live): (Vec<_>, Vec<_>) = std::mem::take(&mut *t).into_iter().partition(|h| h.is_finished());
+                for h in done {
+                    let _ = h.join();
+                }
+                *t = live;
+                t.iter().map(|h| h.thread().id()).collect()
+            };
+            if live.is_empty() {
+                return true;
+            }
+            // Every timed load ends now; every parked worker looks again
+            // (a retired one exits, one with nothing left to do too).
+            if let Some(end) = g.timers.iter().map(|t| t.0).max() {
+                g.now = g.now.max(end);
+            }
+            g.running += g.timers.len() as u32 + g.parked;
+            g.timers.clear();
+            g.parked = 0;
+            g.park_gen += 1;
+            self.cv.notify_all();
+            drop(g);
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+
     /// Queue the uevent of every device that has appeared (socket open).
     fn send_uevents(g: &mut Inner) -> bool {
         let (now, open) = (g.now, g.uevents_open);
@@ -347,10 +394,11 @@ impl Kernel for Fake {
     fn load(&self, call: &LoadCall<'_>) -> Result<(), Errno> {
         let name = String::from_utf8_lossy(call.name).into_owned();
         let mut g = self.lock();
-        let b = g.script.get(&name).copied().unwrap_or(Behaviour::Load(0));
+        let b = g.script.get(&name.replace('-', "_")).copied().unwrap_or(Behaviour::Load(0));
         let start = g.now;
         let i = g.calls.len();
         g.calls.push(Call {
+            module: call.module,
             name: name.clone(),
             path: call.path.to_string_lossy().into_owned(),
             params: call.params.to_string_lossy().into_owned(),
@@ -368,6 +416,7 @@ impl Kernel for Fake {
             Behaviour::Fail(e, ns) => (Some(e), ns),
             Behaviour::Hang | Behaviour::Spin => {
                 g.running -= 1;
+                g.hung += 1;
                 self.cv.notify_all();
                 loop {
                     g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -437,7 +486,7 @@ impl Kernel for Fake {
                 tid.store(0, SeqCst);
                 let _ = rustix::thread::futex::wake(tid, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
             })
-            .map(|_| ())
+            .map(|h| self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(h))
             .map_err(|_| Errno::AGAIN)
     }
 

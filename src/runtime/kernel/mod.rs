@@ -5,9 +5,9 @@
 //!   the uevent socket, futexes, raw `clone` tasks);
 //! * [`sim::Sim`]: the real kernel, except that a load sleeps the module's
 //!   planned weight (`parmod --simulate`, with `--fail`/`--hang`);
-//! * `fake::Fake` (tests only): answers from a script, records every call,
-//!   and runs on a virtual clock, so that scheduler, stuck and deadline
-//!   tests are deterministic.
+//! * `fake::Fake` (tests, and the fuzz targets through the `fake` feature):
+//!   answers from a script, records every call, and runs on a virtual
+//!   clock, so that scheduler, stuck and deadline tests are deterministic.
 //!
 //! The pure parts of a load (the module's path, its parameters merged with
 //! the kernel command line's, the `finit_module` flags, the refusal of a
@@ -21,7 +21,7 @@ use crate::cmdline::ModParam;
 use crate::plan::{module_flags, Compression};
 use rustix::io::Errno;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod real;
 pub mod sim;
@@ -279,7 +279,8 @@ pub fn module_path<'b>(buf: &'b mut [u8], dir: &[u8], relative: &[u8]) -> Result
 
 /// The module's parameters: the plan's options, then each option the
 /// kernel command line gave as `module.param=value`, as modprobe merges
-/// them (later ones win in the kernel's parser). E2BIG when they do not fit.
+/// them (later ones win in the kernel's parser), tabs made spaces as kmod
+/// makes them (a quoted value may hold one). E2BIG when they do not fit.
 pub fn merge_params<'b, 'p>(
     buf: &'b mut [u8],
     plan: &'p [u8],
@@ -300,6 +301,11 @@ pub fn merge_params<'b, 'p>(
         for p in parts {
             buf[len..len + p.len()].copy_from_slice(p);
             len += p.len();
+        }
+    }
+    for c in &mut buf[..len] {
+        if *c == b'\t' {
+            *c = b' ';
         }
     }
     buf[len] = 0;
@@ -353,5 +359,15 @@ mod tests {
         let mut small = [0u8; 8];
         assert_eq!(merge_params(&mut small, b"a=1", Cmdline(b"m.bb=22").module_options(b"m")).map(|_| ()), Err(Errno::TOOBIG));
         assert_eq!(merge_params(&mut small, b"a=1", Cmdline(b"m.b=2").module_options(b"m")).unwrap().to_bytes(), b"a=1 b=2");
+    }
+
+    #[test]
+    fn parameters_from_the_command_line_have_no_tabs() {
+        // kmod_config_add_options() makes every tab a space: a quoted value
+        // on the command line may hold one.
+        use crate::cmdline::Cmdline;
+        let mut b = [0u8; 64];
+        let line = Cmdline(b"m.q=\"\tz\" \"m.r=a\tb\"");
+        assert_eq!(merge_params(&mut b, b"", line.module_options(b"m")).unwrap().to_bytes(), b"q=\" z\" r=\"a b\"");
     }
 }
