@@ -3,13 +3,17 @@
 #
 #   initramfs/mkinitramfs.sh --kver V --modules-dir DIR --plan PLAN --parmod BIN
 #       [--parmod-plan TOOL] [--busybox] [--busybox-bin PATH]
-#       [--extra SRC:DST]... [--init-script FILE] [--compress none|gzip] -o OUT
+#       [--extra SRC:DST]... [--init-script FILE] [--cmdline "ARGS"]
+#       [--compress none|gzip] -o OUT
 #
 # Image layout:
 #   /init                 parmod (or FILE from --init-script, then parmod is /bin/parmod)
 #   /bin/parmod           -> /init when parmod is /init
 #   /sbin/modprobe        -> parmod (its modprobe personality; request_module() runs it)
 #   /etc/parmod.plan      PLAN
+#   /etc/parmod.cmdline   ARGS (--cmdline): root parameters built in, e.g.
+#                         "root=PARTUUID=... rootflags=noatime"; /init takes them
+#                         as defaults that the kernel command line overrides
 #   /lib/modules/V/PATH   exactly the module files the plan names (copied from DIR/PATH)
 #   /bin/busybox + applet links (--busybox; never a modprobe link)
 #   /dev/console, /dev/null, and empty /proc /sys /dev /tmp /run
@@ -28,10 +32,10 @@ set -eu
 
 me=$(basename "$0")
 die() { echo "$me: $*" >&2; exit 1; }
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 KVER="" MODDIR="" PLAN="" PARMOD="" TOOL="${PARMOD_PLAN:-}" BUSYBOX=0 BUSYBOX_BIN=""
-INIT_SCRIPT="" COMPRESS=none OUT="" EXTRAS=""
+INIT_SCRIPT="" COMPRESS=none OUT="" EXTRAS="" CMDLINE=""
 NL='
 '
 while [ $# -gt 0 ]; do
@@ -45,6 +49,7 @@ while [ $# -gt 0 ]; do
         --busybox-bin) BUSYBOX=1; BUSYBOX_BIN=$2; shift 2 ;;
         --extra) EXTRAS="$EXTRAS$2$NL"; shift 2 ;;
         --init-script) INIT_SCRIPT=$2; shift 2 ;;
+        --cmdline) CMDLINE=$2; shift 2 ;;
         --compress) COMPRESS=$2; shift 2 ;;
         -o) OUT=$2; shift 2 ;;
         -h|--help) usage ;;
@@ -95,6 +100,11 @@ else
     ln -s /init "$STAGE/sbin/modprobe"
 fi
 install -m 644 "$PLAN" "$STAGE/etc/parmod.plan"
+if [ -n "$CMDLINE" ]; then
+    case "$CMDLINE" in *root=*) ;; *) die "--cmdline '$CMDLINE' names no root= (give root=UUID=..., PARTUUID=..., LABEL=..., PARTLABEL=..., MAJ:MIN or /dev/NAME)" ;; esac
+    [ "${#CMDLINE}" -lt 1024 ] || die "--cmdline is longer than 1023 bytes"
+    printf '%s\n' "$CMDLINE" > "$STAGE/etc/parmod.cmdline"
+fi
 
 # Which compressions the target kernel undoes itself.
 kconfig=""

@@ -20,9 +20,11 @@
 //!   /run into it, deletes the initramfs's files (only when / is a ramfs or
 //!   tmpfs, never crossing into another file system), makes it the root
 //!   (`mount --move . /`, `chroot .`) and execs `init=` (default
-//!   `/sbin/init`) with a clean environment: HOME, TERM and systemd's
-//!   `RD_TIMESTAMP` (when the initramfs started, so systemd-analyze shows
-//!   its time).
+//!   `/sbin/init`) with a clean environment: HOME, TERM and
+//!   `RD_TIMESTAMP` (when the initramfs started, dracut's old convention).
+//!   systemd does not read RD_TIMESTAMP (252 has no such string; only its
+//!   own initrd hands over an initrd time), so systemd-analyze counts the
+//!   initramfs in "kernel" (docs/systemd.md).
 
 use core::ffi::CStr;
 use core::sync::atomic::Ordering::Relaxed;

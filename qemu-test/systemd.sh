@@ -1,0 +1,197 @@
+#!/bin/bash
+# A real Debian 12 system booted three ways (make qemu-test-systemd; see
+# README.md): same kernel, same disk (virtio-blk, GPT, ext4; QEMU TCG -smp 2,
+# -cpu max, the disk opened with snapshot=on so every boot starts alike).
+#
+#   stock   Debian's initramfs (initramfs-tools, udev inside), root=PARTUUID=,
+#           systemd-modules-load.service loading the modules-load.d list
+#   parmod  parmod's initramfs (make initramfs), root=PARTUUID= on the command
+#           line, parmod-modules-load.service loading the same list
+#   late    parmod's initramfs built with ROOT=UUID=... (no root= on the command
+#           line), parmod's unit, and pm-late-user.service, whose
+#           ExecStartPre=parmod wait --timeout 5000 /dev/pm_late waits for the
+#           node pm_late_misc registers 4 s after its init
+#
+#   qemu-test/systemd.sh [--only stock,parmod,late] [--boots N] [--bench FILE]
+#
+# Checks, from inside each booted system (debian/check.sh on the serial
+# console): multi-user.target reached, the system "running" (no failed
+# unit); the listed modules in /proc/modules, and the same modules of the
+# list's closure loaded after stock and parmod; which module-loading unit
+# ran and which was skipped; after parmod's initramfs: /run a tmpfs of mode
+# 755, no /etc/initrd-release, nothing left of the initramfs, no error from
+# parmod; in late: the consumer started only after
+# its node existed. Prints "PASS name" / "FAIL name: why" per boot and
+# "N passed, M failed". --boots N boots each variant N times and prints the
+# medians of: kernel start to the real root's init (switch_root), to
+# multi-user.target, and the module-loading unit's duration; --bench FILE
+# also writes them there. Environment: PARMOD, PARMOD_PLAN, KVER,
+# QEMU_TIMEOUT (per boot, default 300).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+D=$repo/build/debian
+ONLY="stock parmod late" BOOTS=1 BENCH=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --only) ONLY=${2//,/ }; shift 2 ;;
+        --boots) BOOTS=$2; shift 2 ;;
+        --bench) BENCH=$2; shift 2 ;;
+        *) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    esac
+done
+TMO=${QEMU_TIMEOUT:-300}
+[ "$(id -u)" = 0 ] || { echo "systemd: must run as root" >&2; exit 1; }
+log() { echo "systemd: $*" >&2; }
+t_start=$(date +%s)
+
+KVER=${KVER:-$("$here/setup.sh" --quiet | sed -n 's/^KVER=//p')}
+[ -n "$KVER" ] || { echo "systemd: no kernel" >&2; exit 1; }
+PARMOD=${PARMOD:-$repo/target/x86_64-unknown-linux-musl/release/parmod}
+PARMOD_PLAN=${PARMOD_PLAN:-$repo/target/x86_64-unknown-linux-musl/host/parmod-plan}
+[ -x "$PARMOD" ] && [ -x "$PARMOD_PLAN" ] || { echo "systemd: no parmod binaries ($PARMOD, $PARMOD_PLAN): make build" >&2; exit 1; }
+mkdir -p "$D/logs"
+log "kernel $KVER; fixtures, Debian system, images"
+make -C "$here/fixtures" --no-print-directory KVER="$KVER" OUTDIR="$repo/build/qemu/fixtures" >"$D/logs/fixtures.log" 2>&1 \
+    || { cat "$D/logs/fixtures.log" >&2; exit 1; }
+"$here/debian-root.sh" --kver "$KVER" --fixtures "$repo/build/qemu/fixtures" \
+    --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" -o "$D"
+# shellcheck disable=SC1091
+. "$D/disk.env"
+mk_initramfs() { # IMAGE [ROOT]
+    make -C "$repo" --no-print-directory initramfs KVER="$KVER" IMAGE="$1" ROOT="${2:-}" \
+        PARMOD="$PARMOD" PARMOD_PLAN="$PARMOD_PLAN" >"$D/logs/$(basename "$1").log" 2>&1 \
+        || { cat "$D/logs/$(basename "$1").log" >&2; exit 1; }
+}
+mk_initramfs "$D/initrd-parmod.img"
+mk_initramfs "$D/initrd-parmod-uuid.img" "UUID=$FSUUID"
+
+LISTED=$(grep -v '^#' "$here/debian/modules.conf" | tr '-' '_' | tr '\n' ' ')
+# The list's closure, from the system's plan (built-ins aside).
+CLOSURE=$("$PARMOD_PLAN" show --json "$D/system.plan" | python3 -c '
+import json, sys
+print(" ".join(sorted(m["name"] for m in json.load(sys.stdin)["modules"] if not m["builtin"])))')
+
+set +e
+PASSED=0 FAILED=0 REASONS="" LOG=""
+fail() { REASONS="${REASONS:+$REASONS; }$*"; }
+t() { sed -n "s/^T: $1 //p" "$LOG" | head -n1; }
+# unit UNIT FIELD: a field of the "T: unit UNIT k=v ..." line.
+unit() { t "unit $1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+has_module() { t modules | tr ' ' '\n' | grep -qx "$1"; }
+ms() { awk -v a="$1" -v b="${2:-0}" 'BEGIN { if (a == "" || a == 0) print ""; else printf "%.0f", (a - b) / 1000 }'; }
+
+declare -A R_ROOT R_MULTI R_UNIT R_MODS
+
+boot_one() { # VARIANT RUN
+    local v=$1 run=$2 img append
+    case "$v" in
+        stock) img=$D/initrd-debian.img append="root=PARTUUID=$PARTUUID ro quiet pmtest.stock" ;;
+        parmod) img=$D/initrd-parmod.img append="root=PARTUUID=$PARTUUID ro quiet" ;;
+        late) img=$D/initrd-parmod-uuid.img append="ro quiet pmtest.late" ;;
+    esac
+    local name=$v$([ "$BOOTS" -gt 1 ] && echo "-$run")
+    local raw=$D/logs/$name.console.log rc=0
+    "$here/boot.sh" --kver "$KVER" --initrd "$img" --timeout "$TMO" --log "$raw" --quiet \
+        --append "$append" -- -cpu max -drive "file=$D/disk.img,if=virtio,format=raw,snapshot=on" \
+        2>"$D/logs/$name.boot.log" || rc=$?
+    LOG=$D/logs/$name.log
+    tr -d '\r' < "$raw" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' > "$LOG"
+    [ "$rc" = 124 ] && fail "QEMU timed out after $TMO s"
+    grep -q '^T: check-done' "$LOG" || fail "the checks did not finish (no check-done)"
+    grep -q 'Kernel panic' "$LOG" && fail "kernel panic: $(grep -m1 'Kernel panic' "$LOG")"
+    [ "$(t state)" = running ] || fail "system state '$(t state)', failed units: $(t failed-units)"
+    case "$(t 'target multi-user.target')" in active\ *) ;; *) fail "multi-user.target not reached" ;; esac
+    local m missing=""
+    for m in $LISTED; do has_module "$m" || missing="$missing $m"; done
+    [ -z "$missing" ] || fail "listed modules not loaded:$missing"
+    local loader other
+    if [ "$v" = stock ]; then loader=systemd-modules-load.service other=parmod-modules-load.service
+    else loader=parmod-modules-load.service other=systemd-modules-load.service; fi
+    [ "$(unit $loader active)" = active ] || fail "$loader is $(unit $loader active)"
+    [ "$(unit $other active)" = inactive ] && [ "$(unit $other condition)" = no ] \
+        || fail "$other should be skipped (condition failed), is $(unit $other active), condition $(unit $other condition)"
+    if [ "$v" != stock ]; then
+        # What systemd expects of an initramfs that is not a systemd one.
+        case "$(t run)" in "mode=755 tmpfs /run tmpfs "*) ;; *) fail "/run is not a tmpfs of mode 755: $(t run)" ;; esac
+        [ "$(t initrd-release)" = absent ] || fail "/etc/initrd-release is there"
+        [ "$(t initramfs-left)" = none ] || fail "initramfs files left in the root: $(t initramfs-left)"
+        grep -q 'parmod: cannot' "$LOG" && fail "$(grep -m1 'parmod: cannot' "$LOG")"
+        grep -q 'K: .*parmod: [0-9]* loaded .* 0 failed, 0 skipped, 0 stuck' "$LOG" || fail "parmod's initramfs run: $(grep -m1 'parmod: [0-9]* loaded' "$LOG" || echo 'no summary')"
+    fi
+    if [ "$v" = late ]; then
+        local reg start main
+        reg=$(sed -n 's/.*pm_late_misc registered \/dev\/pm_late \([0-9]*\) ret 0.*/\1/p' "$LOG" | head -n1)
+        start=$(unit pm-late-user.service start) main=$(unit pm-late-user.service main)
+        [ "$(unit pm-late-user.service active)" = active ] || fail "pm-late-user.service is $(unit pm-late-user.service active)"
+        if [ -n "$reg" ] && [ -n "$main" ] && [ "$main" != 0 ]; then
+            [ "$main" -ge $((reg / 1000)) ] || fail "pm-late-user.service started at $main us, before /dev/pm_late was registered at $((reg / 1000)) us"
+            WAITED="waited $(( (reg / 1000 - start) / 1000 )) ms for /dev/pm_late, started $(( (main - reg / 1000) / 1000 )) ms after it"
+        else
+            fail "no registration time (${reg:-none}) or start time (${main:-none}) of pm-late-user.service"
+        fi
+    fi
+    local root multi ustart uup
+    root=$(ms "$(t 'manager UserspaceTimestampMonotonic')")
+    multi=$(ms "$(t 'target multi-user.target' | cut -d' ' -f2)")
+    ustart=$(unit $loader start) uup=$(unit $loader up)
+    R_ROOT[$v]="${R_ROOT[$v]:-} $root" R_MULTI[$v]="${R_MULTI[$v]:-} $multi" R_UNIT[$v]="${R_UNIT[$v]:-} $(ms "$uup" "$ustart")"
+    R_MODS[$v]=$(t modules)
+    local info="root at $root ms, multi-user at $multi ms, $loader $(ms "$uup" "$ustart") ms"
+    [ "$v" = late ] && info="$info; ${WAITED:-}"
+    info="$info; $(grep -m1 '^A: Startup' "$LOG" | sed 's/^A: //')"
+    if [ -z "$REASONS" ]; then
+        echo "PASS $name"
+        PASSED=$((PASSED + 1))
+    else
+        echo "FAIL $name: $REASONS"
+        FAILED=$((FAILED + 1))
+        echo "----- console log of $name ($LOG) -----"
+        grep -v '^\s*$' "$LOG" | tail -n 150
+        echo "----- end of $name -----"
+    fi
+    echo "  $name: $info" >&2
+    REASONS="" LOG="" WAITED=""
+}
+
+for ((run = 1; run <= BOOTS; run++)); do
+    for v in $ONLY; do
+        case "$v" in stock|parmod|late) ;; *) echo "systemd: unknown variant $v" >&2; exit 2 ;; esac
+        log "boot $v ($run of $BOOTS), load $(cut -d' ' -f1-3 /proc/loadavg)"
+        boot_one "$v" "$run"
+    done
+done
+
+# The same modules of the list's closure after both loaders.
+if [ -n "${R_MODS[stock]:-}" ] && [ -n "${R_MODS[parmod]:-}" ]; then
+    diff=""
+    for m in $CLOSURE; do
+        a=no b=no
+        echo " ${R_MODS[stock]} " | grep -q " $m " && a=yes
+        echo " ${R_MODS[parmod]} " | grep -q " $m " && b=yes
+        [ "$a" = "$b" ] || diff="$diff $m(stock:$a,parmod:$b)"
+    done
+    if [ -z "$diff" ]; then
+        echo "PASS same-modules"
+        PASSED=$((PASSED + 1))
+    else
+        echo "FAIL same-modules: loaded after one loader only:$diff"
+        FAILED=$((FAILED + 1))
+    fi
+    extra=$(comm -3 <(echo "${R_MODS[stock]}" | tr ' ' '\n' | sed '/^$/d' | sort) <(echo "${R_MODS[parmod]}" | tr ' ' '\n' | sed '/^$/d' | sort) | tr -d '\t' | tr '\n' ' ')
+    log "modules of the list's closure: $(echo "$CLOSURE" | wc -w), the same after both; outside it, after one boot only: ${extra:-none}"
+fi
+
+median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.0f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+{
+    echo "# variant  root_ms  multi_user_ms  unit_ms  (medians of $BOOTS boots; per boot: root | multi-user | unit)"
+    for v in $ONLY; do
+        echo "$v $(echo "${R_ROOT[$v]:-}" | median) $(echo "${R_MULTI[$v]:-}" | median) $(echo "${R_UNIT[$v]:-}" | median)  |${R_ROOT[$v]:-} |${R_MULTI[$v]:-} |${R_UNIT[$v]:-}"
+    done
+} > "$D/results.txt"
+cat "$D/results.txt" >&2
+[ -z "$BENCH" ] || { mkdir -p "$(dirname "$BENCH")"; cp "$D/results.txt" "$BENCH"; }
+log "$(( $(date +%s) - t_start )) s in all"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
