@@ -23,7 +23,7 @@ set -euo pipefail
 
 W=$QT_REPO/build/qemu
 ONLY="" MODE=auto
-ALL="fixture-graph failure stuck late-waits real-devices real-large busybox-next cmdline rescue-next rescue-plan"
+ALL="fixture-graph failure stuck late-waits real-devices real-large busybox-next cmdline rescue-next rescue-plan root-switch root-mount-fail root-no-init root-missing root-missing-sleep"
 # Scenarios that run only when named with --only: busy-init fails until
 # parmod tells a load that computes from one that hangs.
 EXTRA="busy-init"
@@ -559,6 +559,10 @@ scenario_rescue-plan() {
     has_module pm_chain_a && fail "pm_chain_a loaded from an unusable plan"
     finish "$name" "boot ${BOOT_SECS} s, $(grep -m1 -o 'parmod: .*truncated.*' "$LOG" || true)"
 }
+
+# --- the hand-over to a real root (root-*) ----------------------------------
+# shellcheck source=qemu-test/root-scenarios.sh
+. "$QT_HERE/root-scenarios.sh"
 
 # --- run --------------------------------------------------------------------
 for s in $ONLY; do
