@@ -120,7 +120,9 @@ cp "$T/etc/parmod.plan" "$OUT/system.plan"
 
 # Units: parmod's (off with pmtest.stock), the consumer, the checks.
 mkdir -p "$T/etc/systemd/system/parmod-modules-load.service.d"
-printf '[Unit]\nConditionKernelCommandLine=!pmtest.stock\n' > "$T/etc/systemd/system/parmod-modules-load.service.d/boot-test.conf"
+# (and a trace of the run, for parmod-plan report)
+printf '[Unit]\nConditionKernelCommandLine=!pmtest.stock\n[Service]\nExecStart=\nExecStart=/usr/sbin/parmod -q --trace /run/parmod/trace /etc/parmod.plan\n' \
+    > "$T/etc/systemd/system/parmod-modules-load.service.d/boot-test.conf"
 install -m 644 "$here/debian/pm-late-user.service" "$here/debian/parmod-boot-check.service" "$T/etc/systemd/system/"
 install -m 755 "$here/debian/check.sh" "$T/usr/local/sbin/parmod-boot-check"
 systemctl --root="$T" enable parmod-modules-load.service pm-late-user.service parmod-boot-check.service >>"$OUT/install.log" 2>&1

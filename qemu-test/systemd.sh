@@ -132,6 +132,11 @@ boot_one() { # VARIANT RUN
             fail "no registration time (${reg:-none}) or start time (${main:-none}) of pm-late-user.service"
         fi
     fi
+    if [ "$v" != stock ]; then
+        sed -n '/^T: trace-begin$/,/^T: trace-end$/p' "$LOG" | grep -v '^T: ' | base64 -d > "$D/logs/$name.trace" 2>/dev/null
+        "$PARMOD_PLAN" report --plan "$D/system.plan" "$D/logs/$name.trace" > "$D/logs/$name.report.txt" 2>&1 \
+            || fail "no trace of parmod's unit ($(head -n 2 "$D/logs/$name.report.txt"))"
+    fi
     local root multi ustart uup
     root=$(ms "$(t 'manager UserspaceTimestampMonotonic')")
     multi=$(ms "$(t 'target multi-user.target' | cut -d' ' -f2)")

@@ -25,5 +25,10 @@ systemd-analyze time 2>&1 | sed 's/^/A: /'
 systemd-analyze blame 2>&1 | head -n 40 | sed 's/^/B: /'
 journalctl -b -o cat -u parmod-modules-load.service -u systemd-modules-load.service -u pm-late-user.service 2>&1 | sed 's/^/J: /'
 dmesg | grep -E 'pm_fixture|parmod' | sed 's/^/K: /'
+if [ -f /run/parmod/trace ]; then
+    echo "T: trace-begin"
+    base64 /run/parmod/trace
+    echo "T: trace-end"
+fi
 echo "T: check-done"
 systemctl poweroff
