@@ -24,6 +24,7 @@
 # Kernel command line switches of the test system:
 #   pmtest.stock  parmod-modules-load.service does not run (systemd-modules-load does)
 #   pmtest.late   pm-late-user.service runs
+#   systemd.setenv=PMTEST_ARGS=-j1   options for parmod in parmod-modules-load.service
 # Must run as root (ownership in the image, chroot).
 set -euo pipefail
 
@@ -120,14 +121,19 @@ cp "$T/etc/parmod.plan" "$OUT/system.plan"
 
 # Units: parmod's (off with pmtest.stock), the consumer, the checks.
 mkdir -p "$T/etc/systemd/system/parmod-modules-load.service.d"
-# (and a trace of the run, for parmod-plan report)
-printf '[Unit]\nConditionKernelCommandLine=!pmtest.stock\n[Service]\nExecStart=\nExecStart=/usr/sbin/parmod -q --trace /run/parmod/trace /etc/parmod.plan\n' \
+# (and a trace of the run, for parmod-plan report; systemd.setenv=PMTEST_ARGS=-j1
+# on the kernel command line passes options, unset it expands to nothing)
+printf '[Unit]\nConditionKernelCommandLine=!pmtest.stock\n[Service]\nExecStart=\nExecStart=/usr/sbin/parmod -q $PMTEST_ARGS --trace /run/parmod/trace /etc/parmod.plan\n' \
     > "$T/etc/systemd/system/parmod-modules-load.service.d/boot-test.conf"
 install -m 644 "$here/debian/pm-late-user.service" "$here/debian/parmod-boot-check.service" "$T/etc/systemd/system/"
 install -m 755 "$here/debian/check.sh" "$T/usr/local/sbin/parmod-boot-check"
-systemctl --root="$T" enable parmod-modules-load.service pm-late-user.service parmod-boot-check.service >>"$OUT/install.log" 2>&1
+# Enabled as `systemctl enable` would (their WantedBy=), without the host's systemctl.
+S=$T/etc/systemd/system
+mkdir -p "$S/sysinit.target.wants" "$S/multi-user.target.wants"
+ln -sf /usr/lib/systemd/system/parmod-modules-load.service "$S/sysinit.target.wants/"
+ln -sf /etc/systemd/system/pm-late-user.service /etc/systemd/system/parmod-boot-check.service "$S/multi-user.target.wants/"
 # The checks write to the serial console: no getty there.
-systemctl --root="$T" mask serial-getty@ttyS0.service >>"$OUT/install.log" 2>&1
+ln -sf /dev/null "$S/serial-getty@ttyS0.service"
 rm -f "$T/etc/machine-id" && : > "$T/etc/machine-id"
 
 # --- the disk, without loop devices -------------------------------------
