@@ -92,7 +92,9 @@ declare -A R_ROOT R_MULTI R_UNIT R_MODS R_OTHER
 # measures them (busy jiffies of /proc/stat less the boot's own CPU time).
 MAX_OTHER=${BENCH_MAX_OTHER:-0.3}
 cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-child_secs() { times | tail -n1 | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.2f", t }'; }
+# secs_of FILE: children's user + system seconds in the output of `times`
+# (run in this shell: a $(...) subshell has no children of its own).
+secs_of() { tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.2f", t }'; }
 # Before a timed boot: wait up to 120 s for the others to fall under MAX_OTHER.
 wait_quiet() {
     local waited=0 b0 b1 other
@@ -116,11 +118,13 @@ boot_one() { # VARIANT RUN
     local name=$v$([ "$BOOTS" -gt 1 ] && echo "-$run")
     local raw=$D/logs/$name.console.log rc=0 b0 b1 c0 c1 t0 t1
     [ "$BOOTS" -gt 1 ] && wait_quiet
-    b0=$(cpu_busy) c0=$(child_secs) t0=$(date +%s.%N)
+    times > "$D/.times0"
+    b0=$(cpu_busy) c0=$(secs_of "$D/.times0") t0=$(date +%s.%N)
     "$here/boot.sh" --kver "$KVER" --initrd "$img" --timeout "$TMO" --log "$raw" --quiet \
         --append "$append" -- -cpu max -drive "file=$D/disk.img,if=virtio,format=raw,snapshot=on" \
         2>"$D/logs/$name.boot.log" || rc=$?
-    b1=$(cpu_busy) c1=$(child_secs) t1=$(date +%s.%N)
+    times > "$D/.times1"
+    b1=$(cpu_busy) c1=$(secs_of "$D/.times1") t1=$(date +%s.%N)
     OTHER=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
         'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
     LOG=$D/logs/$name.log
