@@ -208,7 +208,7 @@ const BAKED_MAX: usize = 1024;
 
 /// The baked root parameters (newlines read as blanks), then the kernel
 /// command line: the later argument wins, as on the command line itself.
-fn root_line<'b>(k: &dyn Kernel, kernel: &[u8], buf: &'b mut [u8]) -> &'b [u8] {
+pub(super) fn root_line<'b>(k: &dyn Kernel, kernel: &[u8], buf: &'b mut [u8]) -> &'b [u8] {
     let baked = k.read_small(BAKED_CMDLINE, &mut buf[..BAKED_MAX]).unwrap_or(0).min(BAKED_MAX);
     for c in &mut buf[..baked] {
         if *c == b'\n' || *c == b'\t' || *c == b'\r' {

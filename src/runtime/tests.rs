@@ -924,3 +924,22 @@ fn mount_and_init_failures_come_back_to_init() {
     assert_eq!(super::root::switch_root(fake, &wait.spec, &node, fs, &[]), rustix::io::Errno::NOENT);
     assert!(!fake.actions().iter().any(|a| a.starts_with("remove")), "the initramfs stays when the root has no init");
 }
+
+#[test]
+fn root_parameters_built_into_the_image_are_defaults_the_command_line_overrides() {
+    use crate::blockid::{Root, RootSpec};
+    use crate::cmdline::Cmdline;
+    let fake = Fake::new().leak();
+    fake.file("/etc/parmod.cmdline", b"root=LABEL=pmroot\trootflags=noatime\ninit=/sbin/baked\n");
+    let mut buf = [0u8; 6000];
+    let line = Cmdline(super::init::root_line(fake, b"quiet init=/sbin/given", &mut buf));
+    let spec = RootSpec::parse(line).expect("parses");
+    assert!(matches!(spec.root, Root::Label(k) if k.raw == b"pmroot"), "{:?}", String::from_utf8_lossy(line.0));
+    assert_eq!((spec.flags, spec.init), (Some(&b"noatime"[..]), Some(&b"/sbin/given"[..])));
+    let line = Cmdline(super::init::root_line(fake, b"root=/dev/vdb", &mut buf));
+    assert!(matches!(RootSpec::parse(line).expect("parses").root, Root::Path(b"/dev/vdb")));
+    // No file: the command line alone.
+    let bare = Fake::new().leak();
+    let line = Cmdline(super::init::root_line(bare, b"ro", &mut buf));
+    assert!(line.get(b"root").is_none());
+}
