@@ -88,9 +88,12 @@ pub struct RootWait<'a> {
     /// The file system's module, wanted once the device is found.
     module: Option<u32>,
     /// A block device that could not be read yet, and the back-off (ms)
-    /// before the next look: a new partition's node is there (and its
-    /// IN_CREATE gone) a moment before it can be opened (ENXIO), and no
-    /// event comes when it can.
+    /// before the next look: the kernel creates a partition's node
+    /// (device_add, the only inotify event) before it adds the block
+    /// device (bdev_add), and an open in between fails (ENXIO), or waits
+    /// for a `request_module("block-major-M-N")` where the kernel still has
+    /// block-device autoloading (seen once here: "block device autoloading
+    /// is deprecated"); no event comes when it can be read.
     unreadable: bool,
     backoff_ms: u32,
 }
