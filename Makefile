@@ -118,12 +118,14 @@ bench-systemd: build
 # ROOT="LABEL=root rootflags=noatime") is built into the image as
 # /etc/parmod.cmdline; root= on the kernel command line overrides it, and
 # without either /init execs parmod.next= (default /sbin/init) in the image.
-# Names the kernel does not have are warnings (--skip-missing).
+# Names the kernel does not have are warnings (--skip-missing). The firmware
+# the planned modules name is copied from /lib/firmware (FIRMWARE=0: none).
 KVER ?= $(shell ls /lib/modules 2>/dev/null | sort -V | tail -n 1)
 MODULES ?=
 ROOT ?=
 ROOTFS ?= ext4
 STORAGE ?= virtio_pci virtio_blk virtio_scsi sd_mod nvme ahci
+FIRMWARE ?= 1
 IMAGE ?= build/initramfs-$(KVER).cpio.gz
 initramfs: build
 	@[ -n "$(strip $(STORAGE) $(ROOTFS) $(MODULES))" ] || { echo "make initramfs: STORAGE, ROOTFS and MODULES are all empty: nothing to load" >&2; exit 2; }
@@ -132,7 +134,8 @@ initramfs: build
 	  -o build/initramfs/parmod.plan $(STORAGE) $(ROOTFS) $(MODULES)
 	initramfs/mkinitramfs.sh --kver $(KVER) --modules-dir /lib/modules/$(KVER) \
 	  --plan build/initramfs/parmod.plan --parmod $(PARMOD) --parmod-plan $(PARMOD_PLAN) \
-	  $(if $(strip $(ROOT)),--cmdline "root=$(strip $(ROOT))") --busybox --compress gzip -o $(IMAGE)
+	  $(if $(strip $(ROOT)),--cmdline "root=$(strip $(ROOT))") $(if $(filter 1,$(FIRMWARE)),--firmware) \
+	  --busybox --compress gzip -o $(IMAGE)
 
 # Install (onto this system, or into DESTDIR): parmod to $(PREFIX)/sbin,
 # parmod-plan to $(PREFIX)/bin, man pages, the systemd unit; without DESTDIR

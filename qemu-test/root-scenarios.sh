@@ -13,6 +13,8 @@
 #                       what was awaited and the block devices there are, then rescue
 #   root-missing-sleep  the same without parmod.rescue=: the message and the endless
 #                       sleep; PID 1 does not exit (no panic) until QEMU is stopped
+#   root-firmware-early pm_late_fw asks for its firmware right after its init, before
+#                       the switch: the copy mkinitramfs.sh --firmware put in the image
 
 ROOT_PARTUUID=3b8f2a10-6c4d-4e5f-8a9b-0c1d2e3f4a5b
 BLANK_PARTUUID=7e6d5c4b-3a29-4817-9605-f4e3d2c1b0a9
@@ -35,8 +37,10 @@ mk_disk() {
 # The real root: busybox, the check script as /sbin/check, /sbin/root-init
 # (reports, waits for pm_late_fw's firmware request, then runs the checks),
 # the firmware file.
+# Made once per run of the suite.
+ROOT_DISKS=""
 root_disks() {
-    [ -f "$W/img/root-disk.img" ] && [ -f "$W/img/blank-disk.img" ] && return 0
+    [ -z "$ROOT_DISKS" ] || return 0
     local tree=$W/root-tree bb a
     rm -rf "$tree"
     mkdir -p "$tree"/{bin,sbin,etc,dev,proc,sys,run,tmp,root,lib/firmware}
@@ -58,15 +62,21 @@ exec /sbin/check
 EOS
     chmod 755 "$tree/sbin/root-init"
     printf 'pm_late_fw from the real root\n' > "$tree/lib/firmware/pm_late_fw.bin"
-    mk_disk "$W/img/root-disk.img" "$ROOT_PARTUUID" "$tree" && mk_disk "$W/img/blank-disk.img" "$BLANK_PARTUUID"
+    # The staging tree's copy, which mkinitramfs.sh --firmware puts in an image.
+    mkdir -p "$ROOT/lib/firmware"
+    printf 'initramfs: pm_late_fw firmware\n' > "$ROOT/lib/firmware/pm_late_fw.bin"
+    mk_disk "$W/img/root-disk.img" "$ROOT_PARTUUID" "$tree" && mk_disk "$W/img/blank-disk.img" "$BLANK_PARTUUID" \
+        && ROOT_DISKS=done
 }
 
-# root_scenario NAME APPEND DISK: plan, image and boot for a hand-over scenario.
+# root_scenario NAME APPEND DISK [IMAGE OPTIONS...]: plan, image and boot for
+# a hand-over scenario.
 root_scenario() {
     local name=$1 append=$2 disk=$3
+    shift 3
     root_disks || { fail "root disk build failed"; return 1; }
     plan "$name" virtio_pci virtio_blk ext4 pm_late_fw || { fail "plan compile failed"; return 1; }
-    image "$name" || { fail "image build failed"; return 1; }
+    image "$name" "$@" || { fail "image build failed"; return 1; }
     boot "$name" "quiet $append" -cpu max -drive "file=$W/img/$disk,if=virtio,format=raw,snapshot=on"
 }
 
@@ -155,4 +165,20 @@ scenario_root-missing-sleep() {
     grep -q 'parmod: PID 1 has nothing to run; waiting for ever' "$LOG" || fail "no 'waiting for ever' line"
     grep -q 'Kernel panic' "$LOG" && fail "kernel panic: $(grep -m1 'Kernel panic' "$LOG")"
     finish "$name" "stopped after 40 s, sleeping: $(grep -c 'waiting for ever' "$LOG") message"
+}
+
+scenario_root-firmware-early() {
+    local name=root-firmware-early
+    [ "$MODE" = init ] || { skip "$name" "needs parmod as /init"; return; }
+    root_scenario "$name" "root=LABEL=pmroot init=/sbin/root-init pm_late_fw.late_ms=0 parmod.rescue=/sbin/check" root-disk.img --firmware || return
+    grep -q '^T: root-init pid=1 ' "$LOG" || fail "the real root's init did not run as PID 1"
+    local fw
+    fw=$(grep -m1 -o 'pm_late_fw firmware pm_late_fw.bin .*' "$LOG")
+    case "$fw" in
+        *" ret 0 size 31 first initramfs: pm_la"*) ;;
+        "") fail "pm_late_fw never asked for its firmware" ;;
+        *) fail "the early firmware request did not get the image's copy: $fw" ;;
+    esac
+    grep -q "mkinitramfs.sh: .* 1 firmware files" "$W/logs/$name.img.log" || fail "mkinitramfs.sh did not copy the firmware: $(cat "$W/logs/$name.img.log")"
+    finish "$name" "boot ${BOOT_SECS} s, firmware: ${fw:-none}"
 }

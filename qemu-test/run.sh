@@ -23,7 +23,7 @@ set -euo pipefail
 
 W=$QT_REPO/build/qemu
 ONLY="" MODE=auto
-ALL="fixture-graph failure stuck late-waits real-devices real-large busybox-next cmdline rescue-next rescue-plan root-switch root-mount-fail root-no-init root-missing root-missing-sleep"
+ALL="fixture-graph failure stuck late-waits real-devices real-large busybox-next cmdline rescue-next rescue-plan root-switch root-mount-fail root-no-init root-missing root-missing-sleep root-firmware-early"
 # Scenarios that run only when named with --only: busy-init fails until
 # parmod tells a load that computes from one that hangs.
 EXTRA="busy-init"
