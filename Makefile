@@ -32,7 +32,7 @@ PARMOD_PLAN := target/$(HOST_TARGET)/host/parmod-plan
 SIZE_BUDGET := 131072
 
 .PHONY: all build deps rust-target test unit-test msrv size-check bench bench-plan demo qemu-test initramfs clean \
-	install man qemu-test-arm64 test-packaging fuzz
+	install man qemu-test-arm64 test-packaging fuzz qemu-test-systemd bench-systemd
 
 all: build
 
@@ -82,7 +82,7 @@ unit-test: deps build
 	  PARMOD_REQUIRE_DEV_WRITABLE=1 PARMOD_REQUIRE_COMPRESSORS=1 \
 	  $(CARGO) test --features host
 
-test: deps size-check unit-test msrv test-packaging fuzz qemu-test qemu-test-arm64
+test: deps size-check unit-test msrv test-packaging fuzz qemu-test qemu-test-arm64 qemu-test-systemd
 
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer; a nightly toolchain): each
 # target FUZZ_SECONDS seconds, after the inputs that once failed
@@ -109,16 +109,43 @@ msrv: rust-target
 qemu-test: build
 	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/run.sh
 
-# An initramfs: make initramfs KVER=... MODULES="a b c" [CONFIG=dir] [IMAGE=file]
+# A Debian 12 system (mmdebstrap, cached in build/debian) booted with
+# initramfs-tools + systemd-modules-load, with parmod's initramfs + unit, and
+# with a unit waiting for a late device (qemu-test/systemd.sh).
+qemu-test-systemd: build
+	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/systemd.sh
+
+# Its timings: BENCH_BOOTS (default 3) boots of each way, medians into
+# build/bench/systemd.txt.
+bench-systemd: build
+	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/systemd.sh \
+	  --only stock,parmod --boots $(or $(BENCH_BOOTS),3) --bench $(CURDIR)/build/bench/systemd.txt
+
+# An initramfs that mounts the root and hands over to its init:
+#   make initramfs [KVER=...] [ROOT=PARTUUID=...] [ROOTFS="ext4"] [STORAGE="..."]
+#                  [MODULES="a b c"] [CONFIG=dir] [IMAGE=file]
+# The plan holds the storage drivers (STORAGE), the root's file system
+# modules (ROOTFS) and MODULES. ROOT (and any root parameters after it, e.g.
+# ROOT="LABEL=root rootflags=noatime") is built into the image as
+# /etc/parmod.cmdline; root= on the kernel command line overrides it, and
+# without either /init execs parmod.next= (default /sbin/init) in the image.
+# Names the kernel does not have are warnings (--skip-missing). The firmware
+# the planned modules name is copied from /lib/firmware (FIRMWARE=0: none).
 KVER ?= $(shell ls /lib/modules 2>/dev/null | sort -V | tail -n 1)
 MODULES ?=
+ROOT ?=
+ROOTFS ?= ext4
+STORAGE ?= virtio_pci virtio_blk virtio_scsi sd_mod nvme ahci
+FIRMWARE ?= 1
 IMAGE ?= build/initramfs-$(KVER).cpio.gz
 initramfs: build
-	@[ -n "$(MODULES)" ] || { echo "usage: make initramfs KVER=... MODULES=\"mod1 mod2\" [CONFIG=dir] [IMAGE=file]" >&2; exit 2; }
+	@[ -n "$(strip $(STORAGE) $(ROOTFS) $(MODULES))" ] || { echo "make initramfs: STORAGE, ROOTFS and MODULES are all empty: nothing to load" >&2; exit 2; }
 	mkdir -p build/initramfs
-	$(PARMOD_PLAN) compile --kver $(KVER) $(if $(CONFIG),--config $(CONFIG)) -o build/initramfs/parmod.plan $(MODULES)
+	$(PARMOD_PLAN) compile --kver $(KVER) --skip-missing $(if $(CONFIG),--config $(CONFIG)) \
+	  -o build/initramfs/parmod.plan $(STORAGE) $(ROOTFS) $(MODULES)
 	initramfs/mkinitramfs.sh --kver $(KVER) --modules-dir /lib/modules/$(KVER) \
 	  --plan build/initramfs/parmod.plan --parmod $(PARMOD) --parmod-plan $(PARMOD_PLAN) \
+	  $(if $(strip $(ROOT)),--cmdline "root=$(strip $(ROOT))") $(if $(filter 1,$(FIRMWARE)),--firmware) \
 	  --busybox --compress gzip -o $(IMAGE)
 
 # Install (onto this system, or into DESTDIR): parmod to $(PREFIX)/sbin,
@@ -155,6 +182,7 @@ bench: build
 	PARMOD_BIN=$(CURDIR)/$(PARMOD) $(CARGO) run --quiet --profile host --features host --example simbench
 	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/wait-latency.sh
 	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/bench.sh
+	$(MAKE) --no-print-directory bench-systemd
 
 # One boot with parmod, one with modprobe -a, and the report of the parmod boot
 # (build/demo/: report.txt, timeline.svg, trace.json).

@@ -3,14 +3,22 @@
 #
 #   initramfs/mkinitramfs.sh --kver V --modules-dir DIR --plan PLAN --parmod BIN
 #       [--parmod-plan TOOL] [--busybox] [--busybox-bin PATH]
-#       [--extra SRC:DST]... [--init-script FILE] [--compress none|gzip] -o OUT
+#       [--extra SRC:DST]... [--init-script FILE] [--cmdline "ARGS"] [--firmware]
+#       [--compress none|gzip] -o OUT
 #
 # Image layout:
 #   /init                 parmod (or FILE from --init-script, then parmod is /bin/parmod)
 #   /bin/parmod           -> /init when parmod is /init
 #   /sbin/modprobe        -> parmod (its modprobe personality; request_module() runs it)
 #   /etc/parmod.plan      PLAN
+#   /etc/parmod.cmdline   ARGS (--cmdline): root parameters built in, e.g.
+#                         "root=PARTUUID=... rootflags=noatime"; /init takes them
+#                         as defaults that the kernel command line overrides
 #   /lib/modules/V/PATH   exactly the module files the plan names (copied from DIR/PATH)
+#   /lib/firmware/NAME    (--firmware) the firmware files those modules name
+#                         (modinfo firmware=) that ROOT/lib/firmware has, as
+#                         NAME, NAME.xz or NAME.zst: for requests made before
+#                         the switch to the real root
 #   /bin/busybox + applet links (--busybox; never a modprobe link)
 #   /dev/console, /dev/null, and empty /proc /sys /dev /tmp /run
 #   extras: SRC copied to DST (DST is a path inside the image)
@@ -28,10 +36,10 @@ set -eu
 
 me=$(basename "$0")
 die() { echo "$me: $*" >&2; exit 1; }
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 KVER="" MODDIR="" PLAN="" PARMOD="" TOOL="${PARMOD_PLAN:-}" BUSYBOX=0 BUSYBOX_BIN=""
-INIT_SCRIPT="" COMPRESS=none OUT="" EXTRAS=""
+INIT_SCRIPT="" COMPRESS=none OUT="" EXTRAS="" CMDLINE="" FIRMWARE=0
 NL='
 '
 while [ $# -gt 0 ]; do
@@ -45,6 +53,8 @@ while [ $# -gt 0 ]; do
         --busybox-bin) BUSYBOX=1; BUSYBOX_BIN=$2; shift 2 ;;
         --extra) EXTRAS="$EXTRAS$2$NL"; shift 2 ;;
         --init-script) INIT_SCRIPT=$2; shift 2 ;;
+        --cmdline) CMDLINE=$2; shift 2 ;;
+        --firmware) FIRMWARE=1; shift ;;
         --compress) COMPRESS=$2; shift 2 ;;
         -o) OUT=$2; shift 2 ;;
         -h|--help) usage ;;
@@ -95,6 +105,11 @@ else
     ln -s /init "$STAGE/sbin/modprobe"
 fi
 install -m 644 "$PLAN" "$STAGE/etc/parmod.plan"
+if [ -n "$CMDLINE" ]; then
+    case "$CMDLINE" in *root=*) ;; *) die "--cmdline '$CMDLINE' names no root= (give root=UUID=..., PARTUUID=..., LABEL=..., PARTLABEL=..., MAJ:MIN or /dev/NAME)" ;; esac
+    [ "${#CMDLINE}" -lt 1024 ] || die "--cmdline is longer than 1023 bytes"
+    printf '%s\n' "$CMDLINE" > "$STAGE/etc/parmod.cmdline"
+fi
 
 # Which compressions the target kernel undoes itself.
 kconfig=""
@@ -138,8 +153,30 @@ while IFS= read -r rel; do
     fi
     cp -L "$src" "$dst"
     count=$((count + 1))
+    [ "$FIRMWARE" = 1 ] && printf '%s\n' "$src" >> "$STAGE/.files"
 done < "$STAGE/.paths"
 rm -f "$STAGE/.paths"
+
+# Firmware the modules name, from the root's /lib/firmware.
+fw_count=0
+if [ "$FIRMWARE" = 1 ] && [ -f "$STAGE/.files" ]; then
+    command -v modinfo >/dev/null || PATH=$PATH:/sbin:/usr/sbin
+    command -v modinfo >/dev/null || die "--firmware needs modinfo (apt-get install kmod)"
+    while IFS= read -r ko; do
+        modinfo -F firmware "$ko" 2>/dev/null
+    done < "$STAGE/.files" | sort -u > "$STAGE/.firmware"
+    while IFS= read -r fw; do
+        case "$fw" in ""|*..*|/*) continue ;; esac
+        for f in "$fw" "$fw.xz" "$fw.zst"; do
+            if [ -f "$ROOTDIR/lib/firmware/$f" ]; then
+                mkdir -p "$(dirname "$STAGE/lib/firmware/$f")"
+                cp -L "$ROOTDIR/lib/firmware/$f" "$STAGE/lib/firmware/$f"
+                fw_count=$((fw_count + 1))
+            fi
+        done
+    done < "$STAGE/.firmware"
+    rm -f "$STAGE/.files" "$STAGE/.firmware"
+fi
 
 # busybox and its applets (never modprobe: that is parmod's).
 if [ "$BUSYBOX" = 1 ]; then
@@ -184,4 +221,4 @@ else
     mv "$tmp_out.cpio" "$tmp_out"
 fi
 mv "$tmp_out" "$OUT"
-echo "$me: $OUT: $count modules, $(wc -c < "$OUT") bytes" >&2
+echo "$me: $OUT: $count modules$([ "$FIRMWARE" = 1 ] && echo ", $fw_count firmware files"), $(wc -c < "$OUT") bytes" >&2

@@ -28,6 +28,7 @@ ALL="fixture-graph failure stuck busy-init late-waits real-devices real-large bu
 EXTRA=""
 # The hostile machine (README.md, "Scenarios").
 ALL="$ALL task-names request-loading request-self request-storm kernel-fs console-full"
+ALL="$ALL root-switch root-mount-fail root-no-init root-missing root-missing-sleep root-firmware-early"
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=${2//,/ }; shift 2 ;;
@@ -710,6 +711,9 @@ scenario_console-full() {
     for m in pm_chain_a pm_chain_b pm_chain_c; do has_module "$m" || fail "$m not loaded"; done
     finish "$name" "boot ${BOOT_SECS} s, kernel log: $(sed -n 's/^K: .*\(parmod: [0-9]* loaded.*\)/\1/p' "$LOG" | head -n1)"
 }
+# --- the hand-over to a real root (root-*) ----------------------------------
+# shellcheck source=qemu-test/root-scenarios.sh
+. "$QT_HERE/root-scenarios.sh"
 
 # --- run --------------------------------------------------------------------
 for s in $ONLY; do

@@ -54,9 +54,16 @@ pub fn setup() {
         let _ = KMSG.set(k);
     }
     let nodev = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
-    // /run as systemd wants it from an initramfs (moved into the real root).
+    // /run as systemd wants it from an initramfs (moved into the real root):
+    // a tmpfs mount of its own. The initramfs itself is a tmpfs when the
+    // kernel command line has no root= (the root then comes from the
+    // image's /etc/parmod.cmdline), so its type alone does not tell.
     let _ = rustix::fs::mkdir(c"/run", Mode::from_raw_mode(0o755));
-    if !is(c"/run", TMPFS_MAGIC) {
+    let own_mount = match (rustix::fs::stat(c"/run"), rustix::fs::stat(c"/")) {
+        (Ok(run), Ok(root)) => run.st_dev != root.st_dev,
+        _ => false,
+    };
+    if !(own_mount && is(c"/run", TMPFS_MAGIC)) {
         let _ = mount(c"tmpfs", c"/run", c"tmpfs", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::STRICTATIME, Some(c"mode=0755"));
     }
     if !is(c"/proc", PROC_SUPER_MAGIC) {
@@ -164,9 +171,12 @@ pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
     let Ok(cold) = cold else {
         hand_over(next, rescue, env)
     };
-    // root= on the command line: find it while the plan runs, then switch
-    // to it (else: exec parmod.next in the initramfs).
-    let cl = s.cmdline.view();
+    // root= on the command line (or baked into the image): find it while
+    // the plan runs, then switch to it (else: exec parmod.next in the
+    // initramfs).
+    let k = &super::kernel::real::REAL;
+    let mut line_buf = [0u8; BAKED_MAX + 1 + crate::cmdline::CMDLINE_MAX];
+    let cl = crate::cmdline::Cmdline(root_line(k, s.cmdline.view().0, &mut line_buf));
     let spec = match cl.get(b"root").map(|_| RootSpec::parse(cl)) {
         None => None,
         Some(Ok(spec)) => Some(spec),
@@ -175,7 +185,6 @@ pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
             give_up(rescue, env)
         }
     };
-    let k = &super::kernel::real::REAL;
     let mut wait = spec.map(|spec| RootWait::new(spec, k.now()));
     let hook = wait.as_mut().map(|w| w as &mut dyn super::supervisor::Hook);
     let r = run::Run { wanted: &[], blacklist: cold.is_none(), jobs, deadline_ms, quiet: opts.quiet, summary: true, coldplug: cold, hook, trace };
@@ -191,8 +200,35 @@ pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
     give_up(rescue, env)
 }
 
-/// `RD_TIMESTAMP=REALTIME MONOTONIC` (µs) of when parmod started, which
-/// systemd takes as the start of the initramfs (systemd-analyze's "initrd").
+/// Root parameters the image was built with (`make initramfs ROOT=...`,
+/// `mkinitramfs.sh --cmdline`): defaults, which the kernel command line's
+/// own `root=`, `rootfstype=`, ... override.
+pub const BAKED_CMDLINE: &CStr = c"/etc/parmod.cmdline";
+const BAKED_MAX: usize = 1024;
+
+/// The baked root parameters (newlines read as blanks), then the kernel
+/// command line: the later argument wins, as on the command line itself.
+pub(super) fn root_line<'b>(k: &dyn Kernel, kernel: &[u8], buf: &'b mut [u8]) -> &'b [u8] {
+    let baked = k.read_small(BAKED_CMDLINE, &mut buf[..BAKED_MAX]).unwrap_or(0).min(BAKED_MAX);
+    for c in &mut buf[..baked] {
+        if *c == b'\n' || *c == b'\t' || *c == b'\r' {
+            *c = b' ';
+        }
+    }
+    let Some(rest) = buf.get_mut(baked..baked + 1 + kernel.len()) else { return kernel_only(buf, kernel) };
+    rest[0] = b' ';
+    rest[1..].copy_from_slice(kernel);
+    &buf[..baked + 1 + kernel.len()]
+}
+
+fn kernel_only<'b>(buf: &'b mut [u8], kernel: &[u8]) -> &'b [u8] {
+    let n = kernel.len().min(buf.len());
+    buf[..n].copy_from_slice(&kernel[..n]);
+    &buf[..n]
+}
+
+/// `RD_TIMESTAMP=REALTIME MONOTONIC` (µs) of when parmod started (dracut's
+/// convention for the start of the initramfs; systemd no longer reads it).
 fn rd_timestamp(buf: &mut [u8; 64], t0: u64) -> &CStr {
     let mono = t0 / 1000;
     let now_mono = super::clock::monotonic_ns() / 1000;

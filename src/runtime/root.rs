@@ -2,7 +2,8 @@
 //! initramfs-tools define `root=` and friends (see [`crate::blockid`]).
 //!
 //! * While the plan runs, [`RootWait`] (a supervisor hook) looks for the
-//!   root device each time something changes in /dev (inotify, no polling):
+//!   root device each time something changes in /dev (inotify; a device
+//!   that cannot be opened yet is read again on a short back-off):
 //!   a node path directly; `MAJ:MIN` by `/sys/class/block/*/dev`;
 //!   `PARTUUID=`/`PARTLABEL=` by reading the partition table of each whole
 //!   disk; `UUID=`/`LABEL=` by reading the superblock of each block
@@ -20,22 +21,21 @@
 //!   /run into it, deletes the initramfs's files (only when / is a ramfs or
 //!   tmpfs, never crossing into another file system), makes it the root
 //!   (`mount --move . /`, `chroot .`) and execs `init=` (default
-//!   `/sbin/init`) with a clean environment: HOME, TERM and systemd's
-//!   `RD_TIMESTAMP` (when the initramfs started, so systemd-analyze shows
-//!   its time).
+//!   `/sbin/init`) with a clean environment: HOME, TERM and
+//!   `RD_TIMESTAMP` (when the initramfs started, dracut's old convention).
+//!   systemd does not read RD_TIMESTAMP (252 has no such string; only its
+//!   own initrd hands over an initrd time), so systemd-analyze counts the
+//!   initramfs in "kernel" (docs/systemd.md).
 
 use core::ffi::CStr;
-use core::sync::atomic::Ordering::Relaxed;
 
 use crate::blockid::{self, partition_node, probe_fs, Disk, FsType, ReadAt, Root, RootSpec};
-use crate::plan::trace::result;
 use rustix::io::Errno;
 
 use super::clock::MS;
 use super::kernel::{join_c, Kernel, Seen};
 use super::out::{decimal, emit, Out, Show, Sys};
 use super::sched::Sched;
-use super::state::{at, STUCK};
 use super::supervisor::Hook;
 
 /// Where the root is mounted before it becomes `/`.
@@ -87,6 +87,15 @@ pub struct RootWait<'a> {
     not_before: u64,
     /// The file system's module, wanted once the device is found.
     module: Option<u32>,
+    /// A block device that could not be read yet, and the back-off (ms)
+    /// before the next look: the kernel creates a partition's node
+    /// (device_add, the only inotify event) before it adds the block
+    /// device (bdev_add), and an open in between fails (ENXIO), or waits
+    /// for a `request_module("block-major-M-N")` where the kernel still has
+    /// block-device autoloading (seen once here: "block device autoloading
+    /// is deprecated"); no event comes when it can be read.
+    unreadable: bool,
+    backoff_ms: u32,
 }
 
 fn hash(s: &[u8]) -> u64 {
@@ -103,6 +112,8 @@ impl<'a> RootWait<'a> {
             limit: spec.wait_ms().map(|ms| now + ms as u64 * MS),
             not_before: now + spec.delay_ms as u64 * MS,
             module: None,
+            unreadable: false,
+            backoff_ms: 0,
         }
     }
 
@@ -119,6 +130,7 @@ impl<'a> RootWait<'a> {
 
     /// Look at the block devices there are now.
     fn look(&mut self, k: &dyn Kernel) {
+        self.unreadable = false;
         if let Root::Path(p) = self.spec.root {
             if k.path_exists(p, true) == Seen::Exists {
                 self.found = Node::new(&[p]).map(|n| (n, None));
@@ -193,7 +205,7 @@ impl<'a> RootWait<'a> {
                         }
                     }
                     // Not readable yet (the node may not be there): later.
-                    Err(blockid::IdError::Read { .. }) => {}
+                    Err(blockid::IdError::Read { .. }) => self.unreadable = true,
                     Err(e) => {
                         self.seen_before(name);
                         emit!(Out::stderr(), "parmod: ", Show(name), ": ", e.describe(), "\n");
@@ -207,7 +219,7 @@ impl<'a> RootWait<'a> {
                         self.found = Some((node, Some(fs.kind)));
                     }
                 }
-                Err(blockid::IdError::Read { .. }) => {}
+                Err(blockid::IdError::Read { .. }) => self.unreadable = true,
                 Err(e) => {
                     self.seen_before(name);
                     emit!(Out::stderr(), "parmod: ", Show(name), ": ", e.describe(), "\n");
@@ -234,14 +246,20 @@ impl Hook for RootWait<'_> {
         let k = s.kernel;
         if self.found.is_none() {
             self.look(k);
+        } else {
+            self.unreadable = false;
         }
         if let Some((node, fs)) = self.found {
             if fs.is_none() && self.module.is_none() {
-                // Its file system, for the module and the mount.
-                let probed = probe_fs(&mut Dev { k, path: node.path() }).ok().flatten().map(|f| f.kind);
-                self.found = Some((node, probed));
+                // Its file system, for the module and the mount: wait until
+                // it can be read, unless rootfstype= names it.
+                match probe_fs(&mut Dev { k, path: node.path() }) {
+                    Ok(probed) => self.found = Some((node, probed.map(|f| f.kind))),
+                    Err(blockid::IdError::Read { .. }) if self.spec.fstype.is_none() => self.unreadable = true,
+                    Err(_) => {}
+                }
             }
-            if self.module.is_none() {
+            if self.module.is_none() && !self.unreadable {
                 let name = match (self.spec.fstypes().next(), self.found.and_then(|f| f.1)) {
                     (Some(t), _) => Some(t),
                     (None, Some(kind)) => Some(kind.module()),
@@ -253,18 +271,26 @@ impl Hook for RootWait<'_> {
                 }
             }
         }
-        [self.limit, Some(self.not_before)].into_iter().flatten().filter(|&t| t > k.now()).min()
+        let now = k.now();
+        let retry = if self.unreadable && self.module.is_none() {
+            self.backoff_ms = (self.backoff_ms * 2).clamp(5, 100);
+            Some(now + self.backoff_ms as u64 * MS)
+        } else {
+            self.backoff_ms = 0;
+            None
+        };
+        [self.limit, Some(self.not_before), retry].into_iter().flatten().filter(|&t| t > now).min()
     }
 
-    fn done(&mut self, s: &Sched, now: u64) -> bool {
+    fn done(&mut self, _s: &Sched, now: u64) -> bool {
         if self.limit.is_some_and(|l| now >= l) {
             return true;
         }
-        let loaded = |m: u32| {
-            let st = at(s.st.status, m as usize).load(Relaxed) & !STUCK;
-            st >= result::LOADED as u32 && st <= result::DISABLED as u32
-        };
-        self.found.is_some() && now >= self.not_before && self.module.is_some_and(|m| m == u32::MAX || loaded(m))
+        // Once wanted, the file system's module is the run's: the run ends
+        // only after it (waiting here for it instead would not wake: a
+        // worker wakes the main task for a finished load only when the run
+        // is over or the module has device waits).
+        self.found.is_some() && now >= self.not_before && self.module.is_some()
     }
 }
 
@@ -320,9 +346,7 @@ pub fn switch_root(k: &dyn Kernel, spec: &RootSpec<'_>, dev: &Node, fs: Option<F
         return last;
     }
     let init = spec.init.unwrap_or(b"/sbin/init");
-    let mut init_in_root = [0u8; 256];
-    let Some(check) = join_c(&mut init_in_root, &[b"/root", init]) else { return Errno::NAMETOOLONG };
-    if k.path_exists(check.to_bytes(), false) != Seen::Exists {
+    if !k.exists_in_root(NEW_ROOT, init) {
         emit!(Out::stderr(), "parmod: ", Show(init), " is not on the root file system ", Show(dev.path().to_bytes()), "; set init=\n");
         return Errno::NOENT;
     }

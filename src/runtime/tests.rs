@@ -888,6 +888,31 @@ fn the_root_found_by_partuuid_waits_for_its_partition() {
 }
 
 #[test]
+fn a_root_node_that_cannot_be_opened_yet_is_read_again_without_an_event() {
+    // A new partition's node comes (and with it the only inotify event) a
+    // moment before the partition can be opened.
+    for cmdline in [&b"root=LABEL=rootfs"[..], b"root=PARTUUID=1234abcd-01"] {
+        let fake = Fake::new().leak();
+        fake.block_device("vda", mbr_disk(), T0).block_device("vda1", ext4_image(ROOT_UUID), T0 + 100 * MS).openable_at("vda1", T0 + 130 * MS);
+        let (d, wait) = run_root(fake, cmdline);
+        let (node, fs) = wait.found.expect("found");
+        assert_eq!((node.path(), fs), (c"/dev/vda1", Some(crate::blockid::FsType::Ext4)), "{}", String::from_utf8_lossy(cmdline));
+        let waited = (d.fake.time() - d.t0) / MS;
+        assert!((130..=240).contains(&waited), "found {waited} ms after the start, the partition was readable at 130 ms");
+    }
+}
+
+#[test]
+fn a_root_found_while_its_file_system_loads_ends_the_run_with_that_load() {
+    let fake = Fake::new().leak();
+    fake.block_device("vdb", ext4_image(ROOT_UUID), T0 + 50 * MS).script("ext4", Behaviour::Load(400 * MS));
+    let (d, wait) = run_root(fake, b"root=UUID=3f1a2b4c-5d6e-4780-91a2-b3c4d5e6f708");
+    assert!(wait.found.is_some());
+    assert_eq!(d.status, 0);
+    assert_eq!((d.fake.time() - d.t0) / MS, 400, "the run ended when ext4 was loaded, not at a later timer");
+}
+
+#[test]
 fn a_root_that_never_appears_ends_the_wait_at_rootwait() {
     let fake = Fake::new().leak();
     fake.block_device("vda", vec![0; 8192], T0);
@@ -911,4 +936,23 @@ fn mount_and_init_failures_come_back_to_init() {
     let (node, fs) = wait.found.expect("found");
     assert_eq!(super::root::switch_root(fake, &wait.spec, &node, fs, &[]), rustix::io::Errno::NOENT);
     assert!(!fake.actions().iter().any(|a| a.starts_with("remove")), "the initramfs stays when the root has no init");
+}
+
+#[test]
+fn root_parameters_built_into_the_image_are_defaults_the_command_line_overrides() {
+    use crate::blockid::{Root, RootSpec};
+    use crate::cmdline::Cmdline;
+    let fake = Fake::new().leak();
+    fake.file("/etc/parmod.cmdline", b"root=LABEL=pmroot\trootflags=noatime\ninit=/sbin/baked\n");
+    let mut buf = [0u8; 6000];
+    let line = Cmdline(super::init::root_line(fake, b"quiet init=/sbin/given", &mut buf));
+    let spec = RootSpec::parse(line).expect("parses");
+    assert!(matches!(spec.root, Root::Label(k) if k.raw == b"pmroot"), "{:?}", String::from_utf8_lossy(line.0));
+    assert_eq!((spec.flags, spec.init), (Some(&b"noatime"[..]), Some(&b"/sbin/given"[..])));
+    let line = Cmdline(super::init::root_line(fake, b"root=/dev/vdb", &mut buf));
+    assert!(matches!(RootSpec::parse(line).expect("parses").root, Root::Path(b"/dev/vdb")));
+    // No file: the command line alone.
+    let bare = Fake::new().leak();
+    let line = Cmdline(super::init::root_line(bare, b"ro", &mut buf));
+    assert!(line.get(b"root").is_none());
 }

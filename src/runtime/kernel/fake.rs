@@ -100,6 +100,9 @@ struct Inner {
     kmsg: bool,
     /// Block devices (name, contents) and what the hand-over did, in order.
     blocks: Vec<(String, Vec<u8>)>,
+    /// Block devices whose node is there before they can be opened (ENXIO
+    /// until then, as a new partition between its device_add and bdev_add).
+    openable_at: Vec<(String, u64)>,
     actions: Vec<String>,
     /// Coldplug: the uevent socket is open; what it holds; lose the next
     /// uevents (the next read says ENOBUFS) when set.
@@ -156,6 +159,7 @@ impl Fake {
                 no_watches: false,
                 kmsg: false,
                 blocks: Vec::new(),
+                openable_at: Vec::new(),
                 actions: Vec::new(),
                 uevents_open: false,
                 uevents: std::collections::VecDeque::new(),
@@ -239,6 +243,12 @@ impl Fake {
         }
         g.blocks.push((name.to_string(), contents));
         g.appear.push(Appear { path: std::format!("/dev/{name}"), at: Some(at), after: None, modalias: None, sent: false });
+        self
+    }
+
+    /// Block device `name` answers ENXIO until `at` (its node is there).
+    pub fn openable_at(&self, name: &str, at: u64) -> &Self {
+        self.lock().openable_at.push((name.to_string(), at));
         self
     }
 
@@ -581,6 +591,9 @@ impl Kernel for Fake {
         let name = p.strip_prefix("/dev/").ok_or(Errno::NOENT)?;
         if !Fake::exists(&g, &p) {
             return Err(Errno::NOENT);
+        }
+        if g.openable_at.iter().any(|(n, at)| n == name && g.now < *at) {
+            return Err(Errno::NXIO);
         }
         let (_, data) = g.blocks.iter().find(|(n, _)| n == name).ok_or(Errno::NOENT)?;
         let from = data.get(offset as usize..).unwrap_or(&[]);

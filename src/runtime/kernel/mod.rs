@@ -179,6 +179,15 @@ pub trait Kernel: Sync {
     /// mount(2) with MS_* `flags` and file-system `data`.
     fn mount(&self, source: &CStr, target: &CStr, fstype: &CStr, flags: u64, data: Option<&CStr>) -> Result<(), Errno>;
 
+    /// Whether `path` (absolute) exists inside the tree at `root`, its
+    /// symlinks resolved as they will be once `root` is `/` (an absolute
+    /// link such as Debian's `/sbin/init -> /lib/systemd/systemd` points
+    /// into `root`, not into the initramfs).
+    fn exists_in_root(&self, root: &CStr, path: &[u8]) -> bool {
+        let mut buf = [0u8; 512];
+        join_c(&mut buf, &[root.to_bytes(), path]).is_some_and(|p| self.path_exists(p.to_bytes(), false) == Seen::Exists)
+    }
+
     /// Move the mount at `from` to `to` (MS_MOVE).
     fn move_mount(&self, from: &CStr, to: &CStr) -> Result<(), Errno>;
 

@@ -149,8 +149,9 @@ impl Kernel for Real {
             (false, true) => Seen::Watched,
             (false, false) => Seen::Unwatched,
         };
-        if walk(None, b"", path) || !watch {
-            return seen(true, false);
+        let there = walk(None, b"", path);
+        if there || !watch {
+            return seen(there, false);
         }
         if is_sys(path) {
             // kernfs raises no inotify events: uevents are the signal. Open
@@ -217,6 +218,14 @@ impl Kernel for Real {
     fn mount(&self, source: &CStr, target: &CStr, fstype: &CStr, flags: u64, data: Option<&CStr>) -> Result<(), Errno> {
         let flags = rustix::mount::MountFlags::from_bits_retain(flags as _);
         rustix::mount::mount(source, target, fstype, flags, data)
+    }
+
+    fn exists_in_root(&self, root: &CStr, path: &[u8]) -> bool {
+        let Ok(dir) = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else { return false };
+        let mut buf = [0u8; 512];
+        let rel = path.strip_prefix(b"/").unwrap_or(path);
+        let Some(rel) = super::join_c(&mut buf, &[rel]) else { return false };
+        rustix::fs::openat2(&dir, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), rustix::fs::ResolveFlags::IN_ROOT).is_ok()
     }
 
     fn move_mount(&self, from: &CStr, to: &CStr) -> Result<(), Errno> {
