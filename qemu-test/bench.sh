@@ -42,6 +42,12 @@
 # comes from the -j 1 traces (parmod-plan report): max(critical path,
 # work / vCPUs) on the real set, the critical path on the fixture graphs
 # (their inits sleep: CPUs do not limit them).
+# A slowed host: after the rounds, parmod (default settings) boots the real
+# set on every kernel BENCH_SLOW_BOOTS times (default 2; 0 skips it) while
+# BENCH_HOGS (default 2) busy loops run on the host, so that the guest's
+# vCPUs get a part of a host CPU each, as on a slower board: the figures
+# of interest are the stuck, slow and replacement-worker counts (a load that
+# progresses must not be reported stuck), listed in their own table.
 # For every parmod boot the modules its console lines report as stuck
 # ("parmod: stuck: NAME") and slow ("parmod: slow: NAME") and the
 # replacement workers it started ("worker N takes its place") are counted
@@ -249,6 +255,7 @@ bootone() {
         parmod-profile) kind=parmod-profile jobs=0 ;;
         parmod) kind=parmod jobs=0 ;;
         parmod-j*) kind=parmod jobs=${v#parmod-j} ;;
+        parmod-hogs*) kind=parmod jobs=0 ;;
         *) echo "bench: unknown variant $v" >&2; exit 2 ;;
     esac
     use_kernel "$k"
@@ -256,11 +263,14 @@ bootone() {
     local logf=$W/logs/$name.log
     local la rc=0 b0 b1 c0 c1 t0 t1
     wait_quiet
+    local hogs=() i
+    case "$v" in parmod-hogs*) for i in $(seq 1 "${v#parmod-hogs}"); do (while :; do :; done) & hogs+=($!); done ;; esac
     la=$(cut -d' ' -f1,2 /proc/loadavg)
     times > "$W/.times0"
     b0=$(cpu_busy) t0=$(date +%s.%N)
     qt_boot --arch x86_64 --initrd "$KW/img/$w.img" --timeout "$TMO" --smp "$SMP" \
         --log "$logf" --append "quiet bench.variant=$kind bench.jobs=$jobs" -- -cpu max || rc=$?
+    [ ${#hogs[@]} = 0 ] || { kill "${hogs[@]}"; wait "${hogs[@]}" 2>/dev/null || true; }
     times > "$W/.times1"
     b1=$(cpu_busy) t1=$(date +%s.%N)
     c0=$(secs_of "$W/.times0") c1=$(secs_of "$W/.times1")
@@ -380,6 +390,28 @@ bound_of() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2f", a/b }'; }
 
+# The slowed host (BENCH_SLOW_BOOTS, BENCH_HOGS): parmod on the real set.
+SLOW_BOOTS=${BENCH_SLOW_BOOTS:-2} HOGS=${BENCH_HOGS:-2}
+run_slow_host() {
+    local r run
+    [ "$SLOW_BOOTS" -gt 0 ] || return 0
+    for r in $(seq 1 "$SLOW_BOOTS"); do
+        for run in $RUNS; do
+            [ "${run%@*}" = real ] && bootone "$run" "parmod-hogs$HOGS" "s$r"
+        done
+    done
+}
+
+summary_slow_host() {
+    awk -F'\t' '$3 ~ /^parmod-hogs/ {f=1} END {exit !f}' "$RES" || return 0
+    echo
+    echo "### parmod on a slowed host (busy loops on the host beside the guest)"
+    echo
+    echo "| kernel | variant | boot | ms | modules | CPUs used by others | stuck / slow / replacement workers |"
+    echo "|---|---|---|---|---|---|---|"
+    awk -F'\t' '$3 ~ /^parmod-hogs/ {printf "| %s | %s | %s | %s | %s | %s | %s/%s/%s |\n", $1, $3, $4, $5, $6, $11, $13, $14, $15}' "$RES"
+}
+
 summary() {
     [ -s "$RES" ] || { echo "bench: no results in $RES" >&2; exit 1; }
     local out=$W/results.md run w k v
@@ -463,6 +495,7 @@ summary() {
                 fi
             fi
         done
+        summary_slow_host
     } > "$out"
     cat "$out"
 }
@@ -484,6 +517,7 @@ if [ "$SUMMARY_ONLY" = 0 ]; then
     fi
     log "runs: $RUNS; uptime: $(uptime)"
     run_rounds
+    run_slow_host
     echo "end: $(uptime)" >> "$W/uptime.log"
     log "$(( $(date +%s) - t0 )) s in all; uptime: $(uptime)"
 fi
