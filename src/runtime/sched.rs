@@ -309,18 +309,26 @@ impl Sched {
     /// unless it is in the plan only as a `post:` soft dependency of
     /// modules that all failed (then, as kmod stops there, it is skipped).
     fn release(&self, w: u32, newly: &mut u32) {
+        if let Some(cause) = self.release_one(w, newly) {
+            self.skip_from(w, cause, newly);
+        }
+    }
+
+    /// [`Self::release`] without the skip: returns the module whose failure
+    /// skips `w` instead of readying it, for the caller to skip it.
+    fn release_one(&self, w: u32, newly: &mut u32) -> Option<u32> {
         let i = w as usize;
         let left = at(self.st.pending, i).load(Relaxed).saturating_sub(1);
         at(self.st.pending, i).store(left, Relaxed);
         if left == 0 && at(self.st.status, i).load(Relaxed) == WAITING {
             if let Some(cause) = self.post_parents_failed(w) {
-                self.skip_from(w, cause, newly);
-                return;
+                return Some(cause);
             }
             at(self.st.status, i).store(READY, Relaxed);
             self.push(w);
             *newly += 1;
         }
+        None
     }
 
     /// For a POST_ONLY module whose every post edge comes from a module
@@ -339,30 +347,34 @@ impl Sched {
     }
 
     /// Mark `w` skipped because `root` failed, and everything that hard-depends
-    /// on it, transitively; release soft dependents. Explicit stack, no recursion.
+    /// on it, transitively; release soft dependents, skipping (with their
+    /// own cause) the post-only ones whose post parents all failed. One
+    /// explicit stack, no recursion: a nested walk would reuse the stack
+    /// under the entries of this one.
     fn skip_from(&self, w: u32, root: u32, newly: &mut u32) {
         let st = &self.st;
         let mut top = 0usize;
-        let mark = |x: u32, top: &mut usize| {
+        let mark = |x: u32, cause: u32, top: &mut usize| {
             let s = at(st.status, x as usize);
             if s.load(Relaxed) == WAITING {
                 s.store(result::SKIPPED as u32, Relaxed);
-                at(st.cause, x as usize).store(root, Relaxed);
+                at(st.cause, x as usize).store(cause, Relaxed);
                 at(st.ctl, DONE).fetch_add(1, Relaxed);
                 at(st.skip, *top).store(x, Relaxed);
                 *top += 1;
             }
         };
-        mark(w, &mut top);
+        mark(w, root, &mut top);
         while top > 0 {
             top -= 1;
             let x = at(st.skip, top).load(Relaxed);
+            let cause = at(st.cause, x as usize).load(Relaxed);
             let Some(m) = self.plan.module(x) else { continue };
             for e in m.dependents() {
                 if e.hard {
-                    mark(e.module, &mut top);
-                } else {
-                    self.release(e.module, newly);
+                    mark(e.module, cause, &mut top);
+                } else if let Some(c) = self.release_one(e.module, newly) {
+                    mark(e.module, c, &mut top);
                 }
             }
         }

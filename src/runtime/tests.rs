@@ -956,3 +956,28 @@ fn root_parameters_built_into_the_image_are_defaults_the_command_line_overrides(
     let line = Cmdline(super::init::root_line(bare, b"ro", &mut buf));
     assert!(line.get(b"root").is_none());
 }
+
+#[test]
+fn a_post_dependency_skipped_during_a_skip_does_not_cut_the_skip_short() {
+    // Found by fuzzing runs of built plans: skipping blacklisted m0 skipped
+    // m1 and m3; m3's skip released pm, post-only behind m3, whose own skip
+    // reused the walk's stack under m1's entry, so m1's hard dependent m2 was
+    // never skipped and the run waited for it until the deadline.
+    use crate::plan::module_flags::POST_ONLY;
+    let mut pb = plan_of(vec![
+        module("m0", 0, &[]),
+        module("m1", 0, &[(0, true)]),
+        module("m2", 0, &[(0, false), (1, true)]),
+        module("m3", 0, &[(0, true)]),
+        module("pm", 0, &[(3, false)]),
+    ]);
+    pb.modules[4].post_deps = vec![3];
+    pb.modules[4].flags |= POST_ONLY;
+    let fake = Fake::new().leak();
+    let d = run_with(&pb, fake, Opts { cmdline: b"modprobe.blacklist=m0", ..OPTS });
+    for m in ["m0", "m1", "m2", "m3", "pm"] {
+        assert_eq!(d.result(m), result::SKIPPED, "{m}");
+    }
+    assert!(d.names().is_empty(), "nothing loads: {:?}", d.names());
+    assert_eq!(d.status, 1, "skipped modules are not loaded: status 1");
+}
