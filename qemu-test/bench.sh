@@ -407,9 +407,9 @@ summary_slow_host() {
     echo
     echo "### parmod on a slowed host (busy loops on the host beside the guest)"
     echo
-    echo "| kernel | variant | boot | ms | modules | CPUs used by others | stuck / slow / replacement workers |"
-    echo "|---|---|---|---|---|---|---|"
-    awk -F'\t' '$3 ~ /^parmod-hogs/ {printf "| %s | %s | %s | %s | %s | %s | %s/%s/%s |\n", $1, $3, $4, $5, $6, $11, $13, $14, $15}' "$RES"
+    echo "| kernel | busy loops | boot | ms | modules | stuck / slow / replacement workers |"
+    echo "|---|---|---|---|---|---|"
+    awk -F'\t' '$3 ~ /^parmod-hogs/ {h = $3; sub(/^parmod-hogs/, "", h); printf "| %s | %s | %s | %s | %s | %s/%s/%s |\n", $1, h, $4, $5, $6, $13, $14, $15}' "$RES"
 }
 
 summary() {
