@@ -18,7 +18,8 @@
 #   times of parmod (`parmod coldplug`), udevd and kmod's one-shot, --boots N
 #   each (default 3), interleaved round by round, on each vCPU count of --smp
 #   (default 1,2); then parmod with each settle time of --settles (default
-#   none; e.g. 0,50,200,1000), one boot each on --smp's last count; results
+#   none; e.g. 0,50,200,1000), and with each worker count of --jobs
+#   (default none; e.g. 1,2), one boot each on --smp's last count; results
 #   in build/coldplug/results.{tsv,md}.
 #
 # The machine (q35, -cpu max): virtio-blk, virtio-net, virtio-rng,
@@ -37,7 +38,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 W=${COLDPLUG_DIR:-$QT_REPO/build/coldplug}
-DO_TEST=0 DO_BENCH=0 BOOTS=${COLDPLUG_BOOTS:-3} SMPS="1 2" SETTLES=""
+DO_TEST=0 DO_BENCH=0 BOOTS=${COLDPLUG_BOOTS:-3} SMPS="1 2" SETTLES="" JOBS_LIST=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --test) DO_TEST=1; shift ;;
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
         --boots) BOOTS=$2; shift 2 ;;
         --smp) SMPS=${2//,/ }; shift 2 ;;
         --settles) SETTLES=${2//,/ }; shift 2 ;;
+        --jobs) JOBS_LIST=${2//,/ }; shift 2 ;;
         *) qt_usage ;;
     esac
 done
@@ -259,18 +261,19 @@ fi
 # --- the benchmark --------------------------------------------------------------
 if [ "$DO_BENCH" = 1 ]; then
     TSV=$W/results.tsv
-    printf 'variant\tsmp\tsettle_ms\tround\tms\tmodules\n' >"$TSV"
-    bench_boot() { # VARIANT SMP SETTLE ROUND
-        local v=$1 smp=$2 settle=$3 r=$4 ms n extra=""
+    printf 'variant\tsmp\tsettle_ms\tround\tms\tmodules\tjobs\n' >"$TSV"
+    bench_boot() { # VARIANT SMP SETTLE ROUND [JOBS]
+        local v=$1 smp=$2 settle=$3 r=$4 jobs=${5:--} ms n extra=""
         [ "$settle" = - ] || extra="cp.settle=$settle"
+        [ "$jobs" = - ] || extra="$extra cp.jobs=$jobs"
         REASONS=""
-        boot "bench-$v-smp$smp-s$settle-$r" "$smp" "cp.variant=$v $extra"
+        boot "bench-$v-smp$smp-s$settle-j$jobs-$r" "$smp" "cp.variant=$v $extra"
         ms=$(span_ms "$LOG")
         n=$(t module-count)
         [ "$ms" != NA ] || fail "no start/end marks"
         [ -z "$REASONS" ] || qt_die "bench boot $v smp=$smp round $r: $REASONS (log $LOG)"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$smp" "$settle" "$r" "$ms" "$n" >>"$TSV"
-        log "$v smp=$smp settle=$settle round $r: $ms ms, $n modules (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$smp" "$settle" "$r" "$ms" "$n" "$jobs" >>"$TSV"
+        log "$v smp=$smp settle=$settle jobs=$jobs round $r: $ms ms, $n modules (load: $(cut -d' ' -f1-3 /proc/loadavg))"
     }
     LOAD_BEFORE=$(uptime)
     for smp in $SMPS; do
@@ -280,9 +283,10 @@ if [ "$DO_BENCH" = 1 ]; then
     done
     last_smp=${SMPS##* }
     for settle in $SETTLES; do bench_boot parmod "$last_smp" "$settle" 1; done
+    for jobs in $JOBS_LIST; do bench_boot parmod "$last_smp" - 1 "$jobs"; done
     LOAD_AFTER=$(uptime)
-    med() { # VARIANT SMP SETTLE COLUMN: the median of the column over the rounds
-        awk -F'\t' -v v="$1" -v s="$2" -v st="$3" -v c="$4" '$1 == v && $2 == s && $3 == st { print $c }' "$TSV" |
+    med() { # VARIANT SMP SETTLE COLUMN [JOBS]: the median of the column over the rounds
+        awk -F'\t' -v v="$1" -v s="$2" -v st="$3" -v c="$4" -v j="${5:--}" '$1 == v && $2 == s && $3 == st && $7 == j { print $c }' "$TSV" |
             sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
     }
     ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2f", a / b }'; }
@@ -308,6 +312,14 @@ if [ "$DO_BENCH" = 1 ]; then
             echo "| settle (ms) | ms | modules |"
             echo "|---|---|---|"
             for settle in $SETTLES; do echo "| $settle | $(med parmod "$last_smp" "$settle" 5) | $(med parmod "$last_smp" "$settle" 6) |"; done
+        fi
+        if [ -n "$JOBS_LIST" ]; then
+            echo
+            echo "parmod coldplug with -j N (default: 2 x the CPUs), $last_smp vCPUs, one boot each:"
+            echo
+            echo "| -j | ms | modules |"
+            echo "|---|---|---|"
+            for jobs in $JOBS_LIST; do echo "| $jobs | $(med parmod "$last_smp" - 5 "$jobs") | $(med parmod "$last_smp" - 6 "$jobs") |"; done
         fi
         echo
         echo "Every boot: $TSV."
