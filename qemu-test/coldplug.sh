@@ -164,10 +164,12 @@ KNOWN_DIFF="ppdev: udevd only; a rule of 80-drivers.rules (SUBSYSTEM==module, KE
 known_diff_names() { echo "$KNOWN_DIFF" | sed -n 's/^ *\([A-Za-z0-9_]*\):.*/\1/p'; }
 
 # The drivers the devices that only appear after a bus driver bound must
-# have: BUS DRIVER-PATTERN WHAT.
-FOLLOW_UPS="virtio virtio_blk|virtio-blk virtio-blk's device after virtio_pci
-virtio virtio_net virtio-net's device after virtio_pci
-virtio virtio_scsi virtio-scsi's device after virtio_pci
+# have: BUS DRIVER-PATTERN WHAT. (Debian builds virtio_pci into the kernel:
+# the virtio devices are there at the scan, checked here all the same.)
+FOLLOW_UPS="virtio virtio_blk virtio-blk's device
+virtio virtio_net virtio-net's device
+virtio virtio_scsi virtio-scsi's device
+platform iTCO_wdt the watchdog lpc_ich adds
 usb usb-storage|uas usb-storage's interface after xhci_pci
 usb usbhid usb-tablet's and usb-kbd's interfaces after xhci_pci
 scsi sd the SCSI disks (sd_mod) after virtio_scsi and usb-storage
