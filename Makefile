@@ -32,7 +32,8 @@ PARMOD_PLAN := target/$(HOST_TARGET)/host/parmod-plan
 SIZE_BUDGET := 131072
 
 .PHONY: all build deps rust-target test unit-test msrv size-check bench bench-plan demo qemu-test initramfs clean \
-	install man qemu-test-arm64 test-packaging fuzz qemu-test-systemd bench-systemd
+	install man qemu-test-arm64 test-packaging fuzz qemu-test-systemd bench-systemd \
+	qemu-test-coldplug bench-coldplug
 
 all: build
 
@@ -82,7 +83,7 @@ unit-test: deps build
 	  PARMOD_REQUIRE_DEV_WRITABLE=1 PARMOD_REQUIRE_COMPRESSORS=1 \
 	  $(CARGO) test --features host
 
-test: deps size-check unit-test msrv test-packaging fuzz qemu-test qemu-test-arm64 qemu-test-systemd
+test: deps size-check unit-test msrv test-packaging fuzz qemu-test qemu-test-arm64 qemu-test-systemd qemu-test-coldplug
 
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer; a nightly toolchain): each
 # target FUZZ_SECONDS seconds, after the inputs that once failed
@@ -120,6 +121,19 @@ qemu-test-systemd: build
 bench-systemd: build
 	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/systemd.sh \
 	  --only stock,parmod --boots $(or $(BENCH_BOOTS),3) --bench $(CURDIR)/build/bench/systemd.txt
+
+# Coldplug on a q35 machine with many devices and every module of Debian's
+# 6.12 kernel: parmod as /init (parmod.coldplug=1) against Debian 12's
+# systemd-udevd, the same modules and drivers (qemu-test/coldplug.sh; 2 boots).
+qemu-test-coldplug: build
+	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/coldplug.sh --test
+
+# Its timings: parmod coldplug, udevd and kmod's one-shot modprobe -a,
+# BENCH_BOOTS (default 3) interleaved boots each on 1 and 2 vCPUs, medians
+# into build/coldplug/results.md.
+bench-coldplug: build
+	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/coldplug.sh \
+	  --bench --boots $(or $(BENCH_BOOTS),3)
 
 # An initramfs that mounts the root and hands over to its init:
 #   make initramfs [KVER=...] [ROOT=PARTUUID=...] [ROOTFS="ext4"] [STORAGE="..."]
@@ -183,6 +197,7 @@ bench: build
 	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/wait-latency.sh
 	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/bench.sh
 	$(MAKE) --no-print-directory bench-systemd
+	$(MAKE) --no-print-directory bench-coldplug
 
 # One boot with parmod, one with modprobe -a, and the report of the parmod boot
 # (build/demo/: report.txt, timeline.svg, trace.json).

@@ -10,6 +10,12 @@
 use crate::cmdline::Cmdline;
 use crate::plan::{glob_match, Plan};
 
+/// The longest name resolved. A modalias can be long: an x86 CPU's lists
+/// every feature bit (`cpu:type:x86,ven...:feature:,0000,0001,...`, ~600
+/// bytes in QEMU with `-cpu max`); the kernel's uevent buffer (2048 bytes,
+/// every variable included) bounds it.
+pub const NAME_MAX: usize = 2048;
+
 /// What a name resolved to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -22,7 +28,7 @@ pub enum Lookup {
 /// Resolve `name`, calling `each` with every module it names (see the
 /// module documentation).
 pub fn resolve(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], each: &mut dyn FnMut(u32)) -> Lookup {
-    let mut norm = [0u8; 256];
+    let mut norm = [0u8; NAME_MAX];
     let Some(n) = norm.get_mut(..name.len()) else { return Lookup::Unknown };
     n.copy_from_slice(name);
     crate::plan::normalize_alias_in_place(n);

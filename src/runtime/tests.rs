@@ -790,6 +790,25 @@ fn coldplug_wants_each_module_once_and_resolves_each_modalias_once() {
     assert_eq!(d.names(), ["sd_mod"]);
 }
 
+#[test]
+fn coldplug_matches_a_cpu_modalias_of_every_feature_bit() {
+    // An x86 CPU's modalias lists its feature bits: ~600 bytes in QEMU
+    // with -cpu max, longer than any bus's. The CPU modules match it.
+    let mut ma = String::from("cpu:type:x86,ven0002fam000Fmod006B:feature:");
+    for bit in 0..0xA0 {
+        ma.push_str(&format!(",{bit:04X}"));
+    }
+    assert!(ma.len() > 600);
+    let mut pb = coldplug_plan();
+    pb.modules.push(module("aesni_intel", 0, &[]));
+    pb.aliases.push(("cpu:type:x86,ven*fam*mod*:feature:*0099*".into(), 6));
+    let fake = Fake::new().leak();
+    fake.device_at(&ma, T0);
+    let d = run_coldplug(&pb, fake, b"");
+    assert_eq!(d.status, 0);
+    assert_eq!(d.names(), ["aesni_intel"]);
+}
+
 // ------------------------------------------------- the hand-over to the root
 
 /// A file system image parmod's probes take for ext4 with this UUID.
