@@ -133,3 +133,63 @@ fn plans_match_modprobe_show_depends() {
     }
     assert!(mismatches.is_empty(), "{} of {} differ:\n{}", mismatches.len(), names.len(), mismatches.join("\n"));
 }
+
+/// `readelf -SW FILE`: (name, size) of every section.
+fn readelf_sections(file: &Path) -> Vec<(String, u64)> {
+    let out = Command::new("readelf").arg("-SW").arg(file).output().expect("run readelf (binutils, which gcc needs)");
+    assert!(out.status.success(), "readelf -SW {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // "  [12] __mcount_loc      PROGBITS   0000000000000000 0b1c40 0056f0 00   A  0   0  8"
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.trim_start().strip_prefix('[')?.split_once(']')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            (f.len() >= 5).then(|| (f[0].to_string(), u64::from_str_radix(f[4], 16).unwrap_or(0)))
+        })
+        .collect()
+}
+
+#[test]
+fn the_cost_model_reads_every_installed_kernels_modules_as_readelf_does() {
+    let root = Path::new("/lib/modules");
+    let kvers: Vec<String> = std::fs::read_dir(root)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    let mut checked = 0;
+    for kver in kvers.iter().filter(|k| root.join(k).join("modules.dep").exists()) {
+        let dep = std::fs::read_to_string(root.join(kver).join("modules.dep")).unwrap();
+        // xfs: large, traced, and in every Debian kernel (plain .ko on 6.1, .ko.xz on 6.12).
+        let Some(rel) = dep.lines().filter_map(|l| l.split_once(':')).map(|(p, _)| p).find(|p| kmod::modname_from_path(p) == "xfs")
+        else {
+            continue;
+        };
+        let file = root.join(kver).join(rel);
+        let elf = compiler::elf::Elf::open(&file).unwrap_or_else(|e| panic!("{e}"));
+        let f = compiler::cost::Features::of(&elf);
+        // The oracle reads the decompressed object.
+        let scratch = harness::Scratch::new("cost-model");
+        let plain = if rel.ends_with(".ko") {
+            file.clone()
+        } else {
+            let out = scratch.path("xfs.ko");
+            let tool = if rel.ends_with(".xz") { "xz" } else if rel.ends_with(".zst") { "zstd" } else { "gzip" };
+            let data = Command::new(tool).arg("-dc").arg(&file).output().expect("run the decompressor");
+            assert!(data.status.success(), "{tool} -dc {}", file.display());
+            std::fs::write(&out, &data.stdout).unwrap();
+            out
+        };
+        let secs = readelf_sections(&plain);
+        let size = |n: &str| secs.iter().filter(|s| s.0 == n).map(|s| s.1).sum::<u64>();
+        assert_eq!(f.call_sites, size("__mcount_loc") / 8, "{kver} xfs: call sites");
+        assert_eq!(f.symbols, size(".symtab") / 24, "{kver} xfs: symbols");
+        assert_eq!(f.size, std::fs::metadata(&plain).unwrap().len(), "{kver} xfs: decompressed size");
+        assert!(f.call_sites > 1000 && f.symbols > 1000, "{kver} xfs: {f:?}");
+        let c = compiler::cost::Cost::estimate(&f);
+        assert!(c.serial_us > 0 && c.serial_us < c.weight_us, "{kver} xfs: {c:?}");
+        eprintln!("{kver} xfs: {f:?} -> {c:?}");
+        checked += 1;
+    }
+    if checked == 0 {
+        skip_or_fail("no kernel under /lib/modules with xfs");
+    }
+}

@@ -28,6 +28,7 @@ struct M {
     params: String,
     flags: u8,
     weight_us: u16,
+    serial_us: u16,
     timeout_ms: u16,
     deps: Vec<(u8, bool)>,
     post: Vec<u8>,
@@ -97,6 +98,7 @@ fn builder(s: &Spec) -> PlanBuilder {
                 params: m.params.clone(),
                 flags,
                 weight_us: m.weight_us as u32 * 10,
+                serial_us: m.serial_us as u32 * 10,
                 timeout_ms: m.timeout_ms as u32,
                 file_size: m.file_size,
                 post_deps: m.post.iter().filter_map(|&p| deps.get(p as usize % deps.len().max(1)).map(|d| d.0)).collect(),
@@ -142,6 +144,8 @@ fn check_round_trip(b: &PlanBuilder, p: &Plan<'_>) {
         assert_eq!(m.path().map(<[u8]>::to_vec), spec.path.as_ref().map(|p| p.as_bytes().to_vec()), "module {i}: path");
         assert_eq!(m.is_builtin(), spec.path.is_none() && spec.flags & module_flags::DISABLED == 0, "module {i}: built in");
         assert_eq!((m.weight_us(), m.timeout_ms(), m.file_size()), (spec.weight_us, spec.timeout_ms, spec.file_size), "module {i}");
+        // The writer caps the serial part at the weight.
+        assert_eq!(m.serial_us(), spec.serial_us.min(spec.weight_us), "module {i}: serial_us");
         let mut want: Vec<(u32, bool)> = spec.deps.clone();
         want.sort_by_key(|&(d, h)| (d, !h));
         want.dedup_by_key(|e| e.0);

@@ -8,6 +8,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use parmod::compiler::cost::Cost;
 use parmod::plan::trace::{self, TraceHeader, TRACE_HEADER_SIZE, TRACE_RECORD_SIZE};
 use parmod::plan::{DeviceWaitSpec, ModuleSpec, Plan, PlanBuilder};
 
@@ -85,8 +86,19 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(text.is_ok(), json.is_ok());
     match parmod::compiler::profile::from_bytes(&t, plan_bytes, "fuzz.trace", "fuzz.plan") {
         Ok(p) => {
-            assert!(p.scale.is_finite() && p.scale > 0.0, "profile scale {}", p.scale);
             assert!(p.measured_us.values().all(|&us| us >= 1));
+            // Applied to estimates: a measured module gets its measurement,
+            // every weight is at least 1 µs, no serial part exceeds its weight.
+            let mut names: Vec<&str> = p.measured_us.keys().map(String::as_str).collect();
+            names.push("not measured");
+            let mut costs: Vec<Cost> = (0..names.len() as u32).map(|i| Cost { weight_us: 1000 + i, serial_us: 400 }).collect();
+            p.apply(&names, &mut costs);
+            for (n, c) in names.iter().zip(&costs) {
+                assert!(c.weight_us >= 1 && c.serial_us <= c.weight_us, "{n}: {c:?}");
+                if let Some(&m) = p.measured_us.get(*n) {
+                    assert_eq!(c.weight_us, m, "{n}");
+                }
+            }
         }
         Err(e) => assert!(e.starts_with("fuzz.trace") || e.starts_with("fuzz.plan"), "{e}"),
     }

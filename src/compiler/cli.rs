@@ -38,8 +38,9 @@ compile: resolve the names (modules, aliases; and the modules-load.d entries), p
   --module-timeout MS  per-module stuck timeout (default 10000)
   --deadline MS        overall deadline (default 60000)
   --profile TRACE      use the load times a parmod --trace measured as module weights, instead of
-                       the size estimate (unmeasured modules: the estimate times the median
-                       measured/estimated ratio)
+                       the estimate from the module files' section headers (unmeasured modules:
+                       the estimate times the median measured/estimated ratio); best from a
+                       parmod -j 1 boot
   --profile-plan PLAN  the plan TRACE was recorded with (required with --profile)
   --decompress DIR     for a kernel that cannot decompress modules itself: decompress the plan's
                        .ko.xz/.ko.zst/.ko.gz files into DIR at the same relative path without the

@@ -158,6 +158,8 @@ pub struct Node {
     pub disabled: Option<Source>,
     pub blacklisted: bool,
     pub weight_us: u32,
+    /// The part of `weight_us` under the kernel's module-wide lock.
+    pub serial_us: u32,
     pub file_size: u32,
 }
 
@@ -319,6 +321,7 @@ impl Graph {
             disabled: None,
             blacklisted: false,
             weight_us: 0,
+            serial_us: 0,
             file_size: 0,
         });
         self.index.insert(t.clone(), n);

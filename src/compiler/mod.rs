@@ -47,7 +47,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod decompress;
+pub mod elf;
 pub mod error;
 pub mod graph;
 pub mod kmod;
@@ -128,7 +130,8 @@ impl Default for Options {
     }
 }
 
-/// Expected load time of a module file of `size` bytes, in µs.
+/// Expected load time of a module file of `size` bytes, in µs, when its
+/// section headers cannot be read (else [`cost::Cost::estimate`]).
 pub fn estimate_weight_us(size: u64) -> u32 {
     (200 + size / 8).min(u32::MAX as u64) as u32
 }
@@ -291,13 +294,7 @@ pub fn compile_requests(
     for (n, size) in sizes {
         let node = &mut g.nodes[n];
         match size {
-            Some(len) => {
-                node.file_size = len.min(u32::MAX as u64) as u32;
-                node.weight_us = estimate_weight_us(len);
-                if let Some(p) = &opts.profile {
-                    node.weight_us = p.weight_us(&node.name, node.weight_us);
-                }
-            }
+            Some(len) => node.file_size = len.min(u32::MAX as u64) as u32,
             None => {
                 let path = match files.iter().find(|f| f.0 == n) {
                     Some(f) => dir.join(f.1),
@@ -307,25 +304,55 @@ pub fn compile_requests(
             }
         }
     }
-    if opts.firmware_check {
-        // With --decompress, the decompressed copies (not decoded twice).
-        let read_from = |p: &str| match &opts.decompress {
-            Some(out) if decompress::plan_path(p) != p => out.join(decompress::plan_path(p)),
-            _ => dir.join(p),
-        };
-        let targets: Vec<(usize, PathBuf)> = files
-            .iter()
-            .map(|&(n, p)| (n, read_from(p)))
-            .chain(root_files.iter().map(|&(n, p)| (n, inputs.root.join(p))))
-            .collect();
-        for (n, check) in missing_firmware(&inputs.root, kver, &targets) {
-            match check {
-                Ok((missing, total)) => warn(firmware_warning(&g.nodes[n].name, &inputs.root, &missing, total)),
-                Err(e) => warn(format!(
-                    "cannot check the firmware of module '{}': {e}; the kernel will likely refuse this file too",
-                    g.nodes[n].name
-                )),
+    // Each module file once: its section headers give the cost estimate
+    // (see [`cost`]), its modinfo the firmware to check. With --decompress,
+    // the decompressed copies (not decoded twice).
+    let read_from = |p: &str| match &opts.decompress {
+        Some(out) if decompress::plan_path(p) != p => out.join(decompress::plan_path(p)),
+        _ => dir.join(p),
+    };
+    let targets: Vec<(usize, PathBuf)> = files
+        .iter()
+        .map(|&(n, p)| (n, read_from(p)))
+        .chain(root_files.iter().map(|&(n, p)| (n, inputs.root.join(p))))
+        .collect();
+    let read = read_modules(&targets, opts.firmware_check);
+    let mut costed: Vec<usize> = Vec::with_capacity(read.len());
+    let mut costs: Vec<cost::Cost> = Vec::with_capacity(read.len());
+    let mut firmware: Vec<(usize, Vec<String>)> = Vec::new();
+    for (n, facts) in read {
+        let c = match facts {
+            Ok(f) => {
+                if !f.firmware.is_empty() {
+                    firmware.push((n, f.firmware));
+                }
+                cost::Cost::estimate(&f.features)
             }
+            Err(e) => {
+                // (Placeholder files in tests, damaged files: the size decides.)
+                if opts.firmware_check {
+                    warn(format!(
+                        "cannot check the firmware of module '{}': {e}; the kernel will likely refuse this file too",
+                        g.nodes[n].name
+                    ));
+                }
+                cost::Cost::from_size(g.nodes[n].file_size as u64)
+            }
+        };
+        costed.push(n);
+        costs.push(c);
+    }
+    if let Some(p) = &opts.profile {
+        let names: Vec<&str> = costed.iter().map(|&n| g.nodes[n].name.as_str()).collect();
+        p.apply(&names, &mut costs);
+    }
+    for (&n, c) in costed.iter().zip(&costs) {
+        g.nodes[n].weight_us = c.weight_us;
+        g.nodes[n].serial_us = c.serial_us;
+    }
+    if opts.firmware_check {
+        for (n, (missing, total)) in missing_firmware(&inputs.root, kver, &firmware) {
+            warn(firmware_warning(&g.nodes[n].name, &inputs.root, &missing, total));
         }
     }
     g.add_soft_edges(warn);
@@ -385,6 +412,7 @@ pub fn compile_requests(
             params,
             flags,
             weight_us: node.weight_us,
+            serial_us: node.serial_us,
             timeout_ms: module_timeout(&cfg.module_timeouts, &node.name),
             file_size: node.file_size,
             deps,
@@ -442,30 +470,44 @@ fn firmware_dirs(root: &Path, kver: &str) -> Vec<PathBuf> {
 }
 const FIRMWARE_SUFFIXES: [&str; 3] = ["", ".xz", ".zst"];
 
-/// What [`missing_firmware`] found for one module: the missing names and
-/// the number of `firmware=` entries, or why the file could not be read.
-pub type FirmwareCheck = Result<(Vec<String>, usize)>;
+/// What the compiler reads from one module file.
+#[derive(Debug, Default)]
+pub struct ModuleFacts {
+    /// For the cost estimate.
+    pub features: cost::Features,
+    /// Its modinfo's `firmware=` entries (read only when asked for).
+    pub firmware: Vec<String>,
+}
 
-/// For each module file of `modules` ((node, path) pairs), the `firmware=`
-/// entries of its modinfo that exist under none of the firmware directories
-/// of `root`, plain or compressed, for the modules that miss any or whose
-/// file cannot be read, in node order. The files are read by a few threads;
-/// the names are then looked up once each, skipping directories that do not
-/// exist (a whole kernel names thousands of firmware files).
-pub fn missing_firmware(root: &Path, kver: &str, modules: &[(usize, PathBuf)]) -> Vec<(usize, FirmwareCheck)> {
-    let one = |(n, path): &(usize, PathBuf)| -> (usize, Result<Vec<String>>) {
-        (*n, modinfo::read(path, "firmware"))
+/// Read each module file of `modules` ((node, path) pairs): its section
+/// headers, and with `firmware` its modinfo's `firmware=` names; in input
+/// order. A few threads read the files (the compressed ones are decoded
+/// whole).
+pub fn read_modules(modules: &[(usize, PathBuf)], firmware: bool) -> Vec<(usize, Result<ModuleFacts>)> {
+    let one = |(n, path): &(usize, PathBuf)| -> (usize, Result<ModuleFacts>) {
+        let facts = elf::Elf::open(path).and_then(|e| {
+            let firmware = if firmware { modinfo::of(&e, "firmware")? } else { Vec::new() };
+            Ok(ModuleFacts { features: cost::Features::of(&e), firmware })
+        });
+        (*n, facts)
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-    let read: Vec<(usize, Result<Vec<String>>)> = if modules.len() < 64 || threads < 2 {
-        modules.iter().map(one).collect()
-    } else {
-        let chunk = modules.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = modules.chunks(chunk).map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-        })
-    };
+    if modules.len() < 64 || threads < 2 {
+        return modules.iter().map(one).collect();
+    }
+    let chunk = modules.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = modules.chunks(chunk).map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+/// Of the `firmware=` names of each module ((node, names) pairs), those that
+/// exist under none of the firmware directories of `root`, plain or
+/// compressed, for the modules that miss any, with the number of names, in
+/// node order. Each name is looked up once, skipping directories that do
+/// not exist (a whole kernel names thousands of firmware files).
+pub fn missing_firmware(root: &Path, kver: &str, modules: &[(usize, Vec<String>)]) -> Vec<(usize, (Vec<String>, usize))> {
     let dirs: Vec<PathBuf> = firmware_dirs(root, kver).into_iter().filter(|d| d.is_dir()).collect();
     let mut dir_exists: std::collections::HashMap<PathBuf, bool> = std::collections::HashMap::new();
     let mut found: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
@@ -483,16 +525,11 @@ pub fn missing_firmware(root: &Path, kver: &str, modules: &[(usize, PathBuf)]) -
         found.insert(name.to_string(), f);
         f
     };
-    let mut out: Vec<(usize, FirmwareCheck)> = Vec::new();
-    for (n, names) in read {
-        match names {
-            Err(e) => out.push((n, Err(e))),
-            Ok(names) => {
-                let missing: Vec<String> = names.iter().filter(|f| !exists(f)).cloned().collect();
-                if !missing.is_empty() {
-                    out.push((n, Ok((missing, names.len()))));
-                }
-            }
+    let mut out: Vec<(usize, (Vec<String>, usize))> = Vec::new();
+    for (n, names) in modules {
+        let missing: Vec<String> = names.iter().filter(|f| !exists(f)).cloned().collect();
+        if !missing.is_empty() {
+            out.push((*n, (missing, names.len())));
         }
     }
     out.sort_by_key(|e| e.0);

@@ -9,38 +9,52 @@
 //!   `end - start`, in µs (at least 1). Every other result (failed, skipped,
 //!   stuck, blocked, built-in) gives none. When a name is measured twice the
 //!   longer time counts.
-//! * For the modules without a measurement the size estimate is kept, but
-//!   scaled by the median of `measured / estimate` over the measured modules
-//!   (their estimate computed from the file size the old plan recorded), so
-//!   that measured and estimated weights stay comparable: on a machine where
-//!   every module loads three times slower than the estimate, an unmeasured
-//!   module is assumed to be three times slower too.
+//! * A measured module's serial part (see [`super::cost`]) is the share of
+//!   the measurement that the estimate gives it: a trace records each load's
+//!   whole time, and the estimate says how much of it is serial.
+//! * For the modules without a measurement the estimate is kept, but scaled
+//!   by the median of `measured / estimate` over the measured modules (their
+//!   estimates from this compile), so that measured and estimated weights
+//!   stay comparable: on a machine where every module loads three times
+//!   slower than the estimate, an unmeasured module is assumed to be three
+//!   times slower too.
 
 use std::collections::HashMap;
 use std::format;
 use std::path::Path;
 use std::prelude::rust_2021::*;
 
+use super::cost::Cost;
 use super::error::{read, Error, Result};
 use super::kmod::canonical;
 use crate::plan::trace::{self, kind, result};
 use crate::plan::Plan;
 
-/// Weights measured by a trace.
+/// Load times measured by a trace.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Profile {
     /// Canonical module name -> measured load time, µs.
     pub measured_us: HashMap<String, u32>,
-    /// Factor applied to the size estimate of unmeasured modules.
-    pub scale: f64,
 }
 
 impl Profile {
-    /// The weight of a (loadable) module whose size estimate is `estimate_us`.
-    pub fn weight_us(&self, name: &str, estimate_us: u32) -> u32 {
-        match self.measured_us.get(name) {
-            Some(&m) => m,
-            None => (estimate_us as f64 * self.scale).round().clamp(1.0, u32::MAX as f64) as u32,
+    /// Replace the estimates `costs` of the modules `names` (canonical,
+    /// same order) with what the profile measured, splitting each
+    /// measurement as its estimate splits; scale the others by the median
+    /// of measured / estimated.
+    pub fn apply(&self, names: &[&str], costs: &mut [Cost]) {
+        let mut ratios: Vec<f64> = names
+            .iter()
+            .zip(costs.iter())
+            .filter_map(|(n, c)| self.measured_us.get(*n).map(|&m| m as f64 / c.weight_us.max(1) as f64))
+            .collect();
+        let scale = median(&mut ratios).unwrap_or(1.0);
+        let scaled = |us: u32| (us as f64 * scale).round().clamp(0.0, u32::MAX as f64) as u32;
+        for (n, c) in names.iter().zip(costs.iter_mut()) {
+            *c = match self.measured_us.get(*n) {
+                Some(&m) => c.split(m),
+                None => Cost { weight_us: scaled(c.weight_us).max(1), serial_us: scaled(c.serial_us) },
+            };
         }
     }
 }
@@ -64,8 +78,6 @@ pub fn from_bytes(
         ));
     }
     let mut measured_us: HashMap<String, u32> = HashMap::new();
-    let mut ratios: Vec<f64> = Vec::new();
-    let mut ratio_of: HashMap<String, f64> = HashMap::new();
     for r in recs {
         let res = r.result & !result::STUCK_FLAG;
         if r.kind != kind::MODULE || !(res == result::LOADED || res == result::PRESENT) {
@@ -82,15 +94,10 @@ pub fn from_bytes(
         }
         let us = ((r.end_ns - r.start_ns) / 1000).clamp(1, u32::MAX as u64) as u32;
         let name = canonical(&String::from_utf8_lossy(m.name()));
-        let e = measured_us.entry(name.clone()).or_insert(0);
-        if us > *e {
-            *e = us;
-            let est = super::estimate_weight_us(m.file_size() as u64).max(1);
-            ratio_of.insert(name, us as f64 / est as f64);
-        }
+        let e = measured_us.entry(name).or_insert(0);
+        *e = (*e).max(us);
     }
-    ratios.extend(ratio_of.values().copied());
-    Ok(Profile { measured_us, scale: median(&mut ratios).unwrap_or(1.0) })
+    Ok(Profile { measured_us })
 }
 
 /// Read `trace` and the plan it was made with.

@@ -84,7 +84,8 @@ pub fn text(plan: &Plan<'_>) -> String {
     let _ = writeln!(o, "edges:          {}", plan.edge_count());
     let _ = writeln!(o, "waits:          {}", plan.wait_count());
     let _ = writeln!(o, "aliases:        {} ({} from modprobe.d)", plan.alias_count(), plan.config_alias_count());
-    let _ = writeln!(o, "total weight:   {} us", plan.total_weight_us());
+    let serial: u64 = plan.modules().map(|m| m.serial_us() as u64).sum();
+    let _ = writeln!(o, "total weight:   {} us ({serial} us of it serial)", plan.total_weight_us());
     let _ = writeln!(o, "checksum:       {:#010x}", plan.checksum());
     let _ = writeln!(o, "\nload order:");
     for m in plan.modules() {
@@ -97,12 +98,13 @@ pub fn text(plan: &Plan<'_>) -> String {
         };
         let _ = writeln!(
             o,
-            "{:5} {}{}  priority {} us, weight {} us{}  {where_}",
+            "{:5} {}{}  priority {} us, weight {} us{}{}  {where_}",
             m.index(),
             s(m.name()),
             if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) },
             m.priority_us(),
             m.weight_us(),
+            if m.serial_us() > 0 { format!(" ({} serial)", m.serial_us()) } else { String::new() },
             if m.timeout_ms() == 0 { String::new() } else { format!(", timeout {} ms", m.timeout_ms()) },
         );
         let hard = names(plan, m.deps(), Some(true));
@@ -179,6 +181,7 @@ pub fn json(plan: &Plan<'_>) -> Value {
                 "params": s(m.params()),
                 "priority": m.priority_us(),
                 "weight": m.weight_us(),
+                "serial": m.serial_us(),
                 "timeout_ms": m.timeout_ms(),
                 "deps": names(plan, m.deps(), Some(true)),
                 "softdeps_pre": names(plan, m.soft_pre(), None),
@@ -208,6 +211,7 @@ pub fn json(plan: &Plan<'_>) -> Value {
         "module_timeout_ms": plan.module_timeout_ms(),
         "deadline_ms": plan.deadline_ms(),
         "total_weight_us": plan.total_weight_us(),
+        "total_serial_us": plan.modules().map(|m| m.serial_us() as u64).sum::<u64>(),
         "checksum": plan.checksum(),
         "module_count": plan.module_count(),
         "config_alias_count": plan.config_alias_count(),

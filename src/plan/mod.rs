@@ -20,7 +20,7 @@ pub use writer::{ModuleSpec, PlanBuilder, DeviceWaitSpec};
 /// First eight bytes of every plan.
 pub const MAGIC: [u8; 8] = *b"PARMODPL";
 /// The only format version this code reads and writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 pub const HEADER_SIZE: usize = 128;
 pub const MODULE_RECORD_SIZE: usize = 80;
@@ -205,7 +205,8 @@ pub(crate) mod rec {
     pub const SOFT_POST: usize = 56;
     pub const DEV_WAITS: usize = 64; // start u32, len u32 (device-wait records)
     pub const FILE_SIZE: usize = 72;
-    pub const RESERVED: usize = 76;
+    /// The part of `WEIGHT_US` the kernel runs under its module-wide lock.
+    pub const SERIAL_US: usize = 76;
 }
 
 /// Alias record field offsets.

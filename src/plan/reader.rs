@@ -363,8 +363,8 @@ impl<'a> Plan<'a> {
             if self.string(le_u32(r, rec::PARAMS)).is_none() {
                 return Err(err("params"));
             }
-            if r[rec::RESERVED..MODULE_RECORD_SIZE].iter().any(|&b| b != 0) {
-                return Err(err("reserved"));
+            if le_u32(r, rec::SERIAL_US) > le_u32(r, rec::WEIGHT_US) {
+                return Err(err("serial_us"));
             }
             // deps: strictly increasing, all before this module (so the
             // record order is a valid load order and the graph is acyclic).
@@ -771,6 +771,11 @@ impl<'a> Module<'a> {
     /// Expected load time in microseconds.
     pub fn weight_us(&self) -> u32 {
         le_u32(self.rec, rec::WEIGHT_US)
+    }
+    /// The part of [`Self::weight_us`] the kernel is expected to spend under
+    /// its module-wide lock (`ftrace_lock`), where no other load passes: µs.
+    pub fn serial_us(&self) -> u32 {
+        le_u32(self.rec, rec::SERIAL_US)
     }
     /// Per-module stuck timeout (0: the plan's default).
     pub fn timeout_ms(&self) -> u32 {

@@ -23,7 +23,11 @@ pub struct ModuleSpec {
     pub params: String,
     /// [`module_flags`] bits other than BUILTIN and the compression (derived).
     pub flags: u32,
+    /// Expected load time, µs.
     pub weight_us: u32,
+    /// The part of `weight_us` under the kernel's module-wide lock (the
+    /// writer caps it at `weight_us`).
+    pub serial_us: u32,
     pub timeout_ms: u32,
     pub file_size: u32,
     pub deps: Vec<(u32, bool)>,
@@ -357,6 +361,7 @@ impl PlanBuilder {
             put32(r, rec::DEV_WAITS, dev_waits[i].0);
             put32(r, rec::DEV_WAITS + 4, dev_waits[i].1);
             put32(r, rec::FILE_SIZE, m.file_size);
+            put32(r, rec::SERIAL_US, m.serial_us.min(m.weight_us));
             total_weight += m.weight_us as u64;
         }
 
