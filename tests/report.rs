@@ -52,7 +52,8 @@ fn plan() -> PlanBuilder {
         kernel_release: "0.0.0-parmod-test".into(),
         modules: vec![
             module(NAMES[0], &[]),
-            module(NAMES[1], &[(A, true)]),
+            // Its weight is 60 % serial.
+            ModuleSpec { serial_us: 600, ..module(NAMES[1], &[(A, true)]) },
             module(NAMES[2], &[(A, true)]),
             module(NAMES[3], &[(B, true), (C, true)]),
             module(NAMES[4], &[]),
@@ -200,8 +201,11 @@ fn text_summary() {
     assert!(t.contains("not started: pm_report_skipped (skipped)"), "{t}");
     assert!(t.contains("failed: pm_report_failing (errno 19)"), "{t}");
     // Lower bound from the measured times: base + long_driver + top = 520 ms
-    // of chain; work 760 ms / 2 = 380.
-    assert!(t.contains("lower bound: critical path 520.0 ms, work 760.0 ms, max(critical path, work / 2) = 520.0 ms"), "{t}");
+    // of chain; work 760 ms / 2 = 380; serial: 60 % of long_driver's 300 ms.
+    assert!(
+        t.contains("lower bound: critical path 520.0 ms, work 760.0 ms, serial 180.0 ms, max(critical path, serial, work / 2) = 520.0 ms"),
+        "{t}"
+    );
     assert!(t.contains("longest chain: pm_report_base -> pm_report_long_driver -> pm_report_top"), "{t}");
 }
 

@@ -30,6 +30,10 @@ pub struct Analysis {
     pub bound_critical_ms: f64,
     pub bound_chain: Vec<String>,
     pub work_ms: f64,
+    /// The serial parts of those load times: each split as the plan splits
+    /// the module's weight (`serial_us / weight_us`). The kernel runs them
+    /// one at a time, so no run is shorter than their sum.
+    pub serial_ms: f64,
 }
 
 /// Compute the critical path and the bounds of a decoded trace.
@@ -105,6 +109,11 @@ pub fn analyse(plan: &Plan<'_>, d: Decoded) -> Analysis {
         }
     }
     let work_ms: f64 = dur.iter().sum();
+    let serial_ms: f64 = (0..n)
+        .filter_map(|i| plan.module(i as u32).map(|m| (i, m)))
+        .filter(|(_, m)| m.weight_us() > 0)
+        .map(|(i, m)| dur[i] * m.serial_us() as f64 / m.weight_us() as f64)
+        .sum();
     let mut chain = std::vec![0.0f64; n];
     let mut from = std::vec![u32::MAX; n];
     for i in 0..n {
@@ -147,6 +156,7 @@ pub fn analyse(plan: &Plan<'_>, d: Decoded) -> Analysis {
         bound_critical_ms,
         bound_chain,
         work_ms,
+        serial_ms,
     }
 }
 
@@ -172,8 +182,9 @@ impl Analysis {
         (self.jobs as usize).max(self.workers.len()).max(1)
     }
 
+    /// max(the longest chain, the serial parts, the work / the lanes).
     pub fn bound_ms(&self) -> f64 {
-        self.bound_critical_ms.max(self.work_ms / self.lanes() as f64)
+        self.bound_critical_ms.max(self.serial_ms).max(self.work_ms / self.lanes() as f64)
     }
 }
 

@@ -166,9 +166,10 @@ pub fn text(plan: &Plan<'_>, a: &Analysis) -> String {
 
     let _ = writeln!(
         o,
-        "\nlower bound: critical path {:.1} ms, work {:.1} ms, max(critical path, work / {}) = {:.1} ms (this trace's load times, the plan's edges)",
+        "\nlower bound: critical path {:.1} ms, work {:.1} ms, serial {:.1} ms, max(critical path, serial, work / {}) = {:.1} ms (this trace's load times, the plan's edges, the serial parts as the plan splits each module)",
         a.bound_critical_ms,
         a.work_ms,
+        a.serial_ms,
         a.lanes(),
         a.bound_ms()
     );
