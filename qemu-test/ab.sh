@@ -18,7 +18,8 @@
 #
 # Output: DIR (default build/ab/KVER)/results.tsv, one line per boot:
 #   variant round ms modules rc load1 others date
-# (others: CPUs the rest of the host used during the boot, on average), and
+# (load1: the host's 1-minute load average before the boot; others: CPUs
+# the rest of the host used during the boot, on average), and
 # the medians per variant with their ratios to modprobe -a and to
 # systemd-modules-load of the same run, printed at the end.
 set -euo pipefail
@@ -57,7 +58,9 @@ for spec in "${SPECS[@]}"; do
         src=$AB/src/$name
         rm -rf "$src" "$bin"
         mkdir -p "$src" "$bin"
-        git -C "$QT_REPO" archive "$commit" | tar -x -C "$src"
+        # (-m: files dated now, so that cargo does not take another variant's
+        # build in the shared target directory for this one's)
+        git -C "$QT_REPO" archive "$commit" | tar -x -m -C "$src"
         export CARGO_TARGET_DIR=$AB/target
         {
             cargo build --manifest-path "$src/Cargo.toml" --release --target x86_64-unknown-linux-musl \
@@ -69,6 +72,11 @@ for spec in "${SPECS[@]}"; do
         } >"$AB/$name.build.log" 2>&1 || { tail -n 30 "$AB/$name.build.log" >&2; qt_die "$name: build failed"; }
         echo "$commit" >"$bin/commit"
     fi
+    for other in "${NAMES[@]}"; do
+        [ "$other" = "$name" ] || [ "$(cat "$AB/bin/$other/commit")" = "$commit" ] ||
+            ! cmp -s "$AB/bin/$other/parmod" "$bin/parmod" ||
+            qt_die "$name and $other are different revisions but the same parmod binary: remove $AB/bin and build again"
+    done
     NAMES+=("$name")
 done
 
@@ -105,8 +113,12 @@ for name in "${NAMES[@]}"; do
 done
 
 # --- the boots ------------------------------------------------------------------------
+# secs FILE: the children's user + system seconds in the output of `times`
+# (run in this shell: a subshell has no children of its own).
+secs() { tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.2f", t }'; }
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 RES=$W/results.tsv
+touch "$RES"
 boot() { # VARIANT ROUND
     local v=$1 r=$2 img kind=parmod logf la b0 b1 t0 t1 s e ms mods rc
     case "$v" in
@@ -115,9 +127,11 @@ boot() { # VARIANT ROUND
     esac
     logf=$W/logs/$v.r$r.log
     la=$(cut -d' ' -f1 /proc/loadavg)
+    times >"$W/.times0"
     b0=$(busy) t0=$(date +%s.%N)
     qt_boot --arch x86_64 --initrd "$img" --timeout 240 --log "$logf" \
         --append "quiet bench.variant=$kind bench.jobs=0" -- -cpu max || true
+    times >"$W/.times1"
     b1=$(busy) t1=$(date +%s.%N)
     s=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: start$/\1/p' "$logf" | head -n1)
     e=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: end$/\1/p' "$logf" | head -n1)
@@ -125,13 +139,14 @@ boot() { # VARIANT ROUND
     [ -n "$s" ] && [ -n "$e" ] && ms=$(awk -v a="$s" -v b="$e" 'BEGIN{printf "%.1f", (b - a) * 1000}')
     mods=$(sed -n 's/^T: module-count //p' "$logf" | head -n1)
     rc=$(sed -n 's/^T: bench-rc //p' "$logf" | head -n1)
-    # The guest's 2 vCPUs use at most 2 host CPUs: the rest is the others' (a lower bound).
-    local others
-    others=$(awk -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" \
-        'BEGIN{ o = (b1 - b0) / 100 / (t1 - t0) - 2; if (o < 0) o = 0; printf "%.2f", o }')
+    # The host's CPU time less QEMU's (this shell's children: `times`), per second of the boot.
+    local others c0 c1
+    c0=$(secs "$W/.times0") c1=$(secs "$W/.times1")
+    others=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
+        'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$r" "$ms" "${mods:-NA}" "${rc:-NA}" "$la" "$others" \
         "$(date -u +%FT%TZ)" >>"$RES"
-    qt_log "$v r$r: $ms ms, ${mods:-?} modules, rc ${rc:-?}, load $la, others >= $others CPUs"
+    qt_log "$v r$r: $ms ms, ${mods:-?} modules, rc ${rc:-?}, load $la, others used $others CPUs"
 }
 VARIANTS=(modprobe-a systemd-modules-load "${NAMES[@]}")
 first=$(( $(cut -f2 "$RES" 2>/dev/null | sort -n | tail -n1 || echo 0) + 1 ))
