@@ -259,10 +259,10 @@ fn jobs_default_from_plan_then_affinity() {
     // --jobs overrides the plan.
     let run = simulate("jobsflag", &pb, &["--jobs", "2"]);
     Check::new(&pb, &run, 2).run();
-    // Neither: two per CPU in the affinity mask.
+    // Neither: eight per CPU in the affinity mask (at most 64).
     pb.jobs = 0;
     let run = simulate("jobsaff", &pb, &[]);
-    Check::new(&pb, &run, 2 * affinity_cpus()).run();
+    Check::new(&pb, &run, (8 * affinity_cpus()).min(64)).run();
 }
 
 // ------------------------------------------------------------ failures

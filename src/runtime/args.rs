@@ -106,7 +106,8 @@ usage: parmod [-j N] [--trace PATH] [--module-timeout MS] [--deadline MS]
        modprobe [-q] [--] NAME...           (started under that name)
 Loads the modules of a plan from parmod-plan in parallel, each as soon as
 its dependencies are done, longest remaining chain first.
-  -j, --jobs N          workers (default: the plan's, else 2 x the CPUs)
+  -j, --jobs N          loads at once (default: the plan's, else 8 x the CPUs);
+                        beyond the CPUs they run at nice 19
   --trace PATH          write a binary trace (parmod-plan show --trace)
   --module-timeout MS   report a longer load as stuck, start a new worker
   --deadline MS         report what is unfinished and exit (0: never)

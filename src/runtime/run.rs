@@ -166,13 +166,16 @@ pub struct Run<'a> {
     pub trace: Option<&'a CStr>,
 }
 
-/// Default number of workers: twice the CPUs this process may run on. Module
-/// inits often sleep (hardware probes, firmware, msleep): on the QEMU boot
-/// benchmark (docs/BENCHMARKS.md, 2 vCPUs) 4 workers beat 2 on the sleep-bound
-/// fixture graph (1.03 against 1.26 times the critical path) and on the
-/// CPU-bound Debian set (0.62 against 0.65 of modprobe -a); 8 gained nothing.
+/// Default number of workers: eight times the CPUs this process may run on
+/// (at most [`MAX_JOBS`]). Only as many loads as there are CPUs run at
+/// normal priority; the others run lowered and use a CPU only while those
+/// are parked: on the kernel's module-wide lock, behind another load's
+/// serial phase, or in an init that sleeps (hardware probes, firmware,
+/// msleep). See `Sched::set_pool` and docs/BENCHMARKS.md.
+pub const JOBS_PER_CPU: u32 = 8;
+
 fn default_jobs(k: &dyn Kernel) -> u32 {
-    2 * k.cpus()
+    JOBS_PER_CPU.saturating_mul(k.cpus())
 }
 
 /// Load the plan on the worker pool, supervise, report. Returns the exit status.
@@ -181,6 +184,7 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
     let n = plan.module_count();
     let jobs = r.jobs.filter(|&j| j > 0).unwrap_or(if plan.jobs() > 0 { plan.jobs() } else { default_jobs(k) });
     let jobs = jobs.clamp(1, MAX_JOBS);
+    s.set_pool(jobs, k.cpus());
     let deadline_ms = r.deadline_ms.unwrap_or(plan.deadline_ms());
     let deadline = (deadline_ms > 0).then(|| t0 + deadline_ms as u64 * MS);
 

@@ -4,6 +4,16 @@
 //! counters change under one futex lock, and idle workers park on a
 //! sequence word (no polling). Everything here reaches the kernel through
 //! [`Sched::kernel`].
+//!
+//! Around the kernel's serial phase (the part of a load under its
+//! module-wide `ftrace_lock`, the plan's `serial_us`; no load completes
+//! while another holds that lock): loads beyond the CPUs run at the lowest
+//! priority ([`Sched::retier`]), so that they use a CPU only while the
+//! loads at normal priority are parked (on that lock, or sleeping in a
+//! probe) and never slow the critical chain; and a module's own serial part
+//! does not count toward its priority ([`Sched::prio`]): serial parts run
+//! one at a time whatever the order, and a long one started early leaves
+//! the other CPUs with nothing to do but loads that park behind it.
 
 use core::sync::atomic::Ordering::*;
 
@@ -15,6 +25,8 @@ use rustix::io::Errno;
 use super::clock::MS;
 use super::kernel::{self, Kernel, LoadCall, Outcome, Work};
 use super::state::*;
+
+const MAX_JOBS_USIZE: usize = MAX_JOBS as usize;
 use super::sync::lock;
 
 /// A load that outlived its timeout is stuck only when its task has used no
@@ -29,6 +41,11 @@ pub const QUIET_NS: u64 = 1000 * MS;
 /// `TIMEOUT_CEILING` times that.
 pub const TIMEOUT_SCALE: u32 = 20;
 pub const TIMEOUT_CEILING: u32 = 12;
+
+/// The nice value of the loads beyond the CPUs: the lowest (the kernel
+/// gives a nice-19 task about 1.5 % of a CPU beside a nice-0 one).
+pub const LOW_NICE: i32 = 19;
+
 
 /// A run: the plan, its state, the kernel, and what a load needs. Built by
 /// `run::prepare`, then shared by the main task and every worker.
@@ -71,9 +88,15 @@ impl Sched {
         scaled.clamp(floor, floor.saturating_mul(TIMEOUT_CEILING))
     }
 
+    /// The order of ready modules: the plan's priority (the heaviest
+    /// remaining path) without the module's own serial part; among equals
+    /// the earlier module (stable order). The serial parts of the modules
+    /// after it still count: a long one makes the chain to it urgent, not
+    /// itself. Measured on the benchmark's real set, where amdgpu's serial
+    /// part alone is 2.2 s: docs/BENCHMARKS.md.
     fn prio(&self, m: u32) -> (u64, u32) {
-        // Higher priority first; among equals the earlier module (stable order).
-        (self.plan.module(m).map_or(0, |x| x.priority_us()), u32::MAX - m)
+        let key = self.plan.module(m).map_or(0, |x| x.priority_us().saturating_sub(x.serial_us() as u64));
+        (key, u32::MAX - m)
     }
 
     /// Prepare the run and put every module whose dependencies are all done
@@ -247,6 +270,61 @@ impl Sched {
         let _g = lock(at(self.st.ctl, LOCK));
         at(self.st.ctl, HEAP_LEN).load(Relaxed) > 0
             || (0..self.st.spawned()).any(|id| at(self.st.slot_module, id).load(Relaxed) != IDLE)
+    }
+
+    /// The worker pool: `jobs` loads in flight at most, of which `cpus`
+    /// keep the normal priority. Called once, before the workers start.
+    pub fn set_pool(&self, jobs: u32, cpus: u32) {
+        let st = &self.st;
+        at(st.ctl, NORMAL_CAP).store(if jobs > cpus { cpus.max(1) } else { 0 }, Relaxed);
+        at(st.ctl, NICE_BASE).store((self.kernel.nice() + 20).clamp(0, 39) as u32, Relaxed);
+    }
+
+    /// Give the `NORMAL_CAP` loads in flight with the highest priority the
+    /// normal nice value and the others [`LOW_NICE`] (under the lock, after
+    /// a load started or ended). The kernel then runs the lowered ones only
+    /// on CPUs the others leave idle, while they are parked. Where the kernel
+    /// refuses to raise a task again (no CAP_SYS_NICE), tiers end for the run.
+    fn retier(&self) {
+        let st = &self.st;
+        let cap = at(st.ctl, NORMAL_CAP).load(Relaxed) as usize;
+        if cap == 0 {
+            return;
+        }
+        let n = st.spawned();
+        let busy = |id: usize| {
+            let m = at(st.slot_module, id).load(Relaxed);
+            (m != IDLE && at(st.slot_flags, id).load(Relaxed) & SLOT_STUCK == 0).then_some(m)
+        };
+        let mut normal = heapless::Vec::<usize, MAX_JOBS_USIZE>::new();
+        while normal.len() < cap {
+            let best = (0..n)
+                .filter(|id| !normal.contains(id))
+                .filter_map(|id| busy(id).map(|m| (self.prio(m), id)))
+                .max();
+            match best {
+                Some((_, id)) if normal.push(id).is_ok() => {}
+                _ => break,
+            }
+        }
+        let base = at(st.ctl, NICE_BASE).load(Relaxed) as i32 - 20;
+        for id in 0..n {
+            if busy(id).is_none() {
+                continue;
+            }
+            let want = if normal.contains(&id) { TIER_NORMAL } else { TIER_LOW };
+            let tier = at(st.slot_tier, id);
+            if tier.load(Relaxed) == want || (want == TIER_NORMAL && tier.load(Relaxed) == TIER_UNSET) {
+                continue;
+            }
+            let nice = if want == TIER_NORMAL { base } else { LOW_NICE.max(base) };
+            if self.kernel.set_nice(at(st.slot_tid, id).load(Relaxed), nice) {
+                tier.store(want, Relaxed);
+            } else if want == TIER_NORMAL {
+                at(st.ctl, NORMAL_CAP).store(0, Relaxed);
+                return;
+            }
+        }
     }
 
     // ---- the ready queue: a binary max-heap of module indices (under the lock) ----
@@ -507,6 +585,7 @@ impl Sched {
         at(st.slot_start, id).store(t, Relaxed);
         at(st.slot_cpu_at, id).store(0, Relaxed);
         at(st.slot_module, id).store(m, SeqCst);
+        self.retier();
         drop(g);
         self.name_worker(b"pm:", self.plan.module(m).map_or(b"?", |x| x.name()));
         // The main task times loads out; wake it when it sleeps past the
@@ -520,6 +599,7 @@ impl Sched {
 
         g = lock(at(st.ctl, LOCK));
         at(st.slot_module, id).store(IDLE, Release);
+        self.retier();
         let newly = self.finish(m, outcome, k.now());
         if st.finished(self.plan.module_count()) {
             // Everything is done: wake every idle worker and the main task.
@@ -679,6 +759,10 @@ impl Sched {
             at(st.slot_flags, id).fetch_or(SLOT_STUCK | SLOT_RETIRED, Relaxed);
             at(st.status, m as usize).fetch_or(STUCK, Relaxed);
             let _ = out.push((id, m));
+        }
+        if !out.is_empty() {
+            // A stuck load keeps no place at normal priority.
+            self.retier();
         }
         next
     }

@@ -32,6 +32,12 @@ pub const WANTED: u32 = 0x43;
 pub const SLOT_RETIRED: u32 = 1;
 pub const SLOT_STUCK: u32 = 2;
 
+/// A worker task's scheduling tier (`State::slot_tier`): not set yet, the
+/// run's normal priority, or lowered (see `Sched::retier`).
+pub const TIER_UNSET: u32 = 0;
+pub const TIER_NORMAL: u32 = 1;
+pub const TIER_LOW: u32 = 2;
+
 /// Device wait states.
 pub const WAIT_IDLE: u32 = 0;
 pub const WAIT_ACTIVE: u32 = 1;
@@ -49,7 +55,12 @@ pub const SPAWNED: usize = 6;
 /// Nonzero while the run stays open for modules wanted later (coldplug):
 /// workers and the main task do not end when everything wanted so far is done.
 pub const HOLD: usize = 7;
-const CONTROL_WORDS: usize = 8;
+/// How many loads in flight keep the normal priority (the CPUs); the others
+/// run lowered. 0: no tiers (no more workers than CPUs, or lowering failed).
+pub const NORMAL_CAP: usize = 8;
+/// The nice value loads run at normally, plus 20 (the process's own at the start).
+pub const NICE_BASE: usize = 9;
+const CONTROL_WORDS: usize = 10;
 
 pub struct State {
     pub ctl: &'static [AtomicU32],
@@ -69,6 +80,8 @@ pub struct State {
     pub slot_tid: &'static [AtomicU32],
     pub slot_module: &'static [AtomicU32],
     pub slot_flags: &'static [AtomicU32],
+    /// Per worker slot: its task's tier (TIER_*).
+    pub slot_tier: &'static [AtomicU32],
     pub start: &'static [AtomicU64],
     pub end: &'static [AtomicU64],
     pub slot_start: &'static [AtomicU64],
@@ -128,7 +141,7 @@ fn take<T>(s: &mut &'static [T], n: usize) -> &'static [T] {
 /// The number of `AtomicU64` and `AtomicU32` words of the state of `n`
 /// modules and `waits` device waits.
 fn words(n: usize, waits: usize) -> (usize, usize) {
-    (2 * n + 3 * MAX_WORKERS + 2 + 2 * waits, CONTROL_WORDS + 10 * n + 3 * MAX_WORKERS + waits)
+    (2 * n + 3 * MAX_WORKERS + 2 + 2 * waits, CONTROL_WORDS + 10 * n + 4 * MAX_WORKERS + waits)
 }
 
 impl State {
@@ -149,6 +162,7 @@ impl State {
             slot_tid: take(&mut w32, MAX_WORKERS),
             slot_module: take(&mut w32, MAX_WORKERS),
             slot_flags: take(&mut w32, MAX_WORKERS),
+            slot_tier: take(&mut w32, MAX_WORKERS),
             start: take(&mut w64, n),
             end: take(&mut w64, n),
             slot_start: take(&mut w64, MAX_WORKERS),

@@ -179,6 +179,127 @@ fn a_subset_loads_only_what_it_needs() {
     assert_eq!(d.names(), ["b", "c"]);
 }
 
+// ------------------------------------------- around the kernel's serial phase
+
+fn with_serial(name: &str, weight_us: u32, serial_us: u32) -> ModuleSpec {
+    ModuleSpec { serial_us, ..module(name, weight_us, &[]) }
+}
+
+/// The nice value each module's load had when the load started and, for
+/// each later change, (ms after the start of the run, module, nice).
+fn nices_of(d: &Done) -> Vec<(u64, String, i32)> {
+    let calls = d.fake.calls();
+    d.fake
+        .nices()
+        .into_iter()
+        .map(|(t, tid, nice)| {
+            // The load of that task in progress then (or starting then).
+            let c = calls
+                .iter()
+                .find(|c| c.tid == tid && c.start <= t && c.end.is_none_or(|e| e > t))
+                .unwrap_or_else(|| panic!("nice {nice} set on task {tid} at {t} with no load"));
+            ((t - d.t0) / MS, c.name.clone(), nice)
+        })
+        .collect()
+}
+
+#[test]
+fn loads_beyond_the_cpus_run_lowered_and_the_best_are_raised_as_places_free() {
+    // Priorities a > b > ... > f (their weights: no dependencies); the
+    // loads end in the same order, 10 ms apart.
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let pb = plan_of(names.iter().enumerate().map(|(i, n)| module(n, 60_000 - 10_000 * i as u32, &[])).collect());
+    let fake = Fake::new().leak();
+    fake.cpus(2);
+    for (i, n) in names.iter().enumerate() {
+        fake.script(n, Behaviour::Load((i as u64 + 1) * 10 * MS));
+    }
+    let d = run_plan(&pb, fake, 6);
+    assert_eq!(d.status, 0);
+    assert!(names.iter().all(|n| d.span(n).0 == 0), "all six start at once");
+    // a and b keep the normal priority; c..f start lowered, and each is
+    // raised when a load at normal priority ends.
+    let s = |t: u64, n: &str, nice: i32| (t, n.to_string(), nice);
+    assert_eq!(
+        nices_of(&d),
+        [s(0, "c", 19), s(0, "d", 19), s(0, "e", 19), s(0, "f", 19), s(10, "c", 0), s(20, "d", 0), s(30, "e", 0), s(40, "f", 0)]
+    );
+}
+
+#[test]
+fn a_module_of_higher_priority_takes_a_place_at_normal_priority() {
+    // low1 and low2 run at normal priority until top, which waits for dep,
+    // becomes ready: then the lower of them is lowered.
+    let pb = plan_of(vec![
+        module("dep", 1_000, &[]),
+        module("low1", 900_000, &[]),
+        module("low2", 800_000, &[]),
+        module("top", 5_000_000, &[(0, true)]),
+    ]);
+    let fake = Fake::new().leak();
+    fake.cpus(2).script("dep", Behaviour::Load(5 * MS)).script("low1", Behaviour::Load(100 * MS)).script("low2", Behaviour::Load(100 * MS));
+    fake.script("top", Behaviour::Load(50 * MS));
+    let d = run_plan(&pb, fake, 3);
+    assert_eq!(d.status, 0);
+    let s = |t: u64, n: &str, nice: i32| (t, n.to_string(), nice);
+    // dep (top's chain, highest priority) and low1 first; low2 lowered; at
+    // 5 ms dep ends: low2 is raised, then top starts and low2 is lowered again.
+    assert_eq!(nices_of(&d), [s(0, "low2", 19), s(5, "low2", 0), s(5, "low2", 19), s(55, "low2", 0)]);
+}
+
+#[test]
+fn no_priorities_change_with_no_more_workers_than_cpus() {
+    let pb = plan_of((0..6).map(|i| module(&format!("m{i}"), 1_000 * (i + 1), &[])).collect());
+    let fake = Fake::new().leak();
+    fake.cpus(2);
+    for i in 0..6 {
+        fake.script(&format!("m{i}"), Behaviour::Load(10 * MS));
+    }
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 0);
+    assert!(d.fake.nices().is_empty(), "{:?}", d.fake.nices());
+}
+
+#[test]
+fn without_the_right_to_raise_a_task_again_tiers_end() {
+    let names = ["a", "b", "c", "d"];
+    let pb = plan_of(names.iter().enumerate().map(|(i, n)| module(n, 40_000 - 10_000 * i as u32, &[])).collect());
+    let fake = Fake::new().leak();
+    fake.cpus(1).refuse_raise();
+    for (i, n) in names.iter().enumerate() {
+        fake.script(n, Behaviour::Load((i as u64 + 1) * 10 * MS));
+    }
+    let d = run_plan(&pb, fake, 4);
+    assert_eq!(d.status, 0, "everything loads");
+    let s = |t: u64, n: &str, nice: i32| (t, n.to_string(), nice);
+    // b, c, d lowered; raising b at 10 ms is refused: nothing changes after.
+    assert_eq!(nices_of(&d), [s(0, "b", 19), s(0, "c", 19), s(0, "d", 19)]);
+}
+
+#[test]
+fn a_modules_own_serial_part_does_not_count_toward_its_priority() {
+    // One worker. long: 1500 ms, 1200 of them serial (300 left); base: 400
+    // ms without a serial part, needed by after (500 ms): its chain is
+    // 900 ms. By whole weights long (1500) would go first; without its own
+    // serial part (300) it comes after base's chain (900) and after (500).
+    let pb = plan_of(vec![with_serial("long", 1_500_000, 1_200_000), module("base", 400_000, &[]), module("after", 500_000, &[(1, true)])]);
+    let fake = Fake::new().leak();
+    fake.script("long", Behaviour::Load(1500 * MS)).script("base", Behaviour::Load(400 * MS)).script("after", Behaviour::Load(500 * MS));
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.names(), ["base", "after", "long"]);
+    // The serial parts of what comes after still count: first's chain
+    // leads to long (1500 ms with its serial part) and goes before base.
+    let pb = plan_of(vec![
+        module("first", 10_000, &[]),
+        ModuleSpec { serial_us: 1_200_000, ..module("long", 1_500_000, &[(0, true)]) },
+        module("base", 400_000, &[]),
+        module("after", 500_000, &[(2, true)]),
+    ]);
+    let d = run_plan(&pb, Fake::new().leak(), 1);
+    assert_eq!(d.names(), ["first", "base", "after", "long"], "first (1510 ms to go) first, then base's chain (900) before long (300)");
+}
+
 // ------------------------------------------------------------- failures
 
 #[test]
@@ -563,8 +684,8 @@ fn at_the_deadline_messages_go_to_the_kernel_log() {
 }
 
 #[test]
-fn the_default_worker_count_is_twice_the_cpus() {
-    let pb = plan_of((0..20).map(|i| module(&format!("m{i}"), 0, &[])).collect());
+fn the_default_worker_count_is_eight_times_the_cpus() {
+    let pb = plan_of((0..40).map(|i| module(&format!("m{i}"), 0, &[])).collect());
     let fake = Fake::new().leak();
     fake.cpus(3);
     let bytes: &'static [u8] = Vec::leak(pb.build().expect("plan builds"));
@@ -573,7 +694,7 @@ fn the_default_worker_count_is_twice_the_cpus() {
     let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
     let r = Run { wanted: &[], blacklist: true, jobs: None, deadline_ms: None, quiet: true, summary: false, coldplug: None, hook: None, trace: None };
     assert_eq!(run::execute(s, fake.time(), r), 0);
-    assert_eq!(fake.spawns(), 6);
+    assert_eq!(fake.spawns(), 24);
 }
 
 // ------------------------------------------------- kmod's configuration

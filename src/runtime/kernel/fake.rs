@@ -60,6 +60,8 @@ pub struct Call {
     pub path: String,
     pub params: String,
     pub flags: u32,
+    /// The task that made it (0: the main task).
+    pub tid: u32,
     pub start: u64,
     /// None while the load is in progress (or hung).
     pub end: Option<u64>,
@@ -120,6 +122,10 @@ struct Inner {
     names: HashMap<u32, Vec<String>>,
     cpus: u32,
     release: String,
+    /// Every nice value set: (virtual time, task, nice), in order; and
+    /// whether raising a task's nice value is refused (no CAP_SYS_NICE).
+    nices: Vec<(u64, u32, i32)>,
+    refuse_raise: bool,
 }
 
 pub struct Fake {
@@ -172,6 +178,8 @@ impl Fake {
                 names: HashMap::new(),
                 cpus: 2,
                 release: "6.1.0-test".to_string(),
+                nices: Vec::new(),
+                refuse_raise: false,
             }),
             cv: Condvar::new(),
             threads: Mutex::new(Vec::new()),
@@ -295,6 +303,18 @@ impl Fake {
         self.lock().calls.clone()
     }
 
+    /// Every nice value a task was given: (virtual time, task, nice).
+    pub fn nices(&self) -> Vec<(u64, u32, i32)> {
+        self.lock().nices.clone()
+    }
+
+    /// Refuse to raise a task's priority (a nice value lower than its
+    /// current one), as the kernel does without CAP_SYS_NICE.
+    pub fn refuse_raise(&self) -> &Self {
+        self.lock().refuse_raise = true;
+        self
+    }
+
     /// Workers started so far.
     pub fn spawns(&self) -> usize {
         self.lock().spawns
@@ -413,10 +433,12 @@ impl Kernel for Fake {
             path: call.path.to_string_lossy().into_owned(),
             params: call.params.to_string_lossy().into_owned(),
             flags: call.flags,
+            tid: 0,
             start,
             end: None,
         });
         let tid = TID.with(|t| t.get());
+        g.calls[i].tid = tid;
         let uses_cpu = matches!(b, Behaviour::Load(_) | Behaviour::Fail(..) | Behaviour::Spin);
         if uses_cpu {
             g.cpu.entry(tid).or_default().busy_since = Some(start);
@@ -504,6 +526,17 @@ impl Kernel for Fake {
         let g = self.lock();
         let c = g.cpu.get(&tid).copied().unwrap_or_default();
         Some(c.used + c.busy_since.map_or(0, |s| g.now - s))
+    }
+
+    fn set_nice(&self, tid: u32, nice: i32) -> bool {
+        let mut g = self.lock();
+        let now_nice = g.nices.iter().rev().find(|n| n.1 == tid).map_or(0, |n| n.2);
+        if g.refuse_raise && nice < now_nice {
+            return false;
+        }
+        let now = g.now;
+        g.nices.push((now, tid, nice));
+        true
     }
 
     fn name_task(&self, name: &CStr) {

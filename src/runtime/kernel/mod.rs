@@ -126,6 +126,17 @@ pub trait Kernel: Sync {
     /// the kernel cannot tell (then stuck loads are told by time alone).
     fn task_cpu_ns(&self, tid: u32) -> Option<u64>;
 
+    /// The nice value this process runs at (`getpriority`).
+    fn nice(&self) -> i32 {
+        0
+    }
+
+    /// Set the nice value of worker task `tid`; false when the kernel
+    /// refused (raising it again needs CAP_SYS_NICE). Any task may call it.
+    fn set_nice(&self, _tid: u32, _nice: i32) -> bool {
+        true
+    }
+
     /// Workers: name the calling task (`pm:MODULE` while it loads, for ps,
     /// top and the kernel's hung-task reports).
     fn name_task(&self, name: &CStr) {

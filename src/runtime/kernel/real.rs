@@ -143,6 +143,15 @@ impl Kernel for Real {
         crate::runtime::arch::task_cpu_ns(tid)
     }
 
+    fn nice(&self) -> i32 {
+        rustix::process::getpriority_process(None).unwrap_or(0)
+    }
+
+    fn set_nice(&self, tid: u32, nice: i32) -> bool {
+        let pid = rustix::process::Pid::from_raw(tid as i32);
+        pid.is_some() && rustix::process::setpriority_process(pid, nice).is_ok()
+    }
+
     fn path_exists(&self, path: &[u8], watch: bool) -> Seen {
         let seen = |there: bool, watched: bool| match (there, watched) {
             (true, _) => Seen::Exists,
