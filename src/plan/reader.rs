@@ -533,7 +533,7 @@ impl<'a> Plan<'a> {
     pub fn kernel_release(&self) -> &'a [u8] {
         self.string(self.header_u32(hdr::KERNEL_RELEASE)).unwrap_or(b"")
     }
-    /// Worker tasks the plan asks for (0: the runtime decides: twice the CPUs).
+    /// Worker tasks the plan asks for (0: the runtime decides: eight times the CPUs).
     pub fn jobs(&self) -> u32 {
         self.header_u32(hdr::JOBS)
     }
