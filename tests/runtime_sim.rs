@@ -992,3 +992,18 @@ fn hung_worker_does_not_outlive_parmod() {
         out.describe()
     );
 }
+
+#[test]
+fn coldplug_with_a_plan_without_aliases_says_so_and_exits_2() {
+    let scratch = Scratch::new("coldplug-no-aliases");
+    let (plan_path, _) = write_plan(&scratch, &small_plan());
+    let args: Vec<String> = vec!["coldplug".into(), "--simulate".into(), plan_path.display().to_string()];
+    let out = run_raw(&scratch, &parmod_bin(), &args, Duration::from_secs(20), None);
+    out.assert_exit(2);
+    assert!(
+        out.stderr.contains("has no aliases to match devices with; compile one with parmod-plan compile --all"),
+        "no message naming the missing aliases\n{}",
+        out.describe()
+    );
+    assert!(summary(&out.stderr).is_none(), "nothing may load\n{}", out.describe());
+}
