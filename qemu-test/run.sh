@@ -27,7 +27,7 @@ ALL="fixture-graph failure stuck busy-init late-waits real-devices real-large bu
 # Scenarios that run only when named with --only.
 EXTRA=""
 # The hostile machine (README.md, "Scenarios").
-ALL="$ALL task-names request-loading request-self request-storm kernel-fs console-full"
+ALL="$ALL task-names request-loading request-self request-storm kernel-fs console-full coldplug-flood"
 ALL="$ALL root-switch root-mount-fail root-no-init root-missing root-missing-sleep root-firmware-early"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -720,6 +720,58 @@ scenario_console-full() {
     local m
     for m in pm_chain_a pm_chain_b pm_chain_c; do has_module "$m" || fail "$m not loaded"; done
     finish "$name" "boot ${BOOT_SECS} s, kernel log: $(sed -n 's/^K: .*\(parmod: [0-9]* loaded.*\)/\1/p' "$LOG" | head -n1)"
+}
+# A flood of uevents during coldplug (guest/flood.sh runs `parmod coldplug`
+# as a command): pm_flood adds and removes FLOOD1 devices, each with a
+# modalias of its own, then FLOOD2 while parmod is stopped, enough to
+# overflow its receive buffer (16 MB asked, 32 MB given); it adds a device
+# that stays halfway through the first (for pm_flood_t1) and after the
+# second (pm_flood_t2, whose uevent the full buffer drops). Neither may be
+# lost (the second is found in /sys after ENOBUFS), and parmod's memory may not
+# grow: its address space stays the same size, its resident set within a
+# few pages (stack first touched by the rescan).
+FLOOD1=${FLOOD1:-4000} FLOOD2=${FLOOD2:-24000}
+scenario_coldplug-flood() {
+    local name=coldplug-flood append="quiet"
+    local fr=$W/flood-root
+    local MODDIR=$fr/lib/modules/$KVER
+    rm -rf "$fr"
+    mkdir -p "$MODDIR/extra/parmod"
+    cp "$W"/fixtures/pm_flood.ko "$W"/fixtures/pm_flood_t[12].ko "$MODDIR/extra/parmod/"
+    cp "$ROOT/lib/modules/$KVER"/modules.builtin* "$ROOT/lib/modules/$KVER"/modules.order "$MODDIR/"
+    depmod -b "$fr" "$KVER" || { fail "depmod of the flood tree failed"; return; }
+    "$PARMOD_PLAN" compile --root "$fr" --kver "$KVER" --all -o "$W/img/$name.plan" >"$W/logs/$name.plan.log" 2>&1 \
+        || { fail "plan compile failed: $(head -n3 "$W/logs/$name.plan.log")"; return; }
+    echo "$FLOOD1 $FLOOD2" > "$W/conf/$name.sizes"
+    echo /sbin/flood > "$W/conf/$name.next"
+    image "$name" --extra "$QT_HERE/guest/flood.sh:/sbin/flood" --extra "$W/conf/$name.sizes:/etc/flood-sizes" \
+        --extra "$W/conf/$name.next:/etc/next" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/flood"
+    boot "$name" "$append"
+    grep -q '^T: flood-error' "$LOG" && fail "$(grep -m1 '^T: flood-error' "$LOG" | sed 's/^T: //')"
+    [ "$(t flood-done)" = 2 ] || fail "pm_flood did not finish both floods ($(t flood-done))"
+    local added
+    added=$(grep -c 'pm_fixture: pm_flood added pm_flood_t' "$LOG")
+    [ "$added" = 2 ] || fail "pm_flood added $added of its 2 lasting devices"
+    local m
+    for m in pm_flood_t1 pm_flood_t2; do has_module "$m" || fail "$m not loaded: the device that needs it was lost"; done
+    grep -q '^T: coldplug-out parmod: uevents were lost (ENOBUFS); scanning /sys again' "$LOG" \
+        || fail "no 'uevents were lost (ENOBUFS)' from parmod: the second flood did not overflow its buffer (FLOOD2=$FLOOD2)"
+    local rc
+    rc=$(t coldplug-exit | cut -d' ' -f1)
+    [ "$rc" = 0 ] || fail "parmod coldplug exited ${rc:-?}, want 0"
+    local start after1 after2
+    start=$(t 'flood-mem start') after1=$(t 'flood-mem after-1') after2=$(t 'flood-mem after-2')
+    memk() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+    if [ -z "$(memk "$start" VmSize)" ] || [ -z "$(memk "$after2" VmSize)" ]; then
+        fail "no memory figures from the guest (start '$start', end '$after2')"
+    else
+        [ "$(memk "$start" VmSize)" = "$(memk "$after1" VmSize)" ] && [ "$(memk "$start" VmSize)" = "$(memk "$after2" VmSize)" ] \
+            || fail "parmod's address space changed: start $start, after flood 1 $after1, after flood 2 $after2"
+        [ $(( $(memk "$after2" Rss) - $(memk "$start" Rss) )) -le 64 ] \
+            || fail "parmod's resident set grew by more than 64 kB: start $start, after flood 2 $after2"
+    fi
+    finish "$name" "boot ${BOOT_SECS} s, floods $FLOOD1 + $FLOOD2 devices, $(t 'flood-1 start') → $(t 'flood-1 end'), $(t 'flood-2 start') → $(t 'flood-2 end'); memory (kB) start: $start; after 1: $after1; after 2: $after2; $(sed -n 's/^T: coldplug-out \(parmod: [0-9]* loaded.*\)/\1/p' "$LOG" | head -n1)"
 }
 # --- the hand-over to a real root (root-*) ----------------------------------
 # shellcheck source=qemu-test/root-scenarios.sh

@@ -34,9 +34,12 @@ use super::supervisor::Hook;
 /// machines may want more (`--settle`, `parmod.settle=`).
 pub const DEFAULT_SETTLE_MS: u32 = 200;
 
-/// Modalias hashes remembered (each resolved once); beyond, a modalias may
-/// be resolved again, which costs time but loads nothing twice.
+/// Room for modalias hashes (each modalias resolved once). Beyond what
+/// [`Coldplug::remember`] fills a new modalias is not remembered, and
+/// resolved again when it comes again, which costs time but loads nothing
+/// twice.
 const SEEN: usize = 2048;
+const SEEN_MAX: u32 = SEEN as u32 / 4 * 3;
 
 /// The longest uevent message read (the kernel's limit is 2048 bytes of
 /// environment plus the header).
@@ -75,6 +78,7 @@ pub struct Coldplug {
     /// When the last device (one with a modalias not seen before) appeared.
     last_device: u64,
     seen: [u64; SEEN],
+    remembered: u32,
     /// Devices with a modalias seen, and how many of them named a module.
     pub devices: u32,
     pub matched: u32,
@@ -89,7 +93,7 @@ impl Coldplug {
     pub fn start(s: &Sched, settle_ms: u32) -> Coldplug {
         let k = s.kernel;
         let now = k.now();
-        let mut c = Coldplug { settle_ns: settle_ms as u64 * MS, last_device: now, seen: [0; SEEN], devices: 0, matched: 0, hotplug: true };
+        let mut c = Coldplug { settle_ns: settle_ms as u64 * MS, last_device: now, seen: [0; SEEN], remembered: 0, devices: 0, matched: 0, hotplug: true };
         if let Err(e) = k.open_uevents() {
             emit!(Out::stderr(), "parmod: cannot open the uevent socket: ", Sys::from(e), "; coldplug sees only the devices present now\n");
             c.hotplug = false;
@@ -117,19 +121,7 @@ impl Coldplug {
     /// A device with modalias `ma`: want what it needs (once per modalias).
     fn device(&mut self, s: &Sched, ma: &[u8]) {
         let h = hash(ma);
-        let mut slot = (h as usize) % SEEN;
-        for _ in 0..SEEN {
-            match self.seen.get(slot).copied() {
-                Some(x) if x == h => return,
-                Some(0) => {
-                    if let Some(x) = self.seen.get_mut(slot) {
-                        *x = h;
-                    }
-                    break;
-                }
-                _ => slot = (slot + 1) % SEEN,
-            }
-        }
+        let Some(slot) = self.unseen(h) else { return };
         self.devices += 1;
         self.last_device = s.kernel.now();
         let mut any = false;
@@ -138,8 +130,35 @@ impl Coldplug {
             s.want(m);
         });
         self.matched += any as u32;
+        self.remember(slot, h, any);
     }
 
+    /// The free slot for hash `h`, or None when it was seen. The table is
+    /// never filled beyond [`SEEN_MAX`], so a probe ends after a few steps
+    /// however many devices a flood brings.
+    fn unseen(&self, h: u64) -> Option<usize> {
+        let mut slot = (h as usize) % SEEN;
+        for _ in 0..SEEN {
+            match self.seen.get(slot).copied() {
+                Some(x) if x == h => return None,
+                Some(0) | None => break,
+                _ => slot = (slot + 1) % SEEN,
+            }
+        }
+        Some(slot)
+    }
+
+    /// Remember `h` in the free `slot`, while there is room: half the table
+    /// for modaliases no module has (a flood of those cannot crowd out the
+    /// ones that load something), three quarters for those that matched.
+    fn remember(&mut self, slot: usize, h: u64, matched: bool) {
+        if self.remembered < if matched { SEEN_MAX } else { SEEN as u32 / 2 } {
+            if let Some(x) = self.seen.get_mut(slot) {
+                *x = h;
+                self.remembered += 1;
+            }
+        }
+    }
 }
 
 impl Hook for Coldplug {
@@ -186,6 +205,7 @@ impl Coldplug {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::format;
 
     #[test]
     fn uevents() {
@@ -201,5 +221,32 @@ mod tests {
         assert_eq!(parse_uevent(b"@/x\0"), None);
         assert_eq!(parse_uevent(b"add@relative\0"), None);
         assert_eq!(parse_uevent(b"add@/x\0MODALIAS=\0").map(|e| e.modalias), Some(None), "an empty modalias is none");
+    }
+
+    #[test]
+    fn modaliases_are_remembered_while_there_is_room() {
+        let mut c = Coldplug { settle_ns: 0, last_device: 0, seen: [0; SEEN], remembered: 0, devices: 0, matched: 0, hotplug: false };
+        let h = |i: u32| hash(format!("platform:pmf{i}").as_bytes());
+        let see = |c: &mut Coldplug, i: u32, matched: bool| match c.unseen(h(i)) {
+            Some(slot) => {
+                c.remember(slot, h(i), matched);
+                true
+            }
+            None => false,
+        };
+        // A flood of modaliases that match nothing fills half the table.
+        for i in 0..10_000 {
+            assert!(see(&mut c, i, false), "pmf{i} is new");
+        }
+        assert_eq!(c.remembered, SEEN as u32 / 2);
+        assert!(!see(&mut c, 0, false) && !see(&mut c, SEEN as u32 / 2 - 1, false), "the first half were remembered");
+        assert!(see(&mut c, SEEN as u32 / 2, false), "the next one was not");
+        // Those that load something are remembered still, up to three quarters.
+        for i in 20_000..30_000 {
+            assert!(see(&mut c, i, true), "pmf{i} is new");
+        }
+        assert_eq!(c.remembered, SEEN_MAX);
+        assert_eq!(c.seen.iter().filter(|&&x| x == 0).count(), SEEN - SEEN_MAX as usize, "a quarter stays free");
+        assert!(!see(&mut c, 20_000, true) && see(&mut c, 29_999, true));
     }
 }
