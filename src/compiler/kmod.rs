@@ -356,8 +356,6 @@ impl KmodIndex {
         self.by_name.contains_key(name) || self.builtin.contains(name)
     }
 
-
-
     /// Built-in modules one of whose modinfo aliases matches `name`.
     pub fn lookup_builtin_alias(&self, name: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

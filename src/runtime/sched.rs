@@ -25,9 +25,9 @@ use rustix::io::Errno;
 use super::clock::MS;
 use super::kernel::{self, Kernel, LoadCall, Outcome, Work};
 use super::state::*;
+use super::sync::lock;
 
 const MAX_JOBS_USIZE: usize = MAX_JOBS as usize;
-use super::sync::lock;
 
 /// A load that outlived its timeout is stuck only when its task has used no
 /// CPU for this long (and no other load in flight has either: it may wait
@@ -45,7 +45,6 @@ pub const TIMEOUT_CEILING: u32 = 12;
 /// The nice value of the loads beyond the CPUs: the lowest (the kernel
 /// gives a nice-19 task about 1.5 % of a CPU beside a nice-0 one).
 pub const LOW_NICE: i32 = 19;
-
 
 /// A run: the plan, its state, the kernel, and what a load needs. Built by
 /// `run::prepare`, then shared by the main task and every worker.
