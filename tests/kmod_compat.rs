@@ -292,6 +292,22 @@ fn options_given_for_an_alias() {
     same_as_kmod(&t, &["pm-eth0", "pci:v00001234d00005678", "pm_net"], &[]);
 }
 
+/// A modprobe.d alias named like a module takes that name over (kmod looks
+/// up the configuration's aliases first), and the options given for the
+/// name go with it to the alias's module (found by `make fuzz`, config).
+#[test]
+fn an_alias_named_like_a_module_takes_its_name_and_options() {
+    let t = tree("alias-over-module")
+        .add(module("kernel/pm_net.ko", &[], &[]))
+        .add(module("kernel/pm_other.ko", &[], &[]))
+        .conf("a.conf", "alias pm-other pm_net\noptions pm_other debug=1\noptions pm_net x=2\n");
+    t.write();
+    let (p, _) = compile_ok(&t, &["pm_other"]);
+    assert_eq!(names(&p), ["pm_net"], "the alias, not the module of that name");
+    assert_eq!(module_of(&p, "pm_net")["params"], "debug=1 x=2");
+    same_as_kmod(&t, &["pm_other", "pm_net"], &[]);
+}
+
 /// Item: `symbol:NAME`, what request_module("symbol:...") asks for,
 /// resolves through modules.symbols; the plan keeps those aliases for the
 /// modprobe personality.

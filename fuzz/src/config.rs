@@ -98,10 +98,14 @@ fn strs(v: &Value) -> Vec<String> {
 fn check_shown(cfg: &ModprobeConfig, warnings: &[String], shown: &Value) {
     let modules = shown["modules"].as_array().expect("modules");
     let module = |name: &str| modules.iter().find(|m| m["name"] == name);
-    // Option lines whose name is not one of the tree's modules may name an
-    // alias a module was reached through: then a module has more options
-    // than its own lines give.
-    let only_module_keys = cfg.options.iter().all(|(k, _)| is_tree_module(k));
+    // Option lines whose name is not one of the tree's modules, or is one
+    // that a modprobe.d alias takes over (kmod looks up those first), may
+    // name an alias a module was reached through: then a module has more
+    // options than its own lines give.
+    let only_module_keys = cfg
+        .options
+        .iter()
+        .all(|(k, _)| is_tree_module(k) && !cfg.aliases.iter().any(|(p, _, _)| glob_match(p.as_bytes(), k.as_bytes())));
     // A soft dependency that would close a cycle is dropped (with a warning).
     let dropped = warnings.iter().any(|w| w.contains("would close a dependency cycle"));
     for &name in tree::NAMES {
