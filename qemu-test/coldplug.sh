@@ -156,6 +156,19 @@ span_ms() {
     if [ -n "$s" ] && [ -n "$e" ]; then awk -v a="$s" -v b="$e" 'BEGIN{printf "%.1f", (b - a) * 1000}'; else echo NA; fi
 }
 
+# busy_ms: how long the vCPUs were busy (user, nice, system, irq,
+# softirq, steal; summed over the vCPUs) between the marks of $LOG, in ms (USER_HZ
+# is 100: 10 ms steps), or NA.
+busy_ms() {
+    local a b
+    a=$(t cpu-start) b=$(t cpu-end)
+    if [ -n "$a" ] && [ -n "$b" ]; then
+        printf '%s\n%s\n' "$a" "$b" | awk 'NR == 1 { x = $1 + $2 + $3 + $6 + $7 + $8 } NR == 2 { printf "%d", ($1 + $2 + $3 + $6 + $7 + $8 - x) * 10 }'
+    else
+        echo NA
+    fi
+}
+
 log "set-up done in $(( $(date +%s) - t_start )) s"
 
 # What udevd loads and parmod does not, or the other way round, on this
@@ -263,19 +276,20 @@ fi
 # --- the benchmark --------------------------------------------------------------
 if [ "$DO_BENCH" = 1 ]; then
     TSV=$W/results.tsv
-    printf 'variant\tsmp\tsettle_ms\tround\tms\tmodules\tjobs\n' >"$TSV"
+    printf 'variant\tsmp\tsettle_ms\tround\tms\tmodules\tjobs\tbusy_ms\n' >"$TSV"
     bench_boot() { # VARIANT SMP SETTLE ROUND [JOBS]
-        local v=$1 smp=$2 settle=$3 r=$4 jobs=${5:--} ms n extra=""
+        local v=$1 smp=$2 settle=$3 r=$4 jobs=${5:--} ms n busy extra=""
         [ "$settle" = - ] || extra="cp.settle=$settle"
         [ "$jobs" = - ] || extra="$extra cp.jobs=$jobs"
         REASONS=""
         boot "bench-$v-smp$smp-s$settle-j$jobs-$r" "$smp" "cp.variant=$v $extra"
         ms=$(span_ms "$LOG")
         n=$(t module-count)
+        busy=$(busy_ms)
         [ "$ms" != NA ] || fail "no start/end marks"
         [ -z "$REASONS" ] || qt_die "bench boot $v smp=$smp round $r: $REASONS (log $LOG)"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$smp" "$settle" "$r" "$ms" "$n" "$jobs" >>"$TSV"
-        log "$v smp=$smp settle=$settle jobs=$jobs round $r: $ms ms, $n modules (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$smp" "$settle" "$r" "$ms" "$n" "$jobs" "$busy" >>"$TSV"
+        log "$v smp=$smp settle=$settle jobs=$jobs round $r: $ms ms, $n modules, vCPUs busy $busy ms (load: $(cut -d' ' -f1-3 /proc/loadavg))"
     }
     LOAD_BEFORE=$(uptime)
     for smp in $SMPS; do
@@ -301,12 +315,16 @@ if [ "$DO_BENCH" = 1 ]; then
         echo "the time from the kernel's log stamps of the marks before and after the loader."
         echo "Host load before: ${LOAD_BEFORE##*load average: }; after: ${LOAD_AFTER##*load average: }."
         echo
-        echo "| vCPUs | parmod coldplug (ms) | udevd (ms) | modprobe -a one-shot (ms) | parmod / udevd | modprobe / udevd | modules parmod / udevd / modprobe |"
-        echo "|---|---|---|---|---|---|---|"
+        echo "| vCPUs | parmod coldplug (ms) | udevd (ms) | modprobe -a one-shot (ms) | parmod / udevd | modprobe / udevd | modules parmod / udevd / modprobe | vCPUs busy (ms) parmod / udevd / modprobe |"
+        echo "|---|---|---|---|---|---|---|---|"
         for smp in $SMPS; do
             p=$(med parmod "$smp" - 5) u=$(med udevd "$smp" - 5) m=$(med modprobe "$smp" - 5)
-            echo "| $smp | $p | $u | $m | $(ratio "$p" "$u") | $(ratio "$m" "$u") | $(med parmod "$smp" - 6) / $(med udevd "$smp" - 6) / $(med modprobe "$smp" - 6) |"
+            echo "| $smp | $p | $u | $m | $(ratio "$p" "$u") | $(ratio "$m" "$u") | $(med parmod "$smp" - 6) / $(med udevd "$smp" - 6) / $(med modprobe "$smp" - 6) | $(med parmod "$smp" - 8) / $(med udevd "$smp" - 8) / $(med modprobe "$smp" - 8) |"
         done
+        echo
+        echo "vCPUs busy: the CPU time of the guest between the marks, summed over its vCPUs (/proc/stat)."
+        echo "No loader that loads these modules can settle sooner than parmod's busy time / vCPUs, less"
+        echo "parmod's own CPU time, plus the settle time (with nothing loading)."
         if [ -n "$SETTLES" ]; then
             echo
             echo "parmod coldplug with --settle MS, $last_smp vCPUs, one boot each:"

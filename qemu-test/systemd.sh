@@ -82,7 +82,7 @@ PASSED=0 FAILED=0 REASONS="" LOG=""
 unit() { t "unit $1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 ms() { awk -v a="$1" -v b="${2:-0}" 'BEGIN { if (a == "" || a == 0) print ""; else printf "%.0f", (a - b) / 1000 }'; }
 
-declare -A R_ROOT R_MULTI R_UNIT R_MODS R_OTHER
+declare -A R_ROOT R_MULTI R_UNIT R_UCPU R_MODS R_OTHER
 # The host is shared: CPUs used by anything but the boot itself, as bench.sh
 # measures them (busy jiffies of /proc/stat less the boot's own CPU time).
 MAX_OTHER=${BENCH_MAX_OTHER:-0.3}
@@ -176,9 +176,12 @@ boot_one() { # VARIANT RUN
     multi=$(ms "$(t 'target multi-user.target' | cut -d' ' -f2)")
     ustart=$(unit $loader start) uup=$(unit $loader up)
     R_ROOT[$v]="${R_ROOT[$v]:-} $root" R_MULTI[$v]="${R_MULTI[$v]:-} $multi" R_UNIT[$v]="${R_UNIT[$v]:-} $(ms "$uup" "$ustart")"
+    local ucpu
+    ucpu=$(unit $loader cpu | awk '/^[0-9]+$/ { printf "%.0f", $1 / 1e6 }')
+    R_UCPU[$v]="${R_UCPU[$v]:-} ${ucpu:-NA}"
     R_OTHER[$v]="${R_OTHER[$v]:-} $OTHER"
     R_MODS[$v]=$(t modules)
-    local info="root at $root ms, multi-user at $multi ms, $loader $(ms "$uup" "$ustart") ms, others used $OTHER CPUs"
+    local info="root at $root ms, multi-user at $multi ms, $loader $(ms "$uup" "$ustart") ms (its CPU time ${ucpu:-NA} ms), others used $OTHER CPUs"
     [ "$v" = late ] && info="$info; ${WAITED:-}"
     info="$info; $(grep -m1 '^A: Startup' "$LOG" | sed 's/^A: //')"
     if [ -z "$REASONS" ]; then
@@ -233,10 +236,10 @@ keep() {
     echo "${kept:-$1}"
 }
 {
-    echo "# variant  root_ms  multi_user_ms  unit_ms: medians of the boots during which others used <= $MAX_OTHER CPUs (all $BOOTS boots when none); then per boot: root | multi-user | unit | CPUs used by others"
+    echo "# variant  root_ms  multi_user_ms  unit_ms  unit_cpu_ms: medians of the boots during which others used <= $MAX_OTHER CPUs (all $BOOTS boots when none); then per boot: root | multi-user | unit | unit's CPU time (CPUUsageNSec) | CPUs used by others"
     for v in $ONLY; do
         o=${R_OTHER[$v]:-}
-        echo "$v $(keep "${R_ROOT[$v]:-}" "$o" | median) $(keep "${R_MULTI[$v]:-}" "$o" | median) $(keep "${R_UNIT[$v]:-}" "$o" | median)  |${R_ROOT[$v]:-} |${R_MULTI[$v]:-} |${R_UNIT[$v]:-} |$o"
+        echo "$v $(keep "${R_ROOT[$v]:-}" "$o" | median) $(keep "${R_MULTI[$v]:-}" "$o" | median) $(keep "${R_UNIT[$v]:-}" "$o" | median) $(keep "${R_UCPU[$v]:-}" "$o" | median)  |${R_ROOT[$v]:-} |${R_MULTI[$v]:-} |${R_UNIT[$v]:-} |${R_UCPU[$v]:-} |$o"
     done
 } > "$D/results.txt"
 cat "$D/results.txt" >&2

@@ -12,10 +12,13 @@ for p in InitRDTimestampMonotonic UserspaceTimestampMonotonic FinishTimestampMon
 done
 echo "T: target multi-user.target $(systemctl is-active multi-user.target) $(systemctl show -P ActiveEnterTimestampMonotonic multi-user.target)"
 for u in systemd-modules-load.service parmod-modules-load.service pm-late-user.service; do
-    printf 'T: unit %s active=%s condition=%s result=%s start=%s main=%s up=%s\n' "$u" \
+    # cpu: the CPU time of the unit's processes (CPUUsageNSec), which for a
+    # module loader includes the kernel's work in finit_module.
+    printf 'T: unit %s active=%s condition=%s result=%s start=%s main=%s up=%s cpu=%s\n' "$u" \
         "$(systemctl is-active "$u")" "$(systemctl show -P ConditionResult "$u")" \
         "$(systemctl show -P Result "$u")" "$(systemctl show -P InactiveExitTimestampMonotonic "$u")" \
-        "$(systemctl show -P ExecMainStartTimestampMonotonic "$u")" "$(systemctl show -P ActiveEnterTimestampMonotonic "$u")"
+        "$(systemctl show -P ExecMainStartTimestampMonotonic "$u")" "$(systemctl show -P ActiveEnterTimestampMonotonic "$u")" \
+        "$(systemctl show -P CPUUsageNSec "$u")"
 done
 echo "T: modules $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 echo "T: run mode=$(stat -c %a /run) $(grep ' /run ' /proc/mounts | head -n1)"

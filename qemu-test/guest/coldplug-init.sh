@@ -21,7 +21,8 @@
 # initramfs-tools hook copies (rules, .link files, ata_id, scsi_id, blkid).
 #
 # Output: "T: key value" lines: the marks ("[ 3.123456] cp: start|end"),
-# the loader's exit status, /proc/modules, the driver bound to every device
+# the "cpu" line of /proc/stat at each (T: cpu-start, T: cpu-end: how long
+# the vCPUs were busy in between), the loader's exit status, /proc/modules, the driver bound to every device
 # ("T: drv BUS DEVICE DRIVER"; after cp.late: T: late-modules, T: late-drv and
 # the sysfs path of every SCSI device, T: scsi-path), the kernel's complaints, parmod's trace in
 # base64.
@@ -37,6 +38,8 @@ drivers() {
 }
 report() {
     echo "T: cp-rc ${rc:-NA}"
+    [ -z "$cpu0" ] || echo "T: cpu-start $cpu0"
+    [ -z "$cpu1" ] || echo "T: cpu-end $cpu1"
     dmesg | grep 'cp: \(start\|end\)$' | sed 's/^/T: mark /'
     echo "T: modules $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
     echo "T: module-count $(grep -c . /proc/modules)"
@@ -83,7 +86,12 @@ if [ "$(basename "$0")" = coldplug-report ]; then
 fi
 echo "T: cp-variant $v"
 echo "T: cp-ready $(cut -d' ' -f1 /proc/uptime) nproc=$(grep -c '^processor' /proc/cpuinfo)"
-mark() { echo "cp: $1" > /dev/kmsg; }
+# The mark in the kernel log, and the CPU times (USER_HZ ticks) of /proc/stat.
+cpu0="" cpu1=""
+mark() {
+    echo "cp: $1" > /dev/kmsg
+    if [ "$1" = start ]; then cpu0=$(sed -n 's/^cpu  *//p' /proc/stat); else cpu1=$(sed -n 's/^cpu  *//p' /proc/stat); fi
+}
 rc=0
 case "$v" in
     parmod)
