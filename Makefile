@@ -133,7 +133,7 @@ qemu-test-coldplug: build
 # into build/coldplug/results.md.
 bench-coldplug: build
 	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/coldplug.sh \
-	  --bench --boots $(or $(BENCH_BOOTS),3)
+	  --bench --aliases --boots $(or $(BENCH_BOOTS),3)
 
 # An initramfs that mounts the root and hands over to its init:
 #   make initramfs [KVER=...] [ROOT=PARTUUID=...] [ROOTFS="ext4"] [STORAGE="..."]

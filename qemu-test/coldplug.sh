@@ -4,7 +4,7 @@
 # boots of the same image, by Debian 12's systemd-udevd and by kmod's
 # one-shot `modprobe -a $(cat /sys/.../modalias)`. Run as root.
 #
-#   qemu-test/coldplug.sh [--test] [--bench] [--boots N] [--smp LIST] [--settles LIST]
+#   qemu-test/coldplug.sh [--test] [--bench] [--aliases] [--boots N] [--smp LIST] [--settles LIST]
 #
 # --test (the default; `make qemu-test-coldplug`, part of `make test`): one
 #   boot with parmod as /init (rdinit=/bin/parmod parmod.coldplug=1), one
@@ -21,6 +21,14 @@
 #   none; e.g. 0,50,200,1000), and with each worker count of --jobs
 #   (default none; e.g. 1,2), one boot each on --smp's last count; results
 #   in build/coldplug/results.{tsv,md}.
+# --aliases (part of `make bench-coldplug`): how long resolving the
+#   machine's modaliases takes, natively and under TCG: one boot that
+#   coldplugs with parmod, then times parmod's lookup (examples/aliasbench.rs,
+#   built static for musl) and libkmod's (guest/kmodlookup.c, what udevd's
+#   kmod builtin calls) over every modalias in /sys, and kmod's `modprobe -R`
+#   once per modalias; the same three on the build host with that list. The
+#   two lookups must name the same modules for every modalias. Results in
+#   build/coldplug/aliases.md.
 #
 # The machine (q35, -cpu max): virtio-blk, virtio-net, virtio-rng,
 # virtio-balloon, virtio-gpu, virtio-scsi with a disk, e1000e, intel-hda with
@@ -38,11 +46,12 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 W=${COLDPLUG_DIR:-$QT_REPO/build/coldplug}
-DO_TEST=0 DO_BENCH=0 BOOTS=${COLDPLUG_BOOTS:-3} SMPS="1 2" SETTLES="" JOBS_LIST=""
+DO_TEST=0 DO_BENCH=0 DO_ALIASES=0 BOOTS=${COLDPLUG_BOOTS:-3} SMPS="1 2" SETTLES="" JOBS_LIST=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --test) DO_TEST=1; shift ;;
         --bench) DO_BENCH=1; shift ;;
+        --aliases) DO_ALIASES=1; shift ;;
         --boots) BOOTS=$2; shift 2 ;;
         --smp) SMPS=${2//,/ }; shift 2 ;;
         --settles) SETTLES=${2//,/ }; shift 2 ;;
@@ -50,7 +59,7 @@ while [ $# -gt 0 ]; do
         *) qt_usage ;;
     esac
 done
-[ "$DO_TEST$DO_BENCH" != 00 ] || DO_TEST=1
+[ "$DO_TEST$DO_BENCH$DO_ALIASES" != 000 ] || DO_TEST=1
 TMO=${QEMU_TIMEOUT:-300}
 qt_need_root "apt-get, mknod in the images"
 log() { qt_log "$@"; }
@@ -112,6 +121,18 @@ with_libs /lib/udev/ata_id /lib/udev/ata_id
 with_libs /lib/udev/scsi_id /lib/udev/scsi_id
 with_libs /sbin/blkid /sbin/blkid
 extra "$QT_HERE/guest/coldplug-init.sh" /sbin/coldplug-report
+if [ "$DO_ALIASES" = 1 ]; then
+    log "building the lookup benchmarks"
+    cargo build -q --manifest-path "$QT_REPO/Cargo.toml" --profile host --target x86_64-unknown-linux-musl \
+        --features host,runtime --example aliasbench >"$W/logs/aliasbench.build.log" 2>&1 \
+        || { cat "$W/logs/aliasbench.build.log" >&2; qt_die "building examples/aliasbench failed"; }
+    ALIASBENCH=$QT_REPO/target/x86_64-unknown-linux-musl/host/examples/aliasbench
+    qt_packages libkmod-dev
+    KMODLOOKUP=$W/img/kmodlookup
+    gcc -O2 -Wall -o "$KMODLOOKUP" "$QT_HERE/guest/kmodlookup.c" -lkmod || qt_die "building guest/kmodlookup.c failed"
+    extra "$ALIASBENCH" /bin/aliasbench
+    with_libs "$KMODLOOKUP" /bin/kmodlookup
+fi
 
 IMG=$W/img/coldplug.img
 log "image $IMG ($(plan_q "$PLAN" .module_count) modules in the plan)"
@@ -271,6 +292,52 @@ if [ "$DO_TEST" = 1 ]; then
     fi
     [ "$DO_BENCH" = 1 ] || exit "$rc"
     [ "$rc" = 0 ] || exit "$rc"
+fi
+
+# --- the lookup benchmark --------------------------------------------------------
+if [ "$DO_ALIASES" = 1 ]; then
+    REASONS=""
+    boot aliases 2 "cp.variant=aliases"
+    [ -z "$REASONS" ] || qt_die "the lookup boot: $REASONS (log $LOG)"
+    sed -n 's/^T: modalias //p' "$LOG" >"$W/modaliases"
+    n=$(grep -c . "$W/modaliases" || true)
+    [ "$n" -gt 0 ] || qt_die "the lookup boot listed no modalias (log $LOG)"
+    # The modules each lookup names for each modalias, sorted, must agree.
+    names() {
+        sed -n 's/ -> */\t/p' | while IFS=$'\t' read -r a m; do
+            printf '%s\t%s\n' "$a" "$(echo "$m" | tr ' ' '\n' | sort | tr '\n' ' ')"
+        done | sort
+    }
+    "$ALIASBENCH" "$PLAN" "$W/modaliases" 1 --show | names >"$W/aliases.parmod"
+    "$KMODLOOKUP" "$MODDIR" "$ROOT/etc/modprobe.d" "$W/modaliases" 1 --show | names >"$W/aliases.libkmod"
+    if ! diff -u "$W/aliases.libkmod" "$W/aliases.parmod" >"$W/aliases.diff"; then
+        cat "$W/aliases.diff" >&2
+        qt_die "parmod's lookup and libkmod's name different modules (above: - libkmod, + parmod)"
+    fi
+    per() { sed -n 's/.*median \([0-9.]*\) ms per pass.*/\1/p'; }
+    nat_p=$("$ALIASBENCH" "$PLAN" "$W/modaliases" 200 | per)
+    nat_k=$("$KMODLOOKUP" "$MODDIR" "$ROOT/etc/modprobe.d" "$W/modaliases" 200 | per)
+    t0=$(date +%s%N)
+    while read -r a; do modprobe -d "$ROOT" -S "$KVER" -C "$ROOT/etc/modprobe.d" -R "$a" >/dev/null 2>&1 || true; done <"$W/modaliases"
+    nat_m=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')
+    tcg_p=$(t lookup-parmod | per) tcg_k=$(t lookup-libkmod | per) tcg_m=$(t lookup-modprobe | sed -n 's/^\([0-9.]*\) ms.*/\1/p')
+    {
+        echo "# Resolving a machine's modaliases ($(date -u +%Y-%m-%d), kernel $KVER)"
+        echo
+        echo "qemu-test/coldplug.sh --aliases: the $n modaliases in /sys of the coldplug machine after parmod's"
+        echo "coldplug, against the plan's $(plan_q "$PLAN" '.aliases | length') aliases ($(plan_q "$PLAN" .module_count) modules) and the tree's index files."
+        echo "Per pass over all $n: parmod's and libkmod's lookups the median of 200 passes natively and of 20 under TCG (QEMU"
+        echo "$("$QT_QEMU" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p'), -cpu max, 2 vCPUs); modprobe -R, one process per modalias, one pass."
+        echo "Build host: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load average $(cut -d' ' -f1-3 /proc/loadavg)."
+        echo "Both lookups name the same modules for every modalias."
+        echo
+        echo "| lookup | native (ms) | under TCG (ms) |"
+        echo "|---|---|---|"
+        echo "| parmod (the runtime's resolve, the plan's sorted aliases) | $nat_p | $tcg_p |"
+        echo "| libkmod (kmod_module_new_from_lookup + blacklist filter, as udevd) | $nat_k | $tcg_k |"
+        echo "| kmod's modprobe -R, a process per modalias | $nat_m | $tcg_m |"
+    } >"$W/aliases.md"
+    cat "$W/aliases.md"
 fi
 
 # --- the benchmark --------------------------------------------------------------

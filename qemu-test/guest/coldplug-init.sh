@@ -10,6 +10,8 @@
 #                         (scripts/init-top/udev of initramfs-tools): --daemon
 #                         --resolve-names=never, trigger subsystems, trigger devices, settle
 #   cp.variant=modprobe   kmod's one-shot: modprobe -q -b -a $(cat every /sys/devices/**/modalias)
+#   cp.variant=aliases    parmod coldplug, then the lookups of every modalias in /sys timed:
+#                         /bin/aliasbench, /bin/kmodlookup, modprobe -R (T: lookup-*)
 #   cp.late=MS            after the loader: wait MS, report the modules again (T: late-modules)
 #   cp.aliases=1          print every modalias of /sys/devices (T: modalias ...)
 # parmod as the real /init is booted with rdinit=/bin/parmod parmod.coldplug=1
@@ -119,6 +121,18 @@ case "$v" in
         # shellcheck disable=SC2046
         /usr/sbin/modprobe -q -b -a $(find /sys/devices -name modalias -exec cat {} +) || rc=$?
         mark end
+        ;;
+    aliases)
+        # The lookups alone, once parmod has coldplugged (so that the
+        # devices that appear only after a driver bound are there too).
+        /bin/parmod coldplug /etc/parmod.plan >/dev/null 2>&1 || rc=$?
+        find /sys/devices -name uevent -exec sed -n 's/^MODALIAS=\(..*\)/\1/p' {} + | sort -u > /tmp/modaliases
+        sed 's/^/T: modalias /' /tmp/modaliases
+        echo "T: lookup-parmod $(/bin/aliasbench /etc/parmod.plan /tmp/modaliases 20)"
+        echo "T: lookup-libkmod $(/bin/kmodlookup "/lib/modules/$(uname -r)" /etc/modprobe.d /tmp/modaliases 20)"
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        while read -r a; do /usr/sbin/modprobe -R "$a" >/dev/null 2>&1; done < /tmp/modaliases
+        echo "T: lookup-modprobe $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms (10 ms steps)"
         ;;
     *)
         echo "T: cp-error unknown variant '$v'"

@@ -21,7 +21,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use rustix::io::Errno;
 
 use super::clock::MS;
-use super::lookup::{resolve, Lookup};
+use super::lookup::{resolve, resolve_as, Lookup};
 use super::out::{emit, Out, Show, Sys};
 use super::sched::Sched;
 use super::supervisor::Hook;
@@ -84,6 +84,9 @@ pub struct Coldplug {
     pub matched: u32,
     /// Whether uevents arrive (the socket opened).
     hotplug: bool,
+    /// Whether a module's name has a `:` (no kernel module's can: a
+    /// modalias always has one).
+    colon_names: bool,
 }
 
 impl Coldplug {
@@ -93,7 +96,9 @@ impl Coldplug {
     pub fn start(s: &Sched, settle_ms: u32) -> Coldplug {
         let k = s.kernel;
         let now = k.now();
-        let mut c = Coldplug { settle_ns: settle_ms as u64 * MS, last_device: now, seen: [0; SEEN], remembered: 0, devices: 0, matched: 0, hotplug: true };
+        let colon_names = s.plan.modules().any(|m| m.name().contains(&b':'));
+        let mut c =
+            Coldplug { settle_ns: settle_ms as u64 * MS, last_device: now, seen: [0; SEEN], remembered: 0, devices: 0, matched: 0, hotplug: true, colon_names };
         if let Err(e) = k.open_uevents() {
             emit!(Out::stderr(), "parmod: cannot open the uevent socket: ", Sys::from(e), "; coldplug sees only the devices present now\n");
             c.hotplug = false;
@@ -125,7 +130,9 @@ impl Coldplug {
         self.devices += 1;
         self.last_device = s.kernel.now();
         let mut any = false;
-        resolve(&s.plan, s.cmdline.view(), ma, &mut |m| {
+        // A modalias is a module's name only if both can have a `:`.
+        let by_name = self.colon_names || !ma.contains(&b':');
+        resolve_as(&s.plan, s.cmdline.view(), ma, by_name, &mut |m| {
             any = true;
             s.want(m);
         });
@@ -225,7 +232,7 @@ mod tests {
 
     #[test]
     fn modaliases_are_remembered_while_there_is_room() {
-        let mut c = Coldplug { settle_ns: 0, last_device: 0, seen: [0; SEEN], remembered: 0, devices: 0, matched: 0, hotplug: false };
+        let mut c = Coldplug { settle_ns: 0, last_device: 0, seen: [0; SEEN], remembered: 0, devices: 0, matched: 0, hotplug: false, colon_names: false };
         let h = |i: u32| hash(format!("platform:pmf{i}").as_bytes());
         let see = |c: &mut Coldplug, i: u32, matched: bool| match c.unseen(h(i)) {
             Some(slot) => {

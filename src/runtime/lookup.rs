@@ -28,6 +28,13 @@ pub enum Lookup {
 /// Resolve `name`, calling `each` with every module it names (see the
 /// module documentation).
 pub fn resolve(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], each: &mut dyn FnMut(u32)) -> Lookup {
+    resolve_as(plan, cmdline, name, true, each)
+}
+
+/// [`resolve`], the module names looked at only when `by_name`: finding a
+/// name reads every module of the plan, which coldplug leaves out for a
+/// modalias that no module's name can equal (see `Coldplug::device`).
+pub fn resolve_as(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], by_name: bool, each: &mut dyn FnMut(u32)) -> Lookup {
     let mut norm = [0u8; NAME_MAX];
     let Some(n) = norm.get_mut(..name.len()) else { return Lookup::Unknown };
     n.copy_from_slice(name);
@@ -49,7 +56,7 @@ pub fn resolve(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], each: &mut dy
             add(a.module, true, &mut matched);
         }
     }
-    if !matched {
+    if !matched && by_name {
         if let Some(m) = plan.find_module(name) {
             add(m.index(), false, &mut matched);
         }

@@ -912,6 +912,25 @@ fn coldplug_wants_each_module_once_and_resolves_each_modalias_once() {
 }
 
 #[test]
+fn coldplug_looks_modaliases_up_by_module_name_as_kmod_does() {
+    // kmod's lookup takes a module of that name after the modprobe.d
+    // aliases. coldplug skips that step for modaliases with a `:` unless a
+    // module's name has one too.
+    let fake = Fake::new().leak();
+    fake.device_at("e1000e", T0);
+    let d = run_coldplug(&coldplug_plan(), fake, b"");
+    assert_eq!(d.status, 0);
+    assert_eq!(d.names(), ["e1000e"]);
+    let mut pb = coldplug_plan();
+    pb.modules.push(module("odd:name", 0, &[]));
+    let fake = Fake::new().leak();
+    fake.device_at("odd:name", T0);
+    let d = run_coldplug(&pb, fake, b"");
+    assert_eq!(d.status, 0);
+    assert_eq!(d.names(), ["odd:name"]);
+}
+
+#[test]
 fn coldplug_matches_a_cpu_modalias_of_every_feature_bit() {
     // An x86 CPU's modalias lists its feature bits: ~600 bytes in QEMU
     // with -cpu max, longer than any bus's. The CPU modules match it.
