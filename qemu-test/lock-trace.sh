@@ -25,7 +25,8 @@
 # Output in DIR (default build/lock-trace/KVER): jN.ftrace.txt (the trace),
 # jN.trace (parmod's), jN.report.txt (printed), jN.phases.tsv (its
 # per-module table), the console logs; with --tag, TAG-jN.* (to keep runs
-# of other parmod binaries: PARMOD=... PARMOD_PLAN=...).
+# of other parmod binaries: PARMOD=... PARMOD_PLAN=...). After a -j 1 boot,
+# qemu-test/lock-bound.sh's lower bound from it, in jN.bound.txt.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -151,3 +152,8 @@ for j in "${JOBS[@]}"; do
     } >"$J.report.txt"
     cat "$J.report.txt"
 done
+# the lower bound from the one-at-a-time boot
+if [[ " ${JOBS[*]} " == *" 1 "* ]]; then
+    "$QT_HERE/lock-bound.sh" --run "${TAG}j1" "$W" | tee "$W/${TAG}j1.bound.txt" ||
+        qt_log "no bound from ${TAG}j1 (qemu-test/lock-bound.sh $W)"
+fi
