@@ -117,34 +117,30 @@ scenario_root-switch() {
     finish "$name" "boot ${BOOT_SECS} s, $(summary | sed 's/^parmod: //'); root init at ${up:-?} s uptime; firmware: ${fw:-none}"
 }
 
-scenario_root-mount-fail() {
-    local name=root-mount-fail
+# rescue_scenario NAME APPEND DISK LINE: /init on DISK with APPEND must say
+# LINE (a grep pattern), then run the rescue program as PID 1.
+rescue_scenario() {
+    local name=$1 append=$2 disk=$3 line=$4
     [ "$MODE" = init ] || { skip "$name" "needs parmod as /init"; return; }
-    root_scenario "$name" "root=PARTUUID=$BLANK_PARTUUID rootfstype=ext4 parmod.rescue=/sbin/check" blank-disk.img || return
-    grep -q 'parmod: cannot mount /dev/vda1 on /root (rootfstype=ext4): ' "$LOG" \
-        || fail "no 'cannot mount /dev/vda1 on /root (rootfstype=ext4)' line"
+    root_scenario "$name" "$append parmod.rescue=/sbin/check" "$disk" || return
+    grep -q "$line" "$LOG" || fail "no '$line' line"
     rescued
-    finish "$name" "boot ${BOOT_SECS} s, $(grep -m1 -o 'parmod: cannot mount.*' "$LOG")"
+    finish "$name" "boot ${BOOT_SECS} s, $(grep -m1 -o "$line.*" "$LOG"), rescue at $(t next-start | cut -d' ' -f1) s uptime"
+}
+
+scenario_root-mount-fail() {
+    rescue_scenario root-mount-fail "root=PARTUUID=$BLANK_PARTUUID rootfstype=ext4" blank-disk.img \
+        'parmod: cannot mount /dev/vda1 on /root (rootfstype=ext4): '
 }
 
 scenario_root-no-init() {
-    local name=root-no-init
-    [ "$MODE" = init ] || { skip "$name" "needs parmod as /init"; return; }
-    root_scenario "$name" "root=PARTUUID=$ROOT_PARTUUID init=/sbin/no-such-init parmod.rescue=/sbin/check" root-disk.img || return
-    grep -q 'parmod: /sbin/no-such-init is not on the root file system /dev/vda1; set init=' "$LOG" \
-        || fail "no '/sbin/no-such-init is not on the root file system' line"
-    rescued
-    finish "$name" "boot ${BOOT_SECS} s, $(grep -m1 -o 'parmod: /sbin/no-such-init.*' "$LOG")"
+    rescue_scenario root-no-init "root=PARTUUID=$ROOT_PARTUUID init=/sbin/no-such-init" root-disk.img \
+        'parmod: /sbin/no-such-init is not on the root file system /dev/vda1; set init='
 }
 
 scenario_root-missing() {
-    local name=root-missing
-    [ "$MODE" = init ] || { skip "$name" "needs parmod as /init"; return; }
-    root_scenario "$name" "root=PARTUUID=00000000-0000-0000-0000-0000000000aa rootwait=3 parmod.rescue=/sbin/check" root-disk.img || return
-    grep -q 'parmod: the root device root=PARTUUID=00000000-0000-0000-0000-0000000000aa did not appear; block devices: .*vda1' "$LOG" \
-        || fail "no 'root device ... did not appear; block devices: ... vda1' line"
-    rescued
-    finish "$name" "boot ${BOOT_SECS} s, $(grep -m1 -o 'parmod: the root device.*' "$LOG"), rescue at $(t next-start | cut -d' ' -f1) s uptime"
+    rescue_scenario root-missing "root=PARTUUID=00000000-0000-0000-0000-0000000000aa rootwait=3" root-disk.img \
+        'parmod: the root device root=PARTUUID=00000000-0000-0000-0000-0000000000aa did not appear; block devices: .*vda1'
 }
 
 scenario_root-missing-sleep() {
