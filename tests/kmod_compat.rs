@@ -308,6 +308,27 @@ fn an_alias_named_like_a_module_takes_its_name_and_options() {
     same_as_kmod(&t, &["pm_other", "pm_net"], &[]);
 }
 
+/// An `install` line with a no-op command disables the name it gives, which
+/// the plan then lists; a name that no module can have (not printable ASCII)
+/// is not planned but unknown (found by `make fuzz`, config: the plan
+/// writer refused such a plan).
+#[test]
+fn a_disabled_name_that_no_module_can_have_is_unknown() {
+    let t = tree("install-odd-name")
+        .add(module("kernel/pm_net.ko", &[], &[]))
+        .conf("a.conf", "install p\u{e5} /bin/true\nalias pm-odd p\u{e5}\ninstall pm-off /bin/true\n");
+    t.write();
+    for name in ["p\u{e5}", "pm-odd"] {
+        let (code, _, err) = compile(&t, &[name]);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(name) || err.contains("p\u{e5}"), "{name}: {err}");
+        let (p, err) = compile_ok(&t, &["--skip-missing", name, "pm_net"]);
+        assert_eq!(names(&p), ["pm_net"], "{name}: {err}");
+    }
+    let (p, _) = compile_ok(&t, &["pm-off"]);
+    assert_eq!(module_of(&p, "pm_off")["disabled"], true);
+}
+
 /// Item: `symbol:NAME`, what request_module("symbol:...") asks for,
 /// resolves through modules.symbols; the plan keeps those aliases for the
 /// modprobe personality.

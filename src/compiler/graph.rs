@@ -10,7 +10,7 @@ use std::vec;
 use super::config::{Install, ModprobeConfig, Source};
 use super::error::{Error, Result};
 use super::kmod::{canonical, modname_from_path, normalize_alias, FastMap, KmodIndex, ModuleEntry};
-use crate::plan::glob_match;
+use crate::plan::{glob_match, is_token};
 
 /// What a name resolves to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -86,11 +86,15 @@ pub fn lookup(idx: &KmodIndex, cfg: &ModprobeConfig, name: &str, ignore_install:
             push(&mut out, Target::Builtin(target.clone()), Some(pat));
         } else {
             match install(target) {
-                Some(i) if i.noop().is_some() => push(&mut out, Target::Disabled(target.clone()), Some(pat)),
-                Some(i) => {
+                // A disabled name goes into the plan, which holds module names
+                // only (is_token): another name is missing.
+                Some(i) if i.noop().is_some() && is_token(target.as_bytes()) => {
+                    push(&mut out, Target::Disabled(target.clone()), Some(pat))
+                }
+                Some(i) if i.noop().is_none() => {
                     out.command.get_or_insert_with(|| i.clone());
                 }
-                None => out.missing.push((pat.clone(), target.clone(), src.clone())),
+                _ => out.missing.push((pat.clone(), target.clone(), src.clone())),
             }
         }
     }
@@ -111,7 +115,9 @@ pub fn lookup(idx: &KmodIndex, cfg: &ModprobeConfig, name: &str, ignore_install:
     if norm.starts_with("symbol:") && by_index(&mut out, idx.lookup_symbol(&norm)) {
         return out;
     }
-    if let Some(i) = (!ignore_install).then(|| cfg.install_named(&norm)).flatten() {
+    // An install line for a name that cannot be a module's (not a plan
+    // token) finds nothing: kmod would run its command for that name.
+    if let Some(i) = (!ignore_install && is_token(norm.as_bytes())).then(|| cfg.install_named(&norm)).flatten() {
         if i.noop().is_some() {
             push(&mut out, Target::Disabled(norm.clone()), None);
         } else {
