@@ -390,8 +390,9 @@ if [ "$DO_BENCH" = 1 ]; then
         done
         echo
         echo "vCPUs busy: the CPU time of the guest between the marks, summed over its vCPUs (/proc/stat)."
-        echo "No loader that loads these modules can settle sooner than parmod's busy time / vCPUs, less"
-        echo "parmod's own CPU time, plus the settle time (with nothing loading)."
+        echo "A run that costs the guest that much CPU time cannot settle sooner than busy / vCPUs (plus"
+        echo "parmod's settle time, with nothing loading); how much the kernel's work costs depends on the"
+        echo "order and overlap of the loads (see -j 1)."
         if [ -n "$SETTLES" ]; then
             echo
             echo "parmod coldplug with --settle MS, $last_smp vCPUs, one boot each:"
