@@ -20,7 +20,7 @@ fn main() {
 fn main() {
     use parmod::cmdline::CmdlineBuf;
     use parmod::plan::Plan;
-    use parmod::runtime::lookup::resolve_as;
+    use parmod::runtime::lookup::{names_have_colons, resolve_modalias};
     use std::time::Instant;
 
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,11 +52,10 @@ fn main() {
     let text = read(list_path);
     let aliases: Vec<&[u8]> = text.split(|&c| c == b'\n').filter(|l| !l.is_empty()).collect();
     let cmdline = CmdlineBuf::read_with(|_| 0);
-    // As coldplug resolves a modalias: by module name too only when a name
-    // of the plan could equal it (one with a `:`).
-    let colon_names = plan.modules().any(|m| m.name().contains(&b':'));
+    // As coldplug resolves a modalias.
+    let colon_names = names_have_colons(&plan);
     let resolve = |a: &[u8], f: &mut dyn FnMut(u32)| {
-        resolve_as(&plan, cmdline.view(), a, colon_names || !a.contains(&b':'), f);
+        resolve_modalias(&plan, cmdline.view(), a, colon_names, f);
     };
     let mut named = 0usize;
     for a in &aliases {

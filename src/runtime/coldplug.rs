@@ -21,7 +21,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use rustix::io::Errno;
 
 use super::clock::MS;
-use super::lookup::{resolve, resolve_as, Lookup};
+use super::lookup::{names_have_colons, resolve, resolve_modalias, Lookup};
 use super::out::{emit, Out, Show, Sys};
 use super::sched::Sched;
 use super::supervisor::Hook;
@@ -84,8 +84,7 @@ pub struct Coldplug {
     pub matched: u32,
     /// Whether uevents arrive (the socket opened).
     hotplug: bool,
-    /// Whether a module's name has a `:` (no kernel module's can: a
-    /// modalias always has one).
+    /// [`names_have_colons`] of the plan.
     colon_names: bool,
 }
 
@@ -96,7 +95,7 @@ impl Coldplug {
     pub fn start(s: &Sched, settle_ms: u32) -> Coldplug {
         let k = s.kernel;
         let now = k.now();
-        let colon_names = s.plan.modules().any(|m| m.name().contains(&b':'));
+        let colon_names = names_have_colons(&s.plan);
         let mut c =
             Coldplug { settle_ns: settle_ms as u64 * MS, last_device: now, seen: [0; SEEN], remembered: 0, devices: 0, matched: 0, hotplug: true, colon_names };
         if let Err(e) = k.open_uevents() {
@@ -130,9 +129,7 @@ impl Coldplug {
         self.devices += 1;
         self.last_device = s.kernel.now();
         let mut any = false;
-        // A modalias is a module's name only if both can have a `:`.
-        let by_name = self.colon_names || !ma.contains(&b':');
-        resolve_as(&s.plan, s.cmdline.view(), ma, by_name, &mut |m| {
+        resolve_modalias(&s.plan, s.cmdline.view(), ma, self.colon_names, &mut |m| {
             any = true;
             s.want(m);
         });

@@ -31,10 +31,21 @@ pub fn resolve(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], each: &mut dy
     resolve_as(plan, cmdline, name, true, each)
 }
 
-/// [`resolve`], the module names looked at only when `by_name`: finding a
-/// name reads every module of the plan, which coldplug leaves out for a
-/// modalias that no module's name can equal (see `Coldplug::device`).
-pub fn resolve_as(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], by_name: bool, each: &mut dyn FnMut(u32)) -> Lookup {
+/// Whether a module of `plan` has a `:` in its name (no kernel module's
+/// can; a modalias always has one): see [`resolve_modalias`].
+pub fn names_have_colons(plan: &Plan<'_>) -> bool {
+    plan.modules().any(|m| m.name().contains(&b':'))
+}
+
+/// [`resolve`] for a device's modalias: looked up as a module name only when
+/// it could be one (`colon_names`: [`names_have_colons`] of the plan, or no
+/// `:` in it), since finding a name reads every module of the plan.
+pub fn resolve_modalias(plan: &Plan<'_>, cmdline: Cmdline<'_>, ma: &[u8], colon_names: bool, each: &mut dyn FnMut(u32)) -> Lookup {
+    resolve_as(plan, cmdline, ma, colon_names || !ma.contains(&b':'), each)
+}
+
+/// [`resolve`], the module names looked at only when `by_name`.
+fn resolve_as(plan: &Plan<'_>, cmdline: Cmdline<'_>, name: &[u8], by_name: bool, each: &mut dyn FnMut(u32)) -> Lookup {
     let mut norm = [0u8; NAME_MAX];
     let Some(n) = norm.get_mut(..name.len()) else { return Lookup::Unknown };
     n.copy_from_slice(name);
