@@ -17,9 +17,11 @@
 # every round. KVER= picks the kernel (6.1, 6.12 or a version).
 #
 # Output: DIR (default build/ab/KVER)/results.tsv, one line per boot:
-#   variant round ms modules rc load1 others date
+#   variant round ms modules rc load1 others date busy
 # (load1: the host's 1-minute load average before the boot; others: CPUs
-# the rest of the host used during the boot, on average), and
+# the rest of the host used during the boot, on average; busy: how long the
+# guest's vCPUs were busy while the loader ran, in ms summed over the vCPUs,
+# from its /proc/stat at the marks in 10 ms steps), and
 # the medians per variant with their ratios to modprobe -a and to
 # systemd-modules-load of the same run, printed at the end.
 set -euo pipefail
@@ -144,9 +146,13 @@ boot() { # VARIANT ROUND
     c0=$(secs "$W/.times0") c1=$(secs "$W/.times1")
     others=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
         'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$r" "$ms" "${mods:-NA}" "${rc:-NA}" "$la" "$others" \
-        "$(date -u +%FT%TZ)" >>"$RES"
-    qt_log "$v r$r: $ms ms, ${mods:-?} modules, rc ${rc:-?}, load $la, others used $others CPUs"
+    local cpu
+    cpu=$(printf '%s\n%s\n' "$(sed -n 's/^T: cpu-start //p' "$logf")" "$(sed -n 's/^T: cpu-end //p' "$logf")" |
+        awk 'NF { n++ } NR == 1 { x = $1 + $2 + $3 + $6 + $7 + $8 } NR == 2 { y = $1 + $2 + $3 + $6 + $7 + $8 }
+             END { if (n == 2) printf "%d", (y - x) * 10; else print "NA" }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$r" "$ms" "${mods:-NA}" "${rc:-NA}" "$la" "$others" \
+        "$(date -u +%FT%TZ)" "$cpu" >>"$RES"
+    qt_log "$v r$r: $ms ms, ${mods:-?} modules, rc ${rc:-?}, load $la, others used $others CPUs, guest busy $cpu ms"
 }
 VARIANTS=(modprobe-a systemd-modules-load "${NAMES[@]}")
 first=$(( $(cut -f2 "$RES" 2>/dev/null | sort -n | tail -n1 || echo 0) + 1 ))
@@ -162,11 +168,12 @@ median() { sort -g | awk 'NF {a[++n]=$1} END{if(n==0){print "NA"} else if(n%2){p
 med() { awk -F'\t' -v v="$1" '$1==v && $3!="NA" {print $3}' "$RES" | median; }
 base=$(med modprobe-a) sdml=$(med systemd-modules-load)
 echo "kernel $KVER, $(cut -f2 "$RES" | sort -u | grep -c .) rounds; medians of all boots in $RES"
-printf '%-22s %10s %8s %8s  %s\n' variant "median ms" "/ mp -a" "/ sdml" "boots (ms)"
+printf '%-22s %10s %8s %8s %8s  %s\n' variant "median ms" "/ mp -a" "/ sdml" "busy ms" "boots (ms)"
 for v in "${VARIANTS[@]}"; do
     m=$(med "$v")
-    printf '%-22s %10s %8s %8s  %s\n' "$v" "$m" \
+    printf '%-22s %10s %8s %8s %8s  %s\n' "$v" "$m" \
         "$(awk -v a="$m" -v b="$base" 'BEGIN{ if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.3f", a / b }')" \
         "$(awk -v a="$m" -v b="$sdml" 'BEGIN{ if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.3f", a / b }')" \
+        "$(awk -F'\t' -v v="$v" '$1==v && $9!="" && $9!="NA" {print $9}' "$RES" | median)" \
         "$(awk -F'\t' -v v="$v" '$1==v {printf "%s ", $3}' "$RES")"
 done

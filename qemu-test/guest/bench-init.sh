@@ -31,7 +31,12 @@ for w in $(cat /proc/cmdline); do
 done
 list=$(cat /etc/bench-modules)
 echo "T: bench-ready $(cut -d' ' -f1 /proc/uptime) variant=$v jobs=$j"
-mark() { echo "bench: $1" > /dev/kmsg; }
+# The "cpu" line of /proc/stat at each mark: how long the vCPUs were busy in between.
+mark() {
+    if [ "$1" = end ]; then cpu1=$(sed -n 's/^cpu  *//p;q' /proc/stat); fi
+    echo "bench: $1" > /dev/kmsg
+    if [ "$1" = start ]; then cpu0=$(sed -n 's/^cpu  *//p;q' /proc/stat); fi
+}
 rc=0
 case "$v" in
     modprobe-a)
@@ -92,6 +97,8 @@ case "$v" in
 esac
 echo "T: bench-rc $rc"
 echo "T: bench-nproc $(grep -c '^processor' /proc/cpuinfo)"
+[ -z "${cpu0:-}" ] || echo "T: cpu-start $cpu0"
+[ -z "${cpu1:-}" ] || echo "T: cpu-end $cpu1"
 # The two marks with their kernel time stamps ("[    3.123456] bench: start").
 dmesg | grep 'bench: \(start\|end\)$' | sed 's/^/T: mark /'
 echo "T: modules $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
