@@ -115,10 +115,6 @@ for name in "${NAMES[@]}"; do
 done
 
 # --- the boots ------------------------------------------------------------------------
-# secs FILE: the children's user + system seconds in the output of `times`
-# (run in this shell: a subshell has no children of its own).
-secs() { tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.2f", t }'; }
-busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 RES=$W/results.tsv
 touch "$RES"
 boot() { # VARIANT ROUND
@@ -130,11 +126,11 @@ boot() { # VARIANT ROUND
     logf=$W/logs/$v.r$r.log
     la=$(cut -d' ' -f1 /proc/loadavg)
     times >"$W/.times0"
-    b0=$(busy) t0=$(date +%s.%N)
+    b0=$(qt_host_busy) t0=$(date +%s.%N)
     qt_boot --arch x86_64 --initrd "$img" --timeout 240 --log "$logf" \
         --append "quiet bench.variant=$kind bench.jobs=0" -- -cpu max || true
     times >"$W/.times1"
-    b1=$(busy) t1=$(date +%s.%N)
+    b1=$(qt_host_busy) t1=$(date +%s.%N)
     s=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: start$/\1/p' "$logf" | head -n1)
     e=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: end$/\1/p' "$logf" | head -n1)
     ms=NA
@@ -142,14 +138,10 @@ boot() { # VARIANT ROUND
     mods=$(sed -n 's/^T: module-count //p' "$logf" | head -n1)
     rc=$(sed -n 's/^T: bench-rc //p' "$logf" | head -n1)
     # The host's CPU time less QEMU's (this shell's children: `times`), per second of the boot.
-    local others c0 c1
-    c0=$(secs "$W/.times0") c1=$(secs "$W/.times1")
-    others=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
-        'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
+    local others
+    others=$(qt_others "$b0" "$b1" "$(qt_times_secs "$W/.times0")" "$(qt_times_secs "$W/.times1")" "$t0" "$t1")
     local cpu
-    cpu=$(printf '%s\n%s\n' "$(sed -n 's/^T: cpu-start //p' "$logf")" "$(sed -n 's/^T: cpu-end //p' "$logf")" |
-        awk 'NF { n++ } NR == 1 { x = $1 + $2 + $3 + $6 + $7 + $8 } NR == 2 { y = $1 + $2 + $3 + $6 + $7 + $8 }
-             END { if (n == 2) printf "%d", (y - x) * 10; else print "NA" }')
+    cpu=$(qt_guest_busy_ms "$(sed -n 's/^T: cpu-start //p' "$logf")" "$(sed -n 's/^T: cpu-end //p' "$logf")")
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$r" "$ms" "${mods:-NA}" "${rc:-NA}" "$la" "$others" \
         "$(date -u +%FT%TZ)" "$cpu" >>"$RES"
     qt_log "$v r$r: $ms ms, ${mods:-?} modules, rc ${rc:-?}, load $la, others used $others CPUs, guest busy $cpu ms"

@@ -218,28 +218,9 @@ image_of() { # workload (uses $KW/img/$w.plan and $KW/img/$w-profile.plan)
         -o "$KW/img/$w.img" 2>"$KW/img/$w.img.log" || { cat "$KW/img/$w.img.log" >&2; exit 1; }
 }
 
-# Host CPU in use, in jiffies (USER_HZ = 100), and CPU seconds of our waited-for children.
-cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-# secs_of FILE: children's user + system seconds from the output of `times`
-# (which must run in this shell: a $(...) subshell has no children of its own).
-secs_of() { tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.2f", t }'; }
-
 # Wait (up to BENCH_QUIET_WAIT s, default 60) until the host's other load is
 # below BENCH_MAX_OTHER CPUs over 2 s, so that boots do not start in a build.
-wait_quiet() {
-    local waited=0 b0 b1 other
-    while :; do
-        b0=$(cpu_busy); sleep 2; b1=$(cpu_busy)
-        other=$(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", (b - a) / 100 / 2}')
-        awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{exit !(o <= m)}' && return 0
-        waited=$((waited + 2))
-        if [ "$waited" -ge "${BENCH_QUIET_WAIT:-60}" ]; then
-            log "host still busy ($other CPUs in use by others), booting anyway"
-            return 0
-        fi
-        sleep 3; waited=$((waited + 3))
-    done
-}
+wait_quiet() { qt_wait_quiet "$MAX_OTHER" "${BENCH_QUIET_WAIT:-60}"; }
 
 # bootone RUN VARIANT TAG: one boot of RUN (WORKLOAD@KVER); appends a line to results.tsv.
 # Columns: kernel workload variant tag ms modules rc load1 load5 date other ok stuck slow replaced note
@@ -261,22 +242,20 @@ bootone() {
     use_kernel "$k"
     local name=$k.$w.$v.$tag
     local logf=$W/logs/$name.log
-    local la rc=0 b0 b1 c0 c1 t0 t1
+    local la rc=0 b0 b1 t0 t1
     wait_quiet
     local hogs=() i
     case "$v" in parmod-hogs*) for i in $(seq 1 "${v#parmod-hogs}"); do (while :; do :; done) & hogs+=($!); done ;; esac
     la=$(cut -d' ' -f1,2 /proc/loadavg)
     times > "$W/.times0"
-    b0=$(cpu_busy) t0=$(date +%s.%N)
+    b0=$(qt_host_busy) t0=$(date +%s.%N)
     qt_boot --arch x86_64 --initrd "$KW/img/$w.img" --timeout "$TMO" --smp "$SMP" \
         --log "$logf" --append "quiet bench.variant=$kind bench.jobs=$jobs" -- -cpu max || rc=$?
     [ ${#hogs[@]} = 0 ] || { kill "${hogs[@]}"; wait "${hogs[@]}" 2>/dev/null || true; }
     times > "$W/.times1"
-    b1=$(cpu_busy) t1=$(date +%s.%N)
-    c0=$(secs_of "$W/.times0") c1=$(secs_of "$W/.times1")
+    b1=$(qt_host_busy) t1=$(date +%s.%N)
     local other ok
-    other=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
-        'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
+    other=$(qt_others "$b0" "$b1" "$(qt_times_secs "$W/.times0")" "$(qt_times_secs "$W/.times1")" "$t0" "$t1")
     ok=$(awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{print (o <= m) ? 1 : 0}')
     local s e ms mods grc stuck slow repl note
     s=$(sed -n 's/^T: mark \[ *\([0-9.]*\)\] bench: start$/\1/p' "$logf" | head -n1)

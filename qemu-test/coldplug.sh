@@ -180,15 +180,7 @@ span_ms() {
 # busy_ms: how long the vCPUs were busy (user, nice, system, irq,
 # softirq, steal; summed over the vCPUs) between the marks of $LOG, in ms (USER_HZ
 # is 100: 10 ms steps), or NA.
-busy_ms() {
-    local a b
-    a=$(t cpu-start) b=$(t cpu-end)
-    if [ -n "$a" ] && [ -n "$b" ]; then
-        printf '%s\n%s\n' "$a" "$b" | awk 'NR == 1 { x = $1 + $2 + $3 + $6 + $7 + $8 } NR == 2 { printf "%d", ($1 + $2 + $3 + $6 + $7 + $8 - x) * 10 }'
-    else
-        echo NA
-    fi
-}
+busy_ms() { qt_guest_busy_ms "$(t cpu-start)" "$(t cpu-end)"; }
 
 log "set-up done in $(( $(date +%s) - t_start )) s"
 

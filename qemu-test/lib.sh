@@ -314,6 +314,48 @@ qt_trace() {
     [ -s "$2" ]
 }
 
+# --- CPU time on the host and in the guest --------------------------------------
+# The host's busy CPU time in jiffies (USER_HZ = 100): user, nice, system,
+# irq, softirq, steal of the "cpu" line of /proc/stat.
+qt_host_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
+# qt_times_secs FILE: the children's user + system seconds in the output of
+# `times` (run in the caller's shell: a $(...) subshell has no children).
+qt_times_secs() { tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.2f", t }'; }
+# qt_others B0 B1 C0 C1 T0 T1: the CPUs the rest of the host used between two
+# readings (qt_host_busy B, qt_times_secs C of our children, date +%s.%N T),
+# on average.
+qt_others() {
+    awk -v b0="$1" -v b1="$2" -v c0="$3" -v c1="$4" -v t0="$5" -v t1="$6" \
+        'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }'
+}
+# qt_wait_quiet MAX SECONDS: wait (at most SECONDS) until the host's load
+# over 2 s is at most MAX CPUs, so that a timed boot does not start in a build.
+qt_wait_quiet() {
+    local waited=0 b0 b1 other
+    while :; do
+        b0=$(qt_host_busy); sleep 2; b1=$(qt_host_busy)
+        other=$(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", (b - a) / 100 / 2}')
+        awk -v o="$other" -v m="$1" 'BEGIN{exit !(o <= m)}' && return 0
+        waited=$((waited + 2))
+        if [ "$waited" -ge "$2" ]; then
+            qt_log "host still busy ($other CPUs in use by others), booting anyway"
+            return 0
+        fi
+        sleep 3; waited=$((waited + 3))
+    done
+}
+# qt_guest_busy_ms A B: how long the guest's vCPUs were busy (user, nice,
+# system, irq, softirq, steal; summed over the vCPUs) between two of its
+# /proc/stat "cpu" lines without the "cpu" (A: the earlier), in ms (10 ms
+# steps); NA when one is missing.
+qt_guest_busy_ms() {
+    if [ -n "$1" ] && [ -n "$2" ]; then
+        printf '%s\n%s\n' "$1" "$2" | awk 'NR == 1 { x = $1 + $2 + $3 + $6 + $7 + $8 } NR == 2 { printf "%d", ($1 + $2 + $3 + $6 + $7 + $8 - x) * 10 }'
+    else
+        echo NA
+    fi
+}
+
 # --- plan and trace, through parmod-plan's JSON ------------------------------
 # (jq options such as --arg NAME VALUE may come before FILTER)
 plan_q() { local p=$1; shift; "$PARMOD_PLAN" show --json "$p" | jq -r "$@"; }

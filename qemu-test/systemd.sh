@@ -86,21 +86,8 @@ declare -A R_ROOT R_MULTI R_UNIT R_UCPU R_MODS R_OTHER
 # The host is shared: CPUs used by anything but the boot itself, as bench.sh
 # measures them (busy jiffies of /proc/stat less the boot's own CPU time).
 MAX_OTHER=${BENCH_MAX_OTHER:-0.3}
-cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-# secs_of FILE: children's user + system seconds in the output of `times`
-# (run in this shell: a $(...) subshell has no children of its own).
-secs_of() { tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.2f", t }'; }
 # Before a timed boot: wait up to 120 s for the others to fall under MAX_OTHER.
-wait_quiet() {
-    local waited=0 b0 b1 other
-    while [ "$waited" -lt 120 ]; do
-        b0=$(cpu_busy); sleep 2; b1=$(cpu_busy)
-        other=$(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", (b - a) / 100 / 2}')
-        awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{exit !(o <= m)}' && return 0
-        sleep 3; waited=$((waited + 5))
-    done
-    log "host still busy ($other CPUs used by others), booting anyway"
-}
+wait_quiet() { qt_wait_quiet "$MAX_OTHER" 120; }
 
 boot_one() { # VARIANT RUN
     local v=$1 run=$2 img append
@@ -111,17 +98,16 @@ boot_one() { # VARIANT RUN
     esac
     [ "$v" = stock ] || [ -z "$PARGS" ] || append="$append systemd.setenv=PMTEST_ARGS=$PARGS"
     local name=$v$([ "$BOOTS" -gt 1 ] && echo "-$run")
-    local rc=0 b0 b1 c0 c1 t0 t1
+    local rc=0 b0 b1 t0 t1
     [ "$BOOTS" -gt 1 ] && wait_quiet
     LOG=$D/logs/$name.log
     times > "$D/.times0"
-    b0=$(cpu_busy) c0=$(secs_of "$D/.times0") t0=$(date +%s.%N)
+    b0=$(qt_host_busy) t0=$(date +%s.%N)
     qt_boot --arch x86_64 --initrd "$img" --timeout "$TMO" --log "$LOG.tty" \
         --append "$append" -- -cpu max -drive "file=$D/disk.img,if=virtio,format=raw,snapshot=on" || rc=$?
     times > "$D/.times1"
-    b1=$(cpu_busy) c1=$(secs_of "$D/.times1") t1=$(date +%s.%N)
-    OTHER=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
-        'BEGIN{ o = ((b1 - b0) / 100 - (c1 - c0)) / (t1 - t0); if (o < 0) o = 0; printf "%.2f", o }')
+    b1=$(qt_host_busy) t1=$(date +%s.%N)
+    OTHER=$(qt_others "$b0" "$b1" "$(qt_times_secs "$D/.times0")" "$(qt_times_secs "$D/.times1")" "$t0" "$t1")
     # systemd's colours off
     sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' "$LOG.tty" > "$LOG"
     [ "$rc" = 124 ] && fail "QEMU timed out after $TMO s"
