@@ -2,6 +2,7 @@
 # A small Debian 12 system on an ext4 disk image, for qemu-test/systemd.sh.
 #
 #   qemu-test/debian-root.sh --kver V --fixtures DIR --parmod BIN --parmod-plan BIN -o DIR
+#       [--profile TRACE --profile-plan PLAN]
 #
 # DIR (build/debian) gets, each cached between runs:
 #   base/               mmdebstrap --variant=minbase of bookworm with systemd-sysv,
@@ -18,7 +19,9 @@
 # The system: /lib/modules/V copied from the build host plus the fixtures in
 # extra/parmod (depmod), /lib/firmware/pm_late_fw.bin, parmod installed with
 # `make install DESTDIR=... PREFIX=/usr`, /etc/parmod.plan compiled from its
-# modules-load.d by `packaging/install.sh --postinst`, parmod-modules-load.service
+# modules-load.d by `packaging/install.sh --postinst` (with --profile: then
+# compiled again with the load times of TRACE, a parmod trace recorded with
+# PLAN, as parmod-plan compile --profile does), parmod-modules-load.service
 # enabled, the list in debian/modules.conf, and the boot checks
 # (debian/check.sh, parmod-boot-check.service, pm-late-user.service).
 # Kernel command line switches of the test system:
@@ -34,7 +37,7 @@ log() { echo "$me: $*" >&2; }
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-KVER="" FIX="" PARMOD="" PARMOD_PLAN="" OUT=""
+KVER="" FIX="" PARMOD="" PARMOD_PLAN="" OUT="" PROFILE="" PROFILE_PLAN=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --kver) KVER=$2; shift 2 ;;
@@ -42,10 +45,15 @@ while [ $# -gt 0 ]; do
         --parmod) PARMOD=$2; shift 2 ;;
         --parmod-plan) PARMOD_PLAN=$2; shift 2 ;;
         -o) OUT=$2; shift 2 ;;
-        *) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        --profile) PROFILE=$2; shift 2 ;;
+        --profile-plan) PROFILE_PLAN=$2; shift 2 ;;
+        *) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 [ -n "$KVER" ] && [ -n "$FIX" ] && [ -n "$PARMOD" ] && [ -n "$PARMOD_PLAN" ] && [ -n "$OUT" ] || die "need --kver, --fixtures, --parmod, --parmod-plan and -o"
+if [ -n "$PROFILE" ] && { [ ! -f "$PROFILE" ] || [ ! -f "$PROFILE_PLAN" ]; }; then
+    die "--profile needs a trace and --profile-plan the plan it was recorded with"
+fi
 [ "$(id -u)" = 0 ] || die "must run as root"
 [ -d "/lib/modules/$KVER/kernel" ] || die "no modules for $KVER in /lib/modules"
 [ -f "$FIX/pm_late_misc.ko" ] || die "no fixture modules in $FIX (make -C qemu-test/fixtures)"
@@ -75,7 +83,8 @@ fi
 
 # --- the tree ---------------------------------------------------------------
 key=$( { cat "$0" "$here"/debian/*; cat "$PARMOD" "$PARMOD_PLAN" "$FIX"/*.ko; echo "$KVER $PACKAGES";
-         cat "$repo/packaging/install.sh" "$repo"/packaging/systemd/*.service "$repo"/packaging/systemd/*/*; } | sha256sum | cut -c1-16)
+         cat "$repo/packaging/install.sh" "$repo"/packaging/systemd/*.service "$repo"/packaging/systemd/*/*;
+         [ -z "$PROFILE" ] || cat "$PROFILE" "$PROFILE_PLAN"; } | sha256sum | cut -c1-16)
 if [ -f "$OUT/disk.img" ] && [ "$(cat "$OUT/disk.key" 2>/dev/null)" = "$key" ] && [ -f "$OUT/initrd-debian.img" ] && [ -f "$OUT/system.plan" ]; then
     log "disk $OUT/disk.img is up to date"
     exit 0
@@ -117,6 +126,11 @@ make -C "$repo" --no-print-directory install DESTDIR="$T" PREFIX=/usr \
 PATH=$(dirname "$PARMOD_PLAN"):$PATH "$repo/packaging/install.sh" --postinst --root "$T" --kver "$KVER" --no-enable \
     >>"$OUT/install.log" 2>&1 || { cat "$OUT/install.log" >&2; die "plan compile failed"; }
 [ -f "$T/etc/parmod.plan" ] || die "no /etc/parmod.plan in the system"
+if [ -n "$PROFILE" ]; then
+    "$PARMOD_PLAN" compile --root "$T" --kver "$KVER" --profile "$PROFILE" --profile-plan "$PROFILE_PLAN" \
+        -o "$T/etc/parmod.plan" >>"$OUT/install.log" 2>&1 || { cat "$OUT/install.log" >&2; die "profiled plan compile failed"; }
+    log "/etc/parmod.plan compiled with the load times of $PROFILE"
+fi
 cp "$T/etc/parmod.plan" "$OUT/system.plan"
 
 # Units: parmod's (off with pmtest.stock), the consumer, the checks.

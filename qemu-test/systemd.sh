@@ -13,7 +13,7 @@
 #           node pm_late_misc registers 4.5 s after its init
 #
 #   qemu-test/systemd.sh [--only stock,parmod,late] [--boots N] [--bench FILE]
-#       [--parmod-args --jobs=2]
+#       [--parmod-args --jobs=2] [--profile TRACE PLAN]
 #
 # Checks, from inside each booted system (debian/check.sh on the serial
 # console): multi-user.target reached, the system "running" (no failed
@@ -30,18 +30,23 @@
 # multi-user.target, and the module-loading unit's duration; --bench FILE
 # also writes them there. --parmod-args WORD: an option for parmod in
 # parmod-modules-load.service (systemd.setenv=PMTEST_ARGS=... on the kernel
-# command line of the parmod and late boots). Environment: PARMOD, PARMOD_PLAN, KVER,
+# command line of the parmod and late boots). --profile TRACE PLAN: the
+# system's plan compiled with the load times of TRACE (a trace of parmod's
+# unit, build/debian/logs/NAME.trace, best from a --parmod-args -j1 boot)
+# recorded with PLAN (that boot's build/debian/system.plan, copied away
+# first: every run writes it again). Environment: PARMOD, PARMOD_PLAN, KVER,
 # QEMU_TIMEOUT (per boot, default 300).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 D=$QT_REPO/build/debian
-ONLY="stock parmod late" BOOTS=1 BENCH="" PARGS=""
+ONLY="stock parmod late" BOOTS=1 BENCH="" PARGS="" PROFILE=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=${2//,/ }; shift 2 ;;
         --boots) BOOTS=$2; shift 2 ;;
         --bench) BENCH=$2; shift 2 ;;
+        --profile) PROFILE=(--profile "$2" --profile-plan "$3"); shift 3 ;;
         --parmod-args) PARGS=$2; shift 2 ;;
         *) qt_usage ;;
     esac
@@ -58,7 +63,7 @@ qt_binaries --arch x86_64 "$D/logs/build.log"
 log "kernel $KVER; fixtures, Debian system, images"
 qt_fixtures "$QT_REPO/build/qemu/fixtures"
 "$QT_HERE/debian-root.sh" --kver "$KVER" --fixtures "$QT_REPO/build/qemu/fixtures" \
-    --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" -o "$D"
+    --parmod "$PARMOD" --parmod-plan "$PARMOD_PLAN" -o "$D" "${PROFILE[@]}"
 # shellcheck disable=SC1091
 . "$D/disk.env"
 mk_initramfs() { # IMAGE [ROOT]
