@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
         --only) ONLY=${2//,/ }; shift 2 ;;
         --boots) BOOTS=$2; shift 2 ;;
         --bench) BENCH=$2; shift 2 ;;
-        --profile) PROFILE=(--profile "$2" --profile-plan "$3"); shift 3 ;;
+        --profile) [ $# -ge 3 ] || qt_usage; PROFILE=(--profile "$2" --profile-plan "$3"); shift 3 ;;
         --parmod-args) PARGS=$2; shift 2 ;;
         *) qt_usage ;;
     esac
