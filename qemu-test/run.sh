@@ -27,7 +27,7 @@ ALL="fixture-graph failure stuck busy-init late-waits real-devices real-large bu
 # Scenarios that run only when named with --only.
 EXTRA=""
 # The hostile machine (README.md, "Scenarios").
-ALL="$ALL task-names request-loading request-self request-storm kernel-fs console-full coldplug-flood"
+ALL="$ALL task-names request-loading request-self on-request request-storm kernel-fs console-full coldplug-flood"
 ALL="$ALL root-switch root-mount-fail root-no-init root-missing root-missing-sleep root-firmware-early"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -633,6 +633,30 @@ scenario_request-loading() { request_scenario request-loading pm_req_waiter pm_r
 # request_module() of the module whose init is asking (a crypto self test
 # asking for the algorithm its module registers): must not wait for itself.
 scenario_request-self() { request_scenario request-self pm_req_self pm_req_self_alias pm_req_self pm_chain_c; }
+
+# A module only the kernel asks for (compiled --on-request): the run leaves
+# it out, pm_request's request_module() loads it from the plan through the
+# modprobe personality, and its file is in the image.
+scenario_on-request() {
+    local name=on-request append="quiet"
+    [ "$PERSONALITY" = yes ] || { skip "$name" "parmod has no modprobe personality"; return; }
+    plan "$name" pm_request pm_chain_c --on-request pm_requested || { fail "plan compile failed"; return; }
+    "$PARMOD_PLAN" show "$W/img/$name.plan" | grep -q '^ *[0-9]* pm_requested \[on-request\]' \
+        || fail "pm_requested is not on request in the plan"
+    image "$name" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
+    boot "$name" "$append"
+    local req
+    req=$(sed -n 's/.*request_module(pm_requested) = \(.*\)$/\1/p' "$LOG" | head -n1)
+    [ "$req" = "0, present" ] || fail "request_module(pm_requested) gave '${req:-nothing}', want '0, present'"
+    local m
+    for m in pm_request pm_requested pm_chain_a pm_chain_b pm_chain_c; do has_module "$m" || fail "$m not loaded"; done
+    # The run's own summary: the four modules of the run, nothing skipped.
+    [ "$(summary_field loaded)" = 4 ] && [ "$(summary_field skipped)" = 0 ] && [ "$(summary_field failed)" = 0 ] \
+        || fail "summary '$(summary)', want 4 loaded (pm_requested by the request, not the run), 0 skipped, 0 failed"
+    check_exit 0
+    finish "$name" "boot ${BOOT_SECS} s, request_module: $req, $(summary | sed 's/^parmod: //')"
+}
 
 # 200 request_module() calls from as many kernel threads, spread over the
 # first second of the run, while the plan loads: of modules loaded, still

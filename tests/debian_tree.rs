@@ -95,7 +95,7 @@ fn plans_match_modprobe_show_depends() {
     let inputs = compiler::load_inputs(&opts, &mut |_| {}).expect("load the kernel's index files");
     let mut plans = Vec::new();
     for name in &names {
-        let req = [Request { name: name.clone(), source: None }];
+        let req = [Request { name: name.clone(), source: None, on_request: false }];
         let b = compiler::compile_requests(&opts, &inputs, &req, &mut |_| {})
             .unwrap_or_else(|e| panic!("compile {name}: {e}"));
         plans.push(b.build().expect("build"));

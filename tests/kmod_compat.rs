@@ -63,6 +63,11 @@ fn loaded(p: &Value) -> BTreeSet<String> {
     modules(p).iter().filter(|m| m["disabled"] == false).map(|m| m["name"].as_str().unwrap().to_string()).collect()
 }
 
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
 fn set(v: &[&str]) -> BTreeSet<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -457,6 +462,57 @@ fn post_soft_dependencies_wait_for_their_module() {
         let seq: Vec<&str> = k[1].insmod.iter().map(|x| x.0.as_str()).collect();
         assert_eq!(seq, ["pm_pre", "pm_x", "pm_postdep", "pm_post"]);
     }
+}
+
+/// `--on-request`: modules the kernel asks for by itself (the crypto
+/// manager's `crypto-stdrng`) are planned with what they need, flagged
+/// ON_REQUEST, their aliases kept; what the run needs anyway is not flagged;
+/// they add nothing to the run's priorities or total weight.
+#[test]
+fn on_request_modules_are_planned_not_run() {
+    let t = tree("on-request")
+        .add(module("kernel/pm_ecdh.ko", &[], &["pm_shared_fn"]))
+        .add(module("kernel/pm_shared.ko", &["pm_shared_fn"], &[]))
+        .add(module("kernel/pm_drbg.ko", &[], &["pm_shared_fn", "pm_rngdep_fn"]).alias("crypto-stdrng"))
+        .add(module("kernel/pm_rngdep.ko", &["pm_rngdep_fn"], &[]))
+        .add(module("kernel/pm_cprng.ko", &[], &[]).alias("crypto-stdrng"));
+    t.write();
+    let (base, _) = compile_ok(&t, &["pm_ecdh"]);
+    let (p, _) = compile_ok(&t, &["pm_ecdh", "--on-request", "crypto-stdrng"]);
+    let flags = |n: &str| -> Vec<String> {
+        module_of(&p, n)["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect()
+    };
+    // The alias matches two modules: both planned, as kmod loads both.
+    for n in ["pm_drbg", "pm_rngdep", "pm_cprng"] {
+        assert!(flags(n).contains(&"on-request".to_string()), "{n}: {:?}", flags(n));
+        assert_eq!(module_of(&p, n)["on_request"], true);
+        assert!(!flags(n).contains(&"requested".to_string()) && !flags(n).contains(&"soft-only".to_string()), "{n}: {:?}", flags(n));
+    }
+    for n in ["pm_ecdh", "pm_shared"] {
+        assert!(!flags(n).contains(&"on-request".to_string()), "{n}: {:?}", flags(n));
+        // The run's modules keep the priorities of the plan without them.
+        assert_eq!(module_of(&p, n)["priority"], module_of(&base, n)["priority"], "{n}");
+    }
+    assert_eq!(p["total_weight_us"], base["total_weight_us"]);
+    assert_eq!(p["total_serial_us"], base["total_serial_us"]);
+    let aliases: Vec<&str> = p["aliases"].as_array().unwrap().iter().filter(|a| a["pattern"] == "crypto_stdrng").map(|a| a["module"].as_str().unwrap()).collect();
+    assert_eq!(sorted(aliases.iter().map(|s| s.to_string()).collect()), ["pm_cprng", "pm_drbg"]);
+    // Named as well: loaded by the run, not on request.
+    let (p, _) = compile_ok(&t, &["pm_ecdh", "pm_drbg", "--on-request=crypto-stdrng"]);
+    assert_eq!(module_of(&p, "pm_drbg")["on_request"], false);
+    assert_eq!(module_of(&p, "pm_rngdep")["on_request"], false);
+    assert_eq!(module_of(&p, "pm_cprng")["on_request"], true);
+    // An unknown on-request name fails like an unknown name.
+    let (code, _, err) = compile(&t, &["pm_ecdh", "--on-request", "pm_nothing"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("pm_nothing"), "{err}");
+    // A plan of every module has nothing to keep on request.
+    let (code, _, err) = compile(&t, &["--all", "--on-request", "crypto-stdrng"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--on-request with --all"), "{err}");
+    let (code, _, err) = compile(&t, &["pm_ecdh", "--on-request", "pm_drbg,"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("an empty name"), "{err}");
 }
 
 /// Item: blacklist and aliases. A request through an alias skips the

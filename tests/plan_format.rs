@@ -730,8 +730,8 @@ fn wrong_version() {
         assert_eq!(Plan::parse(&v).err(), Some(PlanError::Version { found: version }));
         assert_eq!(Plan::parse_structure(&v).err(), Some(PlanError::Version { found: version }));
     }
-    let msg = PlanError::Version { found: 2 }.to_string();
-    assert_eq!(msg, "plan format version 2, this parmod reads version 3; rebuild the plan with a matching parmod-plan");
+    let msg = PlanError::Version { found: 3 }.to_string();
+    assert_eq!(msg, "plan format version 3, this parmod reads version 4; rebuild the plan with a matching parmod-plan");
 }
 
 #[test]
@@ -994,6 +994,26 @@ fn writer_refuses_nul_in_strings() {
         edit(&mut b);
         assert!(b.build().is_err(), "{what}: a string with NUL was accepted and will read back truncated");
     }
+}
+
+/// Version 4: ON_REQUEST is read back, and refused in a plan of every
+/// module (there it would mean nothing) by the reader and the writer.
+#[test]
+fn on_request_is_refused_in_a_plan_of_every_module() {
+    let mut pb = sample();
+    pb.flags = 0;
+    pb.modules[3].flags |= module_flags::ON_REQUEST;
+    let bytes = pb.build().unwrap();
+    let p = Plan::parse(&bytes).unwrap();
+    assert!(p.module(3).unwrap().is_on_request());
+    assert_eq!(p.modules().filter(|m| m.is_on_request()).count(), 1);
+    pb.flags = parmod::plan::plan_flags::ALL_MODULES;
+    let err = pb.build().unwrap_err();
+    assert!(err.contains("ON_REQUEST in a plan of every module"), "{err}");
+    let mut v = bytes.clone();
+    put_u32(&mut v, 24, parmod::plan::plan_flags::ALL_MODULES);
+    fix_crc(&mut v);
+    assert_eq!(Plan::parse(&v).err(), Some(PlanError::Module { index: 3, field: "flags" }));
 }
 
 /// The version-2 additions, corrupted one at a time: each is refused with the

@@ -26,7 +26,7 @@ struct M {
     name: Option<String>,
     file: File,
     params: String,
-    flags: u8,
+    flags: u16,
     weight_us: u16,
     serial_us: u16,
     timeout_ms: u16,
@@ -85,6 +85,7 @@ fn builder(s: &Spec) -> PlanBuilder {
                 module_flags::BLACKLISTED,
                 module_flags::POST_ONLY,
                 module_flags::ROOT_PATH,
+                module_flags::ON_REQUEST,
             ]
             .iter()
             .enumerate()

@@ -61,8 +61,8 @@ pub fn round_trip(modprobe_d: &[u8], modules_load: &[u8]) {
         .collect();
     assert_eq!(names.iter().map(|n| n.0.clone()).collect::<Vec<_>>(), expect_names, "modules-load.d names");
 
-    let mut requests: Vec<Request> = names.into_iter().map(|(name, src)| Request { name, source: Some(src) }).collect();
-    requests.extend(tree::NAMES.iter().map(|n| Request { name: n.to_string(), source: None }));
+    let mut requests: Vec<Request> = names.into_iter().map(|(name, src)| Request { name, source: Some(src), on_request: false }).collect();
+    requests.extend(tree::NAMES.iter().map(|n| Request { name: n.to_string(), source: None, on_request: false }));
     let opts = Options {
         root: tree::root().clone(),
         kver: Some(tree::KVER.into()),

@@ -287,7 +287,13 @@ pub fn simulate(bytes: &[u8], script: &Script) -> Ran {
         assert!(loads.insert(c.module, (c.start, c.end)).is_none(), "module {} ({}) loaded twice", c.module, c.name);
     }
     let ok = |r: u8| matches!(r & !result::STUCK_FLAG, result::LOADED | result::PRESENT | result::BUILTIN | result::DISABLED);
-    let wanted_closure = closure(&plan, &script.wanted);
+    // A run of the whole plan is a run of its modules but the on-request ones.
+    let roots: Vec<u32> = if script.wanted.is_empty() {
+        plan.modules().filter(|m| !m.is_on_request()).map(|m| m.index()).collect()
+    } else {
+        script.wanted.clone()
+    };
+    let wanted_closure = closure(&plan, &roots);
     for m in plan.modules() {
         let i = m.index();
         let r = results[i as usize];
@@ -306,9 +312,7 @@ pub fn simulate(bytes: &[u8], script: &Script) -> Ran {
             String::from_utf8_lossy(m.name()),
             String::from_utf8_lossy(&line)
         );
-        if !script.wanted.is_empty() {
-            assert!(wanted_closure[i as usize], "module {i}: loaded in a partial run that does not need it");
-        }
+        assert!(wanted_closure[i as usize], "module {i}: loaded in a run that does not need it (a partial run, or on request only)");
         for e in m.deps() {
             let rd = results[e.module as usize];
             if e.hard {

@@ -18,7 +18,7 @@ usage:
                       [--jobs N] [--module-timeout MS] [--deadline MS]
                       [--profile TRACE --profile-plan OLD_PLAN] [--decompress DIR] [--all]
                       [--strict] [--ignore-install] [--skip-missing] [--no-firmware-check]
-                      -o PLAN [MODULE_OR_ALIAS_OR_FILE]...
+                      [--on-request NAME[,NAME]...]... -o PLAN [MODULE_OR_ALIAS_OR_FILE]...
   parmod-plan show [--json] PLAN
   parmod-plan show --trace TRACE [--json] PLAN
   parmod-plan report --plan PLAN TRACE [--svg FILE] [--chrome-trace FILE]
@@ -50,6 +50,11 @@ compile: resolve the names (modules, aliases; and the modules-load.d entries), p
   --all                every module of the kernel, with its aliases, options, softdeps and
                        blacklist: a plan for coldplug (`parmod coldplug`, or /init), which loads
                        what the devices present need; names given are loaded in any case
+  --on-request NAMES   modules or aliases the kernel may request by itself while the plan runs
+                       (request_module(): e.g. crypto-stdrng, which the crypto manager's self-tests
+                       of ecdh_generic and others ask for): planned with what they need, so that an
+                       image built from the plan holds their files and the modprobe personality
+                       finds them, but loaded only when asked for, not by a run of the plan
   --strict             treat every warning as an error (exit status 1, no plan written)
   --ignore-install     ignore modprobe.d install lines: load the modules themselves. Without it an
                        install line with a no-op command (/bin/true, /bin/false, true, false, :)
@@ -168,6 +173,15 @@ fn compile_cmd(args: &[String]) -> Result<i32> {
             "--skip-missing" => o.build.skip_missing = true,
             "--no-firmware-check" => o.firmware_check = false,
             "--all" => o.build.all = true,
+            "--on-request" => {
+                let list = c.value(k, v)?;
+                for name in list.split(',') {
+                    if name.is_empty() {
+                        return Err(Error::Usage(format!("--on-request '{list}': an empty name")));
+                    }
+                    o.on_request.push(name.to_string());
+                }
+            }
             _ => return Err(c.unknown(k)),
         }
     }

@@ -145,7 +145,15 @@ pub struct Node {
     pub target: Target,
     pub name: String,
     pub requested: bool,
-    /// Reachable from a requested module through hard dependencies only.
+    /// Named by `--on-request`: a module the kernel may ask for
+    /// (request_module) while the plan runs.
+    pub on_request: bool,
+    /// Reachable from a requested module through any edge: loaded by a run
+    /// of the whole plan. The others are in the plan only for an on-request
+    /// name, loaded when the kernel (or a modprobe) asks for them.
+    pub in_run: bool,
+    /// Reachable from a requested module through hard dependencies only
+    /// (from an on-request one, for a module outside the run).
     pub hard_reached: bool,
     /// Not reachable from a requested module through hard dependencies and
     /// `pre:` soft dependencies: in the plan only for `post:` ones.
@@ -227,6 +235,9 @@ pub fn is_file_name(name: &str) -> bool {
 pub struct Request {
     pub name: String,
     pub source: Option<Source>,
+    /// Plan it (with what it needs) but load it only when asked for: the
+    /// kernel's request_module() (the modprobe personality) or a modprobe.
+    pub on_request: bool,
 }
 
 /// How [`Graph::build`] treats what kmod would treat differently from a plan.
@@ -317,6 +328,8 @@ impl Graph {
             target: t.clone(),
             name,
             requested: false,
+            on_request: false,
+            in_run: false,
             hard_reached: false,
             post_only: false,
             deps: vec![],
@@ -356,7 +369,7 @@ impl Graph {
             if is_file_name(&r.name) {
                 let t = g.file_target(idx, &r.name, warn)?;
                 let n = g.node(idx, &t, &mut queue);
-                g.nodes[n].requested = true;
+                g.mark_root(n, r.on_request);
                 continue;
             }
             let found = lookup(idx, cfg, &r.name, opts.ignore_install);
@@ -395,7 +408,7 @@ impl Graph {
                 }
                 kept += 1;
                 let n = g.node(idx, &f.target, &mut queue);
-                g.nodes[n].requested = true;
+                g.mark_root(n, r.on_request);
                 g.add_alias(n, f);
             }
             if kept == 0 && !found.found.is_empty() {
@@ -454,28 +467,24 @@ impl Graph {
                 }
             }
         }
-        // Hard reachability from the requested modules; and reachability
-        // through hard and pre edges (what is not reached is post-only).
-        for pre_too in [false, true] {
-            let mut seen = vec![false; g.nodes.len()];
-            let mut stack: Vec<usize> =
-                (0..g.nodes.len()).filter(|&n| g.nodes[n].requested || (opts.all && n >= listed)).collect();
-            while let Some(n) = stack.pop() {
-                if std::mem::replace(&mut seen[n], true) {
-                    continue;
-                }
-                stack.extend(g.nodes[n].deps.iter().map(|e| e.0));
-                if pre_too {
-                    stack.extend(g.nodes[n].soft_pre.iter().copied());
-                }
-            }
-            for (node, reached) in g.nodes.iter_mut().zip(seen) {
-                if pre_too {
-                    node.post_only = !reached;
-                } else {
-                    node.hard_reached = reached;
-                }
-            }
+        // What a run of the whole plan loads: what the requested modules
+        // reach through any edge. Then, from the requested modules (from
+        // the on-request ones for the rest), hard reachability and
+        // reachability through hard and pre edges (what is not reached is
+        // post-only).
+        let run_root = |n: &Node, i: usize| n.requested || (opts.all && i >= listed);
+        let in_run = g.reach(&run_root, true, true);
+        for (node, r) in g.nodes.iter_mut().zip(in_run) {
+            node.in_run = r;
+        }
+        let run_hard = g.reach(&run_root, false, false);
+        let run_pre = g.reach(&run_root, true, false);
+        let extra_root = |n: &Node, _: usize| n.on_request && !n.in_run;
+        let (extra_hard, extra_pre) = (g.reach(&extra_root, false, false), g.reach(&extra_root, true, false));
+        for (i, node) in g.nodes.iter_mut().enumerate() {
+            let (hard, pre) = if node.in_run { (run_hard[i], run_pre[i]) } else { (extra_hard[i], extra_pre[i]) };
+            node.hard_reached = hard;
+            node.post_only = !pre;
         }
         g.apply_install_and_blacklist(cfg, opts, warn)?;
         let mut seen: FastMap<&str, usize> = FastMap::default();
@@ -495,6 +504,37 @@ impl Graph {
             seen.insert(&node.name, n);
         }
         Ok(g)
+    }
+
+    /// A module named by a request: loaded by the run, or on request only.
+    fn mark_root(&mut self, n: usize, on_request: bool) {
+        if on_request {
+            self.nodes[n].on_request = true;
+        } else {
+            self.nodes[n].requested = true;
+        }
+    }
+
+    /// Which nodes the roots reach through hard edges, and soft `pre:`
+    /// (`pre`) and `post:` (`post`) ones. Edges to nodes are those of the
+    /// closure before [`Self::add_soft_edges`].
+    fn reach(&self, root: &dyn Fn(&Node, usize) -> bool, pre: bool, post: bool) -> Vec<bool> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack: Vec<usize> = (0..self.nodes.len()).filter(|&n| root(&self.nodes[n], n)).collect();
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut seen[n], true) {
+                continue;
+            }
+            let node = &self.nodes[n];
+            stack.extend(node.deps.iter().map(|e| e.0));
+            if pre {
+                stack.extend(node.soft_pre.iter().copied());
+            }
+            if post {
+                stack.extend(node.soft_post.iter().copied());
+            }
+        }
+        seen
     }
 
     fn add_alias(&mut self, n: usize, f: &Found) {
@@ -702,7 +742,10 @@ impl Graph {
                 }
             }
         }
-        crate::plan::remaining_paths(&order, |v| self.nodes[v].weight_us as u64, |v| self.nodes[v].deps.iter().map(|e| e.0))
+        // A module outside the run adds nothing to the run's modules it needs.
+        crate::plan::remaining_paths(&order, |v| self.nodes[v].weight_us as u64, |v| {
+            self.nodes[v].deps.iter().map(|e| e.0).filter(move |&d| self.nodes[v].in_run || !self.nodes[d].in_run)
+        })
     }
 
     /// A load order: topological, and among ready modules the highest

@@ -96,6 +96,12 @@ pub struct Options {
     /// too, the root's modules-load.d directories are read.
     pub modules_load: Vec<PathBuf>,
     pub names: Vec<String>,
+    /// Names planned with what they need but loaded only when asked for:
+    /// modules the kernel requests by itself (request_module(), e.g. the
+    /// crypto manager's `crypto-stdrng` for a self-test) while the plan
+    /// runs. A run of the whole plan leaves them out; the modprobe
+    /// personality finds them.
+    pub on_request: Vec<String>,
     pub jobs: u32,
     pub module_timeout_ms: u32,
     pub deadline_ms: u32,
@@ -119,6 +125,7 @@ impl Default for Options {
             configs: Vec::new(),
             modules_load: Vec::new(),
             names: Vec::new(),
+            on_request: Vec::new(),
             jobs: 0,
             module_timeout_ms: DEFAULT_MODULE_TIMEOUT_MS,
             deadline_ms: DEFAULT_DEADLINE_MS,
@@ -196,11 +203,19 @@ pub fn requests(opts: &Options) -> Result<Vec<Request>> {
     if !load_paths.is_empty() {
         let files = config::collect_files(&load_paths, !opts.modules_load.is_empty(), &[".conf"], &[])?;
         for (name, src) in config::parse_modules_load(&files)? {
-            requests.push(Request { name, source: Some(src) });
+            requests.push(Request { name, source: Some(src), on_request: false });
         }
     }
     for n in &opts.names {
-        requests.push(Request { name: n.clone(), source: None });
+        requests.push(Request { name: n.clone(), source: None, on_request: false });
+    }
+    if opts.build.all && !opts.on_request.is_empty() {
+        return Err(Error::Other(
+            "--on-request with --all: a plan of every module loads what is asked for already; drop --on-request".into(),
+        ));
+    }
+    for n in &opts.on_request {
+        requests.push(Request { name: n.clone(), source: None, on_request: true });
     }
     Ok(requests)
 }
@@ -385,6 +400,7 @@ pub fn compile_requests(
             (node.disabled.is_some(), module_flags::DISABLED),
             (node.blacklisted, module_flags::BLACKLISTED),
             (node.post_only, module_flags::POST_ONLY),
+            (!node.in_run, module_flags::ON_REQUEST),
         ] {
             if set {
                 flags |= bit;

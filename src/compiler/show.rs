@@ -51,6 +51,9 @@ fn flag_words(m: &Module<'_>) -> Vec<&'static str> {
     if fl & f::ROOT_PATH != 0 {
         w.push("root-path");
     }
+    if fl & f::ON_REQUEST != 0 {
+        w.push("on-request");
+    }
     w
 }
 
@@ -67,6 +70,7 @@ pub fn text(plan: &Plan<'_>) -> String {
     let builtin = plan.modules().filter(|m| m.is_builtin()).count();
     let disabled = plan.modules().filter(|m| m.is_disabled()).count();
     let requested = plan.modules().filter(|m| m.flags() & crate::plan::module_flags::REQUESTED != 0).count();
+    let on_request = plan.modules().filter(|m| m.is_on_request()).count();
     let jobs = match plan.jobs() {
         0 => "0 (runtime decides)".to_string(),
         j => j.to_string(),
@@ -77,14 +81,15 @@ pub fn text(plan: &Plan<'_>) -> String {
     let _ = writeln!(o, "deadline:       {} ms", plan.deadline_ms());
     let _ = writeln!(
         o,
-        "modules:        {} ({} to load, {builtin} built-in, {disabled} disabled, {requested} requested)",
+        "modules:        {} ({} to load, {builtin} built-in, {disabled} disabled, {requested} requested{})",
         plan.module_count(),
-        plan.module_count() as usize - builtin - disabled
+        plan.modules().filter(|m| !m.is_builtin() && !m.is_disabled() && !m.is_on_request()).count(),
+        if on_request > 0 { format!(", {on_request} only on request") } else { String::new() }
     );
     let _ = writeln!(o, "edges:          {}", plan.edge_count());
     let _ = writeln!(o, "waits:          {}", plan.wait_count());
     let _ = writeln!(o, "aliases:        {} ({} from modprobe.d)", plan.alias_count(), plan.config_alias_count());
-    let serial: u64 = plan.modules().map(|m| m.serial_us() as u64).sum();
+    let serial: u64 = plan.modules().filter(|m| !m.is_on_request()).map(|m| m.serial_us() as u64).sum();
     let _ = writeln!(o, "total weight:   {} us ({serial} us of it serial)", plan.total_weight_us());
     let _ = writeln!(o, "checksum:       {:#010x}", plan.checksum());
     let _ = writeln!(o, "\nload order:");
@@ -173,6 +178,7 @@ pub fn json(plan: &Plan<'_>) -> Value {
                 "disabled": m.is_disabled(),
                 "blacklisted": m.is_blacklisted(),
                 "post_only": m.is_post_only(),
+                "on_request": m.is_on_request(),
                 "compression": m.compression().kernel_name(),
                 "file_size": m.file_size(),
                 "requested": m.flags() & crate::plan::module_flags::REQUESTED != 0,
@@ -211,7 +217,7 @@ pub fn json(plan: &Plan<'_>) -> Value {
         "module_timeout_ms": plan.module_timeout_ms(),
         "deadline_ms": plan.deadline_ms(),
         "total_weight_us": plan.total_weight_us(),
-        "total_serial_us": plan.modules().map(|m| m.serial_us() as u64).sum::<u64>(),
+        "total_serial_us": plan.modules().filter(|m| !m.is_on_request()).map(|m| m.serial_us() as u64).sum::<u64>(),
         "checksum": plan.checksum(),
         "module_count": plan.module_count(),
         "config_alias_count": plan.config_alias_count(),

@@ -20,7 +20,7 @@ pub use writer::{ModuleSpec, PlanBuilder, DeviceWaitSpec};
 /// First eight bytes of every plan.
 pub const MAGIC: [u8; 8] = *b"PARMODPL";
 /// The only format version this code reads and writes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 pub const HEADER_SIZE: usize = 128;
 pub const MODULE_RECORD_SIZE: usize = 80;
@@ -82,7 +82,12 @@ pub mod module_flags {
     /// runs on, not to `lib/modules/KVER`: a module that depmod found outside
     /// the module directory (its `external` directive). Needs a path.
     pub const ROOT_PATH: u32 = 1 << 12;
-    /// Every bit a version-2 reader understands.
+    /// In the plan for a `--on-request` name only: not loaded by a run of
+    /// the whole plan, loaded when the kernel's request_module() (the
+    /// modprobe personality) or a named run asks for it or a module that
+    /// needs it. Never in a plan of every module (`ALL_MODULES`).
+    pub const ON_REQUEST: u32 = 1 << 13;
+    /// Every bit a reader understands.
     pub const KNOWN: u32 = BUILTIN
         | REQUESTED
         | SOFT_ONLY
@@ -92,7 +97,8 @@ pub mod module_flags {
         | BLACKLISTED
         | POST_ONLY
         | COMPRESSION_MASK
-        | ROOT_PATH;
+        | ROOT_PATH
+        | ON_REQUEST;
 }
 
 /// Device-wait flags.

@@ -338,6 +338,9 @@ impl<'a> Plan<'a> {
             if flags & module_flags::BUILTIN != 0 && flags & module_flags::DISABLED != 0 {
                 return Err(err("flags"));
             }
+            if flags & module_flags::ON_REQUEST != 0 && self.is_all_modules() {
+                return Err(err("flags"));
+            }
             match self.string(le_u32(r, rec::NAME)) {
                 Some(n) if super::is_token(n) => {}
                 _ => return Err(err("name")),
@@ -776,6 +779,10 @@ impl<'a> Module<'a> {
     /// In the plan only for `post:` soft dependencies (see [`module_flags::POST_ONLY`]).
     pub fn is_post_only(&self) -> bool {
         self.flags() & module_flags::POST_ONLY != 0
+    }
+    /// Loaded only when asked for (see [`module_flags::ON_REQUEST`]).
+    pub fn is_on_request(&self) -> bool {
+        self.flags() & module_flags::ON_REQUEST != 0
     }
     /// The path is relative to `/`, not to the module directory.
     pub fn is_root_path(&self) -> bool {

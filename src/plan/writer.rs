@@ -118,12 +118,15 @@ fn put64(b: &mut [u8], at: usize, v: u64) {
 impl PlanBuilder {
     /// Priorities: each module's weight plus the heaviest priority among the
     /// modules that wait for it (hard or soft): the longest remaining path.
+    /// An on-request module adds nothing to the modules of the run it
+    /// needs: a run of the whole plan does not load it.
     pub fn priorities(&self) -> Vec<u64> {
         let order: Vec<usize> = (0..self.modules.len()).collect();
-        super::remaining_paths(&order, |m| self.modules[m].weight_us as u64, |m| {
+        let on_request = |m: usize| self.modules[m].flags & module_flags::ON_REQUEST != 0;
+        super::remaining_paths(&order, |m| self.modules[m].weight_us as u64, move |m| {
             // Only earlier modules: a later one would be an invalid plan,
             // which check_input reports.
-            self.modules[m].deps.iter().map(|&(d, _)| d as usize).filter(move |&d| d < m)
+            self.modules[m].deps.iter().map(|&(d, _)| d as usize).filter(move |&d| d < m && (on_request(d) || !on_request(m)))
         })
     }
 
@@ -146,6 +149,9 @@ impl PlanBuilder {
             }
             if m.flags & !module_flags::KNOWN != 0 {
                 return Err(std::format!("module {}: unknown flag bits {:#x}", m.name, m.flags & !module_flags::KNOWN));
+            }
+            if m.flags & module_flags::ON_REQUEST != 0 && self.flags & super::plan_flags::ALL_MODULES != 0 {
+                return Err(std::format!("module {}: ON_REQUEST in a plan of every module", m.name));
             }
             if m.flags & module_flags::ROOT_PATH != 0 && m.path.is_none() {
                 return Err(std::format!("module {}: ROOT_PATH without a path", m.name));
@@ -362,7 +368,9 @@ impl PlanBuilder {
             put32(r, rec::DEV_WAITS + 4, dev_waits[i].1);
             put32(r, rec::FILE_SIZE, m.file_size);
             put32(r, rec::SERIAL_US, m.serial_us.min(m.weight_us));
-            total_weight += m.weight_us as u64;
+            if m.flags & module_flags::ON_REQUEST == 0 {
+                total_weight += m.weight_us as u64;
+            }
         }
 
         for (pos, &w) in wait_order.iter().enumerate() {

@@ -100,7 +100,8 @@ impl Sched {
 
     /// Prepare the run and put every module whose dependencies are all done
     /// in the ready queue. `wanted` limits the run to those modules and what
-    /// they need (see [`Self::want`]); None: the whole plan. With
+    /// they need (see [`Self::want`]); None: the whole plan but its
+    /// on-request modules (see [`crate::plan::module_flags::ON_REQUEST`]). With
     /// `blacklist`, modules the kernel command line blacklists are skipped,
     /// with everything that needs them. Called once, before the workers
     /// start. Returns how many modules take part.
@@ -109,32 +110,41 @@ impl Sched {
         let n = self.plan.module_count();
         let _g = lock(at(st.ctl, LOCK));
         let mut newly = 0;
-        match wanted {
-            Some(list) => {
-                for i in 0..n as usize {
-                    at(st.status, i).store(NOT_WANTED, Relaxed);
+        // A whole-plan run of a plan with on-request modules is a run of
+        // every other module.
+        let partial = wanted.is_some() || self.plan.modules().any(|m| m.is_on_request());
+        if partial {
+            for i in 0..n as usize {
+                at(st.status, i).store(NOT_WANTED, Relaxed);
+            }
+            at(st.ctl, DONE).store(n, Relaxed);
+            if blacklist {
+                self.skip_blacklisted(&mut newly);
+            }
+            match wanted {
+                Some(list) => {
+                    for &w in list {
+                        self.want_locked(w, &mut newly);
+                    }
                 }
-                at(st.ctl, DONE).store(n, Relaxed);
-                if blacklist {
-                    self.skip_blacklisted(&mut newly);
-                }
-                for &w in list {
-                    self.want_locked(w, &mut newly);
+                None => {
+                    for m in self.plan.modules().filter(|m| !m.is_on_request()) {
+                        self.want_locked(m.index(), &mut newly);
+                    }
                 }
             }
-            None => {
-                for m in self.plan.modules() {
-                    at(st.pending, m.index() as usize).store(m.deps().len() as u32, Relaxed);
-                }
-                if blacklist {
-                    self.skip_blacklisted(&mut newly);
-                }
-                for m in self.plan.modules() {
-                    let i = m.index() as usize;
-                    if at(st.pending, i).load(Relaxed) == 0 && at(st.status, i).load(Relaxed) == WAITING {
-                        at(st.status, i).store(READY, Relaxed);
-                        self.push(m.index());
-                    }
+        } else {
+            for m in self.plan.modules() {
+                at(st.pending, m.index() as usize).store(m.deps().len() as u32, Relaxed);
+            }
+            if blacklist {
+                self.skip_blacklisted(&mut newly);
+            }
+            for m in self.plan.modules() {
+                let i = m.index() as usize;
+                if at(st.pending, i).load(Relaxed) == 0 && at(st.status, i).load(Relaxed) == WAITING {
+                    at(st.status, i).store(READY, Relaxed);
+                    self.push(m.index());
                 }
             }
         }

@@ -179,6 +179,33 @@ fn a_subset_loads_only_what_it_needs() {
     assert_eq!(d.names(), ["b", "c"]);
 }
 
+#[test]
+fn on_request_modules_load_only_when_asked_for() {
+    // r (on request) needs shared (in the run) and own (only for r).
+    use crate::plan::module_flags::ON_REQUEST;
+    let mut pb = plan_of(vec![
+        module("shared", 0, &[]),
+        module("a", 0, &[(0, true)]),
+        module("own", 0, &[]),
+        module("r", 0, &[(0, true), (2, true)]),
+    ]);
+    pb.modules[2].flags |= ON_REQUEST;
+    pb.modules[3].flags |= ON_REQUEST;
+    let fake = Fake::new().leak();
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 0);
+    assert_eq!(d.names(), ["shared", "a"], "a run of the whole plan leaves them out");
+    for m in [2, 3] {
+        let st = super::state::at(d.s.st.status, m).load(core::sync::atomic::Ordering::Relaxed);
+        assert_eq!(st, super::state::NOT_WANTED, "module {m}: out of the run, not skipped or failed");
+    }
+    // The modprobe personality asks for r: it loads with what it needs.
+    let fake = Fake::new().leak();
+    let d = run_with(&pb, fake, Opts { wanted: &[3], ..OPTS });
+    assert_eq!(d.status, 0);
+    assert_eq!(d.names(), ["shared", "own", "r"]);
+}
+
 // ------------------------------------------- around the kernel's serial phase
 
 fn with_serial(name: &str, weight_us: u32, serial_us: u32) -> ModuleSpec {
