@@ -49,6 +49,9 @@ qt_binaries --arch x86_64 "$W/build.log"
 qt_packages binutils
 MODULES=${LT_MODULES:-$(sed -n 's/^REAL_SET="\(.*\)"$/\1/p' "$QT_HERE/bench.sh")}
 [ -n "$MODULES" ] || qt_die "no module list (LT_MODULES, or REAL_SET in bench.sh)"
+# What the kernel requests for the real set (bench.sh's REAL_ON_REQUEST), in the image too.
+ON_REQUEST=""
+[ -n "${LT_MODULES:-}" ] || ON_REQUEST=$(sed -n 's/^REAL_ON_REQUEST="\(.*\)"$/\1/p' "$QT_HERE/bench.sh")
 
 ROOT=$W/root
 if [ ! -d "$ROOT/lib/modules/$KVER" ]; then
@@ -56,7 +59,7 @@ if [ ! -d "$ROOT/lib/modules/$KVER" ]; then
     qt_stage "$ROOT"
 fi
 # shellcheck disable=SC2086
-"$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" -o "$W/real.plan" $MODULES >"$W/plan.log" 2>&1 ||
+"$PARMOD_PLAN" compile --root "$ROOT" --kver "$KVER" -o "$W/real.plan" ${ON_REQUEST:+--on-request "${ON_REQUEST// /,}"} $MODULES >"$W/plan.log" 2>&1 ||
     { cat "$W/plan.log" >&2; qt_die "compile failed"; }
 
 image() { # OUT PROBES
