@@ -71,7 +71,9 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-W=${BENCH_DIR:-$QT_REPO/build/bench}
+# Absolute: the fixtures are built with kbuild (M=), which resolves a relative
+# directory against the fixture sources.
+W=$(realpath -m "${BENCH_DIR:-$QT_REPO/build/bench}")
 BOOTS=${BENCH_BOOTS:-3}
 WORKLOADS=${BENCH_WORKLOADS:-real fixture padded}
 KERNELS=${BENCH_KERNELS:-6.1 6.12}
