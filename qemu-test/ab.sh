@@ -44,9 +44,9 @@ qt_busybox --arch x86_64
 AB=$QT_REPO/build/ab
 W=${OUT:-$AB/$KVER}
 mkdir -p "$W/logs" "$AB/src" "$AB/bin"
-MODULES=$(sed -n 's/^REAL_SET="\(.*\)"$/\1/p' "$QT_HERE/bench.sh")
+MODULES=$(qt_bench_list REAL_SET)
 [ -n "$MODULES" ] || qt_die "no REAL_SET in $QT_HERE/bench.sh"
-ON_REQUEST=$(sed -n 's/^REAL_ON_REQUEST="\(.*\)"$/\1/p' "$QT_HERE/bench.sh")
+ON_REQUEST=$(qt_bench_list REAL_ON_REQUEST)
 [ -n "$ON_REQUEST" ] || qt_die "no REAL_ON_REQUEST in $QT_HERE/bench.sh"
 PEERS=$AB/peers
 [ -x "$PEERS/systemd/bin/systemd-modules-load" ] || "$QT_HERE/peers.sh" "$PEERS"
@@ -155,9 +155,9 @@ boot() { # VARIANT ROUND
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$r" "$ms" "${mods:-NA}" "${rc:-NA}" "$la" "$others" \
         "$(date -u +%FT%TZ)" "$cpu" >>"$RES"
     qt_log "$v r$r: $ms ms, ${mods:-?} modules, rc ${rc:-?}, load $la, others used $others CPUs, guest busy $cpu ms"
-    if grep -q 'alg: self-tests for .* failed' "$logf"; then
-        qt_log "warning: $v r$r: a crypto self-test failed ($(grep -m1 -o 'alg: self-tests for .* failed.*' "$logf")): does the image lack a module the kernel requests?"
-    fi
+    local st
+    st=$(qt_selftest_failure "$logf")
+    [ -z "$st" ] || qt_log "warning: $v r$r: a crypto self-test failed ($st): does the image lack a module the kernel requests?"
 }
 VARIANTS=(modprobe-a systemd-modules-load "${NAMES[@]}")
 first=$(( $(cut -f2 "$RES" 2>/dev/null | sort -n | tail -n1 || echo 0) + 1 ))

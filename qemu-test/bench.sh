@@ -301,9 +301,9 @@ bootone() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "$w" "$v" "$tag" "$ms" "${mods:-NA}" \
         "${grc:-NA}" ${la} "$(date -u +%FT%TZ)" "$other" "$ok" "$stuck" "$slow" "$repl" "${note:--}" >> "$RES"
     log "$name: ${ms} ms, ${mods:-?} modules, rc ${grc:-?}, load $la, others used $other CPUs$([ "$ok" = 1 ] || echo ' (disturbed)')$( [ "$stuck$slow$repl" = 000 ] || echo ", parmod: $stuck stuck, $slow slow, $repl replacement workers")"
-    if grep -q 'alg: self-tests for .* failed' "$logf"; then
-        log "warning: $name: a crypto self-test failed ($(grep -m1 -o 'alg: self-tests for .* failed.*' "$logf")): does the image lack a module the kernel requests?"
-    fi
+    local st
+    st=$(qt_selftest_failure "$logf")
+    [ -z "$st" ] || log "warning: $name: a crypto self-test failed ($st): does the image lack a module the kernel requests?"
     LAST_OK=$ok
 }
 

@@ -44,6 +44,16 @@ qt_usage() {
 
 qt_log() { echo "$QT_ME: $*" >&2; }
 qt_die() { echo "$QT_ME: $*" >&2; exit 1; }
+
+# qt_bench_list NAME: the list bench.sh assigns to NAME (REAL_SET,
+# REAL_ON_REQUEST), for the scripts that boot the same set.
+qt_bench_list() { sed -n "s/^$1=\"\(.*\)\"\$/\1/p" "$QT_HERE/bench.sh"; }
+
+# qt_selftest_failure LOG: the first crypto self-test failure in a boot's
+# kernel log (empty if none): a sign that the image lacks a module the
+# kernel requests by itself.
+qt_selftest_failure() { grep -m1 -o 'alg: self-tests for .* failed.*' "$1" || true; }
+
 qt_need_root() { [ "$(id -u)" = 0 ] || qt_die "must run as root ($1)"; }
 
 # qt_packages PKG...: install those that are not installed (apt-get update first).

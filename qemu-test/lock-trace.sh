@@ -47,11 +47,11 @@ W=${OUT:-$QT_REPO/build/lock-trace/$KVER}
 mkdir -p "$W"
 qt_binaries --arch x86_64 "$W/build.log"
 qt_packages binutils
-MODULES=${LT_MODULES:-$(sed -n 's/^REAL_SET="\(.*\)"$/\1/p' "$QT_HERE/bench.sh")}
+MODULES=${LT_MODULES:-$(qt_bench_list REAL_SET)}
 [ -n "$MODULES" ] || qt_die "no module list (LT_MODULES, or REAL_SET in bench.sh)"
 # What the kernel requests for the real set (bench.sh's REAL_ON_REQUEST), in the image too.
 ON_REQUEST=""
-[ -n "${LT_MODULES:-}" ] || ON_REQUEST=$(sed -n 's/^REAL_ON_REQUEST="\(.*\)"$/\1/p' "$QT_HERE/bench.sh")
+[ -n "${LT_MODULES:-}" ] || ON_REQUEST=$(qt_bench_list REAL_ON_REQUEST)
 
 ROOT=$W/root
 if [ ! -d "$ROOT/lib/modules/$KVER" ]; then

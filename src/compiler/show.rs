@@ -63,6 +63,12 @@ fn file_path(m: &Module<'_>) -> Option<String> {
     m.path().map(|p| if m.is_root_path() { format!("/{}", s(p)) } else { s(p) })
 }
 
+/// The serial parts of the modules a run of the whole plan loads (not the
+/// on-request ones), beside the header's `total_weight_us`.
+fn run_serial_us(plan: &Plan<'_>) -> u64 {
+    plan.modules().filter(|m| !m.is_on_request()).map(|m| m.serial_us() as u64).sum()
+}
+
 /// The plan for a person.
 pub fn text(plan: &Plan<'_>) -> String {
     use std::fmt::Write;
@@ -89,7 +95,7 @@ pub fn text(plan: &Plan<'_>) -> String {
     let _ = writeln!(o, "edges:          {}", plan.edge_count());
     let _ = writeln!(o, "waits:          {}", plan.wait_count());
     let _ = writeln!(o, "aliases:        {} ({} from modprobe.d)", plan.alias_count(), plan.config_alias_count());
-    let serial: u64 = plan.modules().filter(|m| !m.is_on_request()).map(|m| m.serial_us() as u64).sum();
+    let serial = run_serial_us(plan);
     let _ = writeln!(o, "total weight:   {} us ({serial} us of it serial)", plan.total_weight_us());
     let _ = writeln!(o, "checksum:       {:#010x}", plan.checksum());
     let _ = writeln!(o, "\nload order:");
@@ -217,7 +223,7 @@ pub fn json(plan: &Plan<'_>) -> Value {
         "module_timeout_ms": plan.module_timeout_ms(),
         "deadline_ms": plan.deadline_ms(),
         "total_weight_us": plan.total_weight_us(),
-        "total_serial_us": plan.modules().filter(|m| !m.is_on_request()).map(|m| m.serial_us() as u64).sum::<u64>(),
+        "total_serial_us": run_serial_us(plan),
         "checksum": plan.checksum(),
         "module_count": plan.module_count(),
         "config_alias_count": plan.config_alias_count(),
