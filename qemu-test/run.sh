@@ -27,7 +27,7 @@ ALL="fixture-graph failure stuck busy-init late-waits real-devices real-large bu
 # Scenarios that run only when named with --only.
 EXTRA=""
 # The hostile machine (README.md, "Scenarios").
-ALL="$ALL task-names request-loading request-self on-request request-storm kernel-fs console-full coldplug-flood"
+ALL="$ALL task-names request-loading request-self on-request request-hold request-storm kernel-fs console-full coldplug-flood"
 ALL="$ALL root-switch root-mount-fail root-no-init root-missing root-missing-sleep root-firmware-early"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -656,6 +656,38 @@ scenario_on-request() {
         || fail "summary '$(summary)', want 4 loaded (pm_requested by the request, not the run), 0 skipped, 0 failed"
     check_exit 0
     finish "$name" "boot ${BOOT_SECS} s, request_module: $req, $(summary | sed 's/^parmod: //')"
+}
+
+# A load with a long serial phase waits while the kernel loads what it
+# asked for: pm_req_waiter asks for pm_req_slow (on request, 1500 ms init)
+# 300 ms into the run; pm_serial (about 130 ms of ftrace_lock by the plan's
+# estimate) becomes ready after pm_chain_b, about 400 ms in, while the
+# request loads: it is held back, at most for its serial estimate, then loads.
+scenario_request-hold() {
+    local name=request-hold append="quiet"
+    [ "$PERSONALITY" = yes ] || { skip "$name" "parmod has no modprobe personality"; return; }
+    plan "$name" pm_req_waiter pm_serial --on-request pm_req_slow || { fail "plan compile failed"; return; }
+    local serial
+    serial=$("$PARMOD_PLAN" show --json "$W/img/$name.plan" | python3 -c 'import json,sys; print(next(m["serial"] for m in json.load(sys.stdin)["modules"] if m["name"] == "pm_serial"))')
+    [ "${serial:-0}" -ge 100000 ] || fail "pm_serial's serial estimate is ${serial:-?} us, want at least the hold threshold (100000)"
+    image "$name" || { fail "image build failed"; return; }
+    [ "$MODE" = init ] && append="$append parmod.next=/sbin/check"
+    boot "$name" "$append"
+    local r
+    r=$(sed -n 's/.*pm_fixture: pm_req_waiter request_module(pm_req_slow) = \(.*\)$/\1/p' "$LOG" | head -n1)
+    [ "${r%%,*}" = 0 ] || fail "request_module(pm_req_slow) gave '${r:-nothing}', want 0"
+    local m
+    for m in pm_req_waiter pm_req_slow pm_serial pm_chain_b; do has_module "$m" || fail "$m not loaded"; done
+    local held
+    held=$(sed -n 's/.*parmod: [0-9]* loaded.* 1 load held back \([0-9]*\) ms while the kernel loaded what it requested$/\1/p' "$LOG" | head -n1)
+    [ -n "$held" ] || fail "no load held back: '$(grep -m1 'parmod: [0-9]* loaded' "$LOG")'"
+    # Held until the request was loaded or for its serial estimate (plus a
+    # look every 2 ms), whichever came first; the request lasts 1500 ms.
+    [ -n "$held" ] && [ "$held" -ge 1 ] && [ "$held" -le $((serial / 1000 + 50)) ] \
+        || fail "pm_serial held back ${held:-?} ms, want 1 to $((serial / 1000 + 50)) (its serial estimate)"
+    [ "$(summary_field stuck)" = 0 ] && [ "$(summary_field failed)" = 0 ] || fail "summary '$(summary)', want 0 stuck, 0 failed"
+    check_exit 0
+    finish "$name" "boot ${BOOT_SECS} s, serial estimate $((serial / 1000)) ms, held ${held:-?} ms, request_module: $r"
 }
 
 # 200 request_module() calls from as many kernel threads, spread over the

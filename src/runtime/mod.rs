@@ -107,7 +107,14 @@ pub fn prepare_run(opts: &Options, plan_path: &CStr, keep: run::Keep, timeout_ms
     run::check_names(&plan, &opts.fail, "--fail", path)?;
     run::check_names(&plan, &opts.hang, "--hang", path)?;
     let setup = run::Setup { plan_path: path, force: opts.force, module_dir: opts.module_dir, module_timeout_ms: timeout_ms, cmdline };
-    run::install(run::prepare(plan, kernel, setup)?)
+    let s = run::install(run::prepare(plan, kernel, setup)?)?;
+    // The runs that last (a command, /init) hold long serial parts back
+    // while the kernel's requests load; the modprobe personality (a
+    // mapped plan) marks them instead.
+    if keep == run::Keep::Copy {
+        s.kernel.watch_requests(plan_path);
+    }
+    Ok(s)
 }
 
 /// Whether (and with which settle time) a run is a coldplug: asked for, or

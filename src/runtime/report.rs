@@ -10,7 +10,7 @@ use rustix::fs::{Mode, OFlags};
 
 use super::out::{emit, write_all, Out, Show, Sys};
 use super::sched::Sched;
-use super::state::{at, NOT_WANTED, READY, RUNNING, STUCK, WAITING, WAIT_ACTIVE, WAIT_IDLE, WAIT_SATISFIED, WAIT_TIMED_OUT};
+use super::state::{at, HELD_MS, HOLDS, NOT_WANTED, READY, RUNNING, STUCK, WAITING, WAIT_ACTIVE, WAIT_IDLE, WAIT_SATISFIED, WAIT_TIMED_OUT};
 
 #[derive(Default)]
 pub struct Counts {
@@ -181,6 +181,11 @@ pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool
         (0, asked) if asked > 0 => emit!(o, "; one at a time: no worker could start"),
         (started, asked) if started < asked => emit!(o, "; ", started, " of ", asked, " workers could start"),
         _ => {}
+    }
+    let holds = at(st.ctl, HOLDS).load(Relaxed);
+    if holds > 0 {
+        let ms = at(st.ctl, HELD_MS).load(Relaxed);
+        emit!(o, "; ", holds, if holds == 1 { " load" } else { " loads" }, " held back ", ms, " ms while the kernel loaded what it requested");
     }
     emit!(o, "\n");
     if bad > 0 {

@@ -60,7 +60,14 @@ pub const HOLD: usize = 7;
 pub const NORMAL_CAP: usize = 8;
 /// The nice value loads run at normally, plus 20 (the process's own at the start).
 pub const NICE_BASE: usize = 9;
-const CONTROL_WORDS: usize = 10;
+/// Workers holding a load back while the kernel loads what it requested
+/// (see `Sched::hold_for_requests`); while nonzero, the others take no
+/// load with a long serial part.
+pub const HOLDING: usize = 10;
+/// Loads held back so far, and for how long in all (ms).
+pub const HOLDS: usize = 11;
+pub const HELD_MS: usize = 12;
+const CONTROL_WORDS: usize = 13;
 
 pub struct State {
     pub ctl: &'static [AtomicU32],

@@ -126,6 +126,11 @@ struct Inner {
     /// whether raising a task's nice value is refused (no CAP_SYS_NICE).
     nices: Vec<(u64, u32, i32)>,
     refuse_raise: bool,
+    /// Virtual times [from, to) during which the kernel is loading what it
+    /// requested itself (a modprobe personality runs).
+    requests: Vec<(u64, u64)>,
+    /// How many times workers asked whether it is.
+    request_checks: u32,
 }
 
 pub struct Fake {
@@ -180,6 +185,8 @@ impl Fake {
                 release: "6.1.0-test".to_string(),
                 nices: Vec::new(),
                 refuse_raise: false,
+                requests: Vec::new(),
+                request_checks: 0,
             }),
             cv: Condvar::new(),
             threads: Mutex::new(Vec::new()),
@@ -316,6 +323,18 @@ impl Fake {
     }
 
     /// Workers started so far.
+    /// The kernel loads what it requested itself from `from` until `to`
+    /// (virtual time).
+    pub fn request_between(&self, from: u64, to: u64) -> &Self {
+        self.lock().requests.push((from, to));
+        self
+    }
+
+    /// How many times the run asked whether a request is loading.
+    pub fn request_checks(&self) -> u32 {
+        self.lock().request_checks
+    }
+
     pub fn spawns(&self) -> usize {
         self.lock().spawns
     }
@@ -537,6 +556,29 @@ impl Kernel for Fake {
         let now = g.now;
         g.nices.push((now, tid, nice));
         true
+    }
+
+    fn requests_loading(&self) -> bool {
+        let mut g = self.lock();
+        g.request_checks += 1;
+        let now = g.now;
+        g.requests.iter().any(|&(from, to)| from <= now && now < to)
+    }
+
+    fn pause(&self, ns: u64) {
+        let tid = TID.with(|t| t.get());
+        let mut g = self.lock();
+        let end = g.now + ns;
+        if tid == 0 {
+            g.now = end;
+            return;
+        }
+        g.running -= 1;
+        g.timers.push((end, usize::MAX));
+        self.cv.notify_all();
+        while g.now < end {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     fn name_task(&self, name: &CStr) {

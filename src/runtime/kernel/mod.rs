@@ -153,6 +153,32 @@ pub trait Kernel: Sync {
         let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, n);
     }
 
+    /// Workers: sleep for about `ns` (a hold, see `Sched::hold_for_requests`).
+    fn pause(&self, ns: u64) {
+        let ts = crate::runtime::clock::timespec(ns);
+        let _ = rustix::thread::nanosleep(&ts);
+    }
+
+    // ---- the kernel's own requests (request_module) ----
+
+    /// The main task of a run that lasts (a command, /init), before the
+    /// workers start: from now on [`Kernel::requests_loading`] tells when a
+    /// modprobe personality of the plan at `plan` is loading what the
+    /// kernel asked for. Never in the personality itself (it would see its
+    /// own mark).
+    fn watch_requests(&self, _plan: &CStr) {}
+
+    /// Whether the kernel is waiting for modules it asked for itself (a
+    /// module's init in `request_module()`, the modprobe personality
+    /// loading them): see [`Kernel::mark_request`]. Workers may call it.
+    fn requests_loading(&self) -> bool {
+        false
+    }
+
+    /// The modprobe personality, before its loads: mark, until this process
+    /// exits, that a request of the plan at `plan` is loading.
+    fn mark_request(&self, _plan: &CStr) {}
+
     /// Whether `path` exists; one or more components may be globs (`*`,
     /// `?`, `[...]`). With `watch`, the main task is also woken (see
     /// [`Kernel::sleep`]) when something that could make it exist changes;

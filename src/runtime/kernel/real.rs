@@ -43,6 +43,10 @@ pub struct Real {
     uevents_tried: AtomicBool,
     /// Coldplug reads the uevents: the main task's sleep leaves them.
     keep_uevents: AtomicBool,
+    /// The plan file, opened for its lock: the modprobe personality holds a
+    /// shared `flock` on it while it loads (`mark_request`); a run that
+    /// watches (`watch_requests`) tries an exclusive one to tell.
+    requests: SetOnce<OwnedFd>,
 }
 
 /// The uevent socket's receive buffer for coldplug (Alpine's nlplug-findfs
@@ -71,6 +75,7 @@ impl Real {
             inotify_tried: AtomicBool::new(false),
             uevents_tried: AtomicBool::new(false),
             keep_uevents: AtomicBool::new(false),
+            requests: SetOnce::new(),
         }
     }
 
@@ -110,6 +115,37 @@ impl Kernel for Real {
 
     fn now(&self) -> u64 {
         clock::monotonic_ns()
+    }
+
+    fn watch_requests(&self, plan: &CStr) {
+        // Without it (the file gone, no locks on its file system) the run
+        // just never holds a load back.
+        if let Ok(fd) = rustix::fs::open(plan, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+            let _ = self.requests.set(fd);
+        }
+    }
+
+    fn requests_loading(&self) -> bool {
+        use rustix::fs::{flock, FlockOperation};
+        let Some(fd) = self.requests.get() else { return false };
+        // The exclusive lock is taken only when no personality holds its
+        // shared one, and given back at once (a personality starting
+        // meanwhile waits those few microseconds).
+        match flock(fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {
+                let _ = flock(fd, FlockOperation::Unlock);
+                false
+            }
+            Err(e) => e == Errno::WOULDBLOCK,
+        }
+    }
+
+    fn mark_request(&self, plan: &CStr) {
+        use rustix::fs::{flock, FlockOperation};
+        let Ok(fd) = rustix::fs::open(plan, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else { return };
+        while flock(&fd, FlockOperation::LockShared) == Err(Errno::INTR) {}
+        // Kept until the process exits, which gives the lock back.
+        let _ = self.requests.set(fd);
     }
 
     fn cpus(&self) -> u32 {
@@ -466,4 +502,54 @@ fn walk(watch: Option<&BorrowedFd<'_>>, prefix: &[u8], rest: &[u8]) -> bool {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn a_personality_loading_is_seen_by_a_run_of_the_same_plan() {
+        // flock(2) locks belong to open files: two kernels of one process
+        // stand for a run and a modprobe personality.
+        let dir = std::env::temp_dir().join(std::format!("parmod-requests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (plan, other) = (dir.join("a.plan"), dir.join("b.plan"));
+        std::fs::write(&plan, b"plan").expect("write");
+        std::fs::write(&other, b"plan").expect("write");
+        let c = |p: &std::path::Path| std::ffi::CString::new(p.to_str().expect("utf-8")).expect("no NUL");
+        let (plan, other) = (c(&plan), c(&other));
+
+        let run = Real::new();
+        assert!(!run.requests_loading(), "not watching: never");
+        run.watch_requests(&plan);
+        assert!(!run.requests_loading(), "no personality yet");
+        assert!(!run.requests_loading(), "and looking took nothing it kept");
+        // What a personality holds, as an open file that can be closed here
+        // (a personality's own goes when its process exits).
+        let hold = |p: &std::ffi::CStr| {
+            let fd = rustix::fs::open(p, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).expect("open");
+            rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockShared).expect("flock");
+            fd
+        };
+        let first = hold(&plan);
+        assert!(run.requests_loading());
+        let nested = hold(&plan);
+        drop(first);
+        assert!(run.requests_loading(), "the nested one still loads");
+        drop(nested);
+        assert!(!run.requests_loading(), "both gone: their locks with them");
+        let elsewhere = Real::new();
+        elsewhere.watch_requests(&other);
+        let missing = Real::new();
+        missing.watch_requests(c"/nonexistent/parmod.plan");
+        // The personality's own mark (kept until the process exits).
+        let personality = Real::new();
+        personality.mark_request(&plan);
+        assert!(run.requests_loading());
+        assert!(!elsewhere.requests_loading(), "a run of another plan");
+        assert!(!missing.requests_loading(), "a run whose plan could not be opened");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
