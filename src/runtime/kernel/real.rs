@@ -143,9 +143,22 @@ impl Kernel for Real {
     fn mark_request(&self, plan: &CStr) {
         use rustix::fs::{flock, FlockOperation};
         let Ok(fd) = rustix::fs::open(plan, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else { return };
-        while flock(&fd, FlockOperation::LockShared) == Err(Errno::INTR) {}
-        // Kept until the process exits, which gives the lock back.
-        let _ = self.requests.set(fd);
+        // A run's exclusive lock lasts two system calls; anyone else's
+        // (a tool that locks the file to rewrite it) must not make the
+        // kernel's request wait: after 20 ms of tries, load unmarked.
+        for _ in 0..200 {
+            match flock(&fd, FlockOperation::NonBlockingLockShared) {
+                Ok(()) => {
+                    // Kept until the process exits, which gives the lock back.
+                    let _ = self.requests.set(fd);
+                    return;
+                }
+                Err(Errno::WOULDBLOCK | Errno::INTR) => {
+                    let _ = rustix::thread::nanosleep(&clock::timespec(100_000));
+                }
+                Err(_) => return,
+            }
+        }
     }
 
     fn cpus(&self) -> u32 {
@@ -544,6 +557,14 @@ mod tests {
         elsewhere.watch_requests(&other);
         let missing = Real::new();
         missing.watch_requests(c"/nonexistent/parmod.plan");
+        // Someone else's exclusive lock: the personality does not wait for
+        // it (it loads unmarked).
+        let writer = rustix::fs::open(other.as_c_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).expect("open");
+        rustix::fs::flock(&writer, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+        let blocked = Real::new();
+        blocked.mark_request(&other);
+        drop(writer);
+        assert!(!elsewhere.requests_loading(), "the blocked personality left no mark");
         // The personality's own mark (kept until the process exits).
         let personality = Real::new();
         personality.mark_request(&plan);
