@@ -662,13 +662,11 @@ scenario_on-request() {
 # asked for: pm_req_waiter asks for pm_req_slow (on request, 1500 ms init)
 # 300 ms into the run; pm_serial (about 130 ms of ftrace_lock by the plan's
 # estimate) becomes ready after pm_chain_b, about 400 ms in, while the
-# request loads: it is held back, at most for its serial estimate, then
-# loads. (pm_serial_head, a longer serial phase, is the run's longest path,
-# which is never held; it starts at once.)
+# request loads: it is held back, at most for its serial estimate, then loads.
 scenario_request-hold() {
     local name=request-hold append="quiet"
     [ "$PERSONALITY" = yes ] || { skip "$name" "parmod has no modprobe personality"; return; }
-    plan "$name" pm_req_waiter pm_serial pm_serial_head --on-request pm_req_slow || { fail "plan compile failed"; return; }
+    plan "$name" pm_req_waiter pm_serial --on-request pm_req_slow || { fail "plan compile failed"; return; }
     local serial
     serial=$("$PARMOD_PLAN" show --json "$W/img/$name.plan" | python3 -c 'import json,sys; print(next(m["serial"] for m in json.load(sys.stdin)["modules"] if m["name"] == "pm_serial"))')
     [ "${serial:-0}" -ge 100000 ] || fail "pm_serial's serial estimate is ${serial:-?} us, want at least the hold threshold (100000)"
@@ -679,7 +677,7 @@ scenario_request-hold() {
     r=$(sed -n 's/.*pm_fixture: pm_req_waiter request_module(pm_req_slow) = \(.*\)$/\1/p' "$LOG" | head -n1)
     [ "${r%%,*}" = 0 ] || fail "request_module(pm_req_slow) gave '${r:-nothing}', want 0"
     local m
-    for m in pm_req_waiter pm_req_slow pm_serial pm_serial_head pm_chain_b; do has_module "$m" || fail "$m not loaded"; done
+    for m in pm_req_waiter pm_req_slow pm_serial pm_chain_b; do has_module "$m" || fail "$m not loaded"; done
     local held
     held=$(sed -n 's/.*parmod: [0-9]* loaded.* 1 load held back \([0-9]*\) ms while the kernel loaded what it requested$/\1/p' "$LOG" | head -n1)
     [ -n "$held" ] || fail "no load held back: '$(grep -m1 'parmod: [0-9]* loaded' "$LOG")'"

@@ -442,23 +442,9 @@ impl Sched {
         got
     }
 
-    /// Whether `m` has the longest remaining path (the plan's priority, its
-    /// own serial part included) of the run's modules with a long serial
-    /// part: the run's critical chain goes through it, so a hold of it
-    /// would delay the run's end by as much. (A scan of the plan, under the
-    /// lock, only when a hold is considered.)
-    fn heads_the_run(&self, m: u32) -> bool {
-        let prio = |x: u32| self.plan.module(x).map_or(0, |md| md.priority_us());
-        let mine = prio(m);
-        !(0..self.plan.module_count()).any(|x| {
-            x != m && self.long_serial(x) && at(self.st.status, x as usize).load(Relaxed) != NOT_WANTED && (prio(x), u32::MAX - x) > (mine, u32::MAX - m)
-        })
-    }
-
     /// Hold module `m` (just taken by worker `id`; the lock `g` held) back
     /// while the kernel is loading modules it asked for itself, when its
-    /// serial part is long (and it does not head the run: see
-    /// [`Self::heads_the_run`]): such a request comes from a module's init,
+    /// serial part is long: such a request comes from a module's init,
     /// which waits for it, and each of the requested modules needs the
     /// kernel's serial phase for a moment; behind `m`'s phase it would wait
     /// all of it. The worker looks again every [`HOLD_POLL_NS`], at most
@@ -470,7 +456,7 @@ impl Sched {
     fn hold_for_requests<'a>(&'a self, id: usize, m: u32, g: super::sync::Guard<'a>) -> (bool, super::sync::Guard<'a>) {
         let st = &self.st;
         let k = self.kernel;
-        if !self.long_serial(m) || self.heads_the_run(m) || !k.requests_loading() {
+        if !self.long_serial(m) || !k.requests_loading() {
             return (true, g);
         }
         at(st.ctl, HOLDING).fetch_add(1, Relaxed);
