@@ -396,4 +396,4 @@ has_module() { t modules | tr ' ' '\n' | grep -qx "$1"; }
 # parmod's summary line ("parmod: N loaded (...) ... in T ms").
 summary() { grep -m1 -o 'parmod: [0-9]* loaded.*in [0-9]* ms' "$LOG" || true; }
 summary_field() { summary | grep -o "[0-9]* $1" | head -n1 | cut -d' ' -f1; }
-summary_ms() { summary | sed -n 's/.* in \([0-9]*\) ms\($\|;.*\)/\1/p'; }
+summary_ms() { summary | sed -n 's/.* in \([0-9]*\) ms$/\1/p'; }

@@ -54,7 +54,7 @@ pub const TIMEOUT_CEILING: u32 = 12;
 /// ([`Sched::hold_for_requests`]). Ten times the model's fixed cost of any
 /// load: in the plan's own units, so it holds wherever the plan's
 /// estimates (or a profile's measurements) are calibrated. On the
-/// benchmark's Debian kernels: amdgpu, i915, nouveau, xfs, btrfs.
+/// benchmark's Debian kernels: amdgpu, i915, nouveau, xfs.
 pub const HOLD_SERIAL_US: u32 = 100_000;
 
 /// While it holds a load back, a worker looks again this often (a lock has
@@ -461,9 +461,10 @@ impl Sched {
         }
         at(st.ctl, HOLDING).fetch_add(1, Relaxed);
         drop(g);
-        self.name_worker(b"pm:hold:", self.plan.module(m).map_or(b"?", |x| x.name()));
+        let module = self.plan.module(m);
+        self.name_worker(b"pm:hold:", module.map_or(b"?", |x| x.name()));
         let start = k.now();
-        let until = start + self.plan.module(m).map_or(0, |x| x.serial_us() as u64) * 1000;
+        let until = start + module.map_or(0, |x| x.serial_us() as u64) * 1000;
         let retired = || at(st.slot_flags, id).load(Relaxed) & SLOT_RETIRED != 0;
         loop {
             let now = k.now();

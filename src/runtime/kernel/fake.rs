@@ -322,7 +322,6 @@ impl Fake {
         self
     }
 
-    /// Workers started so far.
     /// The kernel loads what it requested itself from `from` until `to`
     /// (virtual time).
     pub fn request_between(&self, from: u64, to: u64) -> &Self {
@@ -335,6 +334,7 @@ impl Fake {
         self.lock().request_checks
     }
 
+    /// Workers started so far.
     pub fn spawns(&self) -> usize {
         self.lock().spawns
     }

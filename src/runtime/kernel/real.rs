@@ -154,7 +154,7 @@ impl Kernel for Real {
                     return;
                 }
                 Err(Errno::WOULDBLOCK | Errno::INTR) => {
-                    let _ = rustix::thread::nanosleep(&clock::timespec(100_000));
+                    self.pause(100_000);
                 }
                 Err(_) => return,
             }
