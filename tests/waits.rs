@@ -501,7 +501,25 @@ fn wait_sys_path_appearing_elsewhere_is_still_found() {
 /// code). The child's CPU time is read from /proc/PID/stat while it is a
 /// zombie (waitid with WNOWAIT leaves it unreaped), so nothing races its
 /// exit; /proc/PID/sched gives the same figure in ns when the kernel keeps it.
-fn cpu_of_wait(args: &[&str]) -> (Duration, Option<Duration>, Duration, Option<i32>) {
+/// The CPU time task `pid` has had so far (`/proc/PID/schedstat`, ns).
+fn schedstat_ns(pid: u32) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// What a `parmod wait` used: CPU time over its whole life (ticks, and the
+/// scheduler's precise sum), its wall time, its exit code, and the CPU time
+/// of its waiting alone: from 500 ms after its start (past exec, page
+/// faults of a cold binary, setting up the watches) to 2800 ms, when
+/// `--timeout 3000` has not ended it yet (None where schedstat is missing).
+struct WaitCpu {
+    cpu: Duration,
+    precise: Option<Duration>,
+    wall: Duration,
+    code: Option<i32>,
+    window: Option<(Duration, Duration)>,
+}
+
+fn cpu_of_wait(args: &[&str]) -> WaitCpu {
     use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
     let t0 = Instant::now();
     let mut child = Command::new(parmod_bin())
@@ -513,6 +531,17 @@ fn cpu_of_wait(args: &[&str]) -> (Duration, Option<Duration>, Duration, Option<i
         .spawn()
         .expect("spawn parmod wait");
     let pid = Pid::from_raw(child.id() as i32).expect("pid");
+    let sample_at = |ms: u64| {
+        let at = t0 + Duration::from_millis(ms);
+        thread::sleep(at.saturating_duration_since(Instant::now()));
+        (Instant::now(), schedstat_ns(child.id()))
+    };
+    let (a_t, a) = sample_at(500);
+    let (b_t, b) = sample_at(2800);
+    let window = match (a, b) {
+        (Some(a), Some(b)) => Some((Duration::from_nanos(b.saturating_sub(a)), b_t - a_t)),
+        _ => None,
+    };
     loop {
         let st = waitid(
             WaitId::Pid(pid),
@@ -556,7 +585,7 @@ fn cpu_of_wait(args: &[&str]) -> (Duration, Option<Duration>, Duration, Option<i
             .filter(|&ms| ms > 0.0)
             .map(|ms| Duration::from_nanos((ms * 1e6) as u64))
     });
-    (cpu, precise, wall, code)
+    WaitCpu { cpu, precise, wall, code, window }
 }
 
 #[test]
@@ -568,17 +597,22 @@ fn waiting_uses_almost_no_cpu() {
         ("tmp (inotify)", tmp_missing.as_str()),
         ("/sys (uevents + back-off)", sys_missing.as_str()),
     ] {
-        let (cpu, precise, wall, code) = cpu_of_wait(&["--timeout", "3000", path]);
+        let WaitCpu { cpu, precise, wall, code, window } = cpu_of_wait(&["--timeout", "3000", path]);
         eprintln!(
             "parmod wait --timeout 3000 {what}: wall {:.1} ms, CPU (utime+stime) {:.1} ms, \
-             sum_exec_runtime {}, CPU/wall {:.3}%",
+             sum_exec_runtime {}, CPU/wall {:.3}%; while waiting (0.5-2.8 s): {}",
             wall.as_secs_f64() * 1e3,
             cpu.as_secs_f64() * 1e3,
             precise.map_or("n/a".to_string(), |d| format!(
                 "{:.3} ms",
                 d.as_secs_f64() * 1e3
             )),
-            precise.unwrap_or(cpu).as_secs_f64() / wall.as_secs_f64() * 100.0
+            precise.unwrap_or(cpu).as_secs_f64() / wall.as_secs_f64() * 100.0,
+            window.map_or("n/a (no /proc/PID/schedstat)".to_string(), |(c, w)| format!(
+                "{:.3} ms of CPU in {:.0} ms",
+                c.as_secs_f64() * 1e3,
+                w.as_secs_f64() * 1e3
+            )),
         );
         assert_eq!(code, Some(1), "{what}: the path is missing: exit 1");
         assert!(
@@ -586,16 +620,26 @@ fn waiting_uses_almost_no_cpu() {
             "{what}: gave up after {wall:?}"
         );
         assert!(wall < Duration::from_secs(20), "{what}: took {wall:?}");
-        assert!(
-            cpu < Duration::from_millis(30),
-            "{what}: {cpu:?} CPU while waiting {wall:?} (limit 30 ms, 1%)"
-        );
-        if let Some(pr) = precise {
-            assert!(
-                pr < Duration::from_millis(30),
-                "{what}: sum_exec_runtime {pr:?} while waiting {wall:?}"
-            );
+        match window {
+            // The waiting itself: at most 1 % of a CPU (the /sys wait's
+            // back-off re-checks included).
+            Some((c, w)) => assert!(
+                c * 100 < w,
+                "{what}: {c:?} of CPU in {w:?} of waiting (limit 1 %)"
+            ),
+            None => {
+                if std::env::var_os("PARMOD_REQUIRE_SCHEDSTAT").is_some() {
+                    panic!("{what}: no /proc/PID/schedstat (PARMOD_REQUIRE_SCHEDSTAT is set)");
+                }
+                eprintln!("SKIP {what}: the waiting window's CPU time (no /proc/PID/schedstat); the whole life's is checked");
+            }
         }
+        // The whole life, start-up and exit included: 1 % too.
+        let life = precise.unwrap_or(cpu);
+        assert!(
+            life < Duration::from_millis(30),
+            "{what}: {life:?} of CPU in all, waiting {wall:?} (limit 30 ms, 1 %)"
+        );
     }
 }
 

@@ -32,8 +32,12 @@ use crate::runtime::thread;
 pub const PATH_MAX: usize = 256;
 
 pub struct Real {
-    /// The main task's wake-up channel (opened by `open`).
+    /// The main task's wake-up channel (opened by `open`), and whether
+    /// opening it failed (the main task then looks at the run every
+    /// [`NO_WAKE_POLL_NS`]; a process without workers, `parmod wait`,
+    /// never opens one and needs none).
     wake_fd: SetOnce<OwnedFd>,
+    wake_failed: AtomicBool,
     /// Opened the first time a path outside /sys is watched.
     inotify: SetOnce<OwnedFd>,
     /// Opened the first time a /sys path is watched.
@@ -70,6 +74,7 @@ impl Real {
     pub const fn new() -> Self {
         Real {
             wake_fd: SetOnce::new(),
+            wake_failed: AtomicBool::new(false),
             inotify: SetOnce::new(),
             uevents: SetOnce::new(),
             inotify_tried: AtomicBool::new(false),
@@ -107,7 +112,8 @@ impl Real {
 impl Kernel for Real {
     fn open(&self) -> Result<(), Errno> {
         if self.wake_fd.get().is_none() {
-            let fd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK)?;
+            let fd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK)
+                .inspect_err(|_| self.wake_failed.store(true, Relaxed))?;
             let _ = self.wake_fd.set(fd);
         }
         Ok(())
@@ -325,9 +331,9 @@ impl Kernel for Real {
     }
 
     fn sleep(&self, until: Option<u64>) -> Wake {
-        let until = match self.wake_fd.get() {
-            Some(_) => until,
-            None => Some(until.unwrap_or(u64::MAX).min(clock::monotonic_ns() + NO_WAKE_POLL_NS)),
+        let until = match self.wake_failed.load(Relaxed) {
+            false => until,
+            true => Some(until.unwrap_or(u64::MAX).min(clock::monotonic_ns() + NO_WAKE_POLL_NS)),
         };
         let ts;
         let timeout = match until {
