@@ -33,7 +33,7 @@ SIZE_BUDGET := 131072
 
 .PHONY: all build deps rust-target test unit-test msrv size-check bench bench-plan demo qemu-test initramfs clean \
 	install man qemu-test-arm64 test-packaging fuzz qemu-test-systemd bench-systemd \
-	qemu-test-coldplug bench-coldplug
+	qemu-test-coldplug bench-coldplug qemu-test-xz
 
 all: build
 
@@ -83,7 +83,7 @@ unit-test: deps build
 	  PARMOD_REQUIRE_DEV_WRITABLE=1 PARMOD_REQUIRE_COMPRESSORS=1 \
 	  $(CARGO) test --features host
 
-test: deps size-check unit-test msrv test-packaging fuzz qemu-test qemu-test-arm64 qemu-test-systemd qemu-test-coldplug
+test: deps size-check unit-test msrv test-packaging fuzz qemu-test qemu-test-xz qemu-test-arm64 qemu-test-systemd qemu-test-coldplug
 
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer; a nightly toolchain): each
 # target FUZZ_SECONDS seconds, after the inputs that once failed
@@ -109,6 +109,13 @@ msrv: rust-target
 # The QEMU boot suite (installs qemu, the Debian kernel and headers, busybox).
 qemu-test: build
 	PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) qemu-test/run.sh
+
+# Debian 12's 6.12 kernel, whose modules are .ko.xz: the large real set
+# loaded with and without the unpacker (scenario unpack-xz), in its own
+# work directory.
+qemu-test-xz: build
+	RUN_DIR=$(CURDIR)/build/qemu-xz KVER=6.12 PARMOD_REQUIRE_XZ=1 PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) \
+	  qemu-test/run.sh --only unpack-xz --mode init
 
 # A Debian 12 system (mmdebstrap, cached in build/debian) booted with
 # initramfs-tools + systemd-modules-load, with parmod's initramfs + unit, and

@@ -17,15 +17,16 @@
 #
 # Environment: PARMOD, PARMOD_PLAN (binaries; default: built with make into
 # target/x86_64-unknown-linux-musl), KVER (the kernel: a version, or 6.1 or
-# 6.12; see lib.sh), QEMU_TIMEOUT (per boot, default 120).
+# 6.12; see lib.sh), QEMU_TIMEOUT (per boot, default 120), RUN_DIR (the
+# work directory, default build/qemu).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-W=$QT_REPO/build/qemu
+W=${RUN_DIR:-$QT_REPO/build/qemu}
 ONLY="" MODE=auto
 ALL="fixture-graph failure stuck busy-init late-waits real-devices real-large busybox-next cmdline rescue-next rescue-plan"
 # Scenarios that run only when named with --only.
-EXTRA=""
+EXTRA="unpack-xz"
 # The hostile machine (README.md, "Scenarios").
 ALL="$ALL task-names request-loading request-self on-request request-hold request-storm kernel-fs console-full coldplug-flood"
 ALL="$ALL root-switch root-mount-fail root-no-init root-missing root-missing-sleep root-firmware-early"
@@ -491,6 +492,51 @@ scenario_real-large() {
         || fail "summary '$(summary)', want $n loaded, 0 failed"
     check_exit 0
     finish "$name" "boot ${BOOT_SECS} s, $(du -m "$W/img/$name.img" | cut -f1) MB image, $(summary | sed 's/^parmod: //')"
+}
+
+# --- (d3) .ko.xz modules unpacked on idle CPUs --------------------------------
+# A kernel whose modules are .ko.xz (Debian's 6.12: `make qemu-test-xz`):
+# the large set twice from one image, with the unpacker (the default) and
+# with parmod.unpack=0. Both must load the same modules with the same taint
+# (the kernel checks an image's signature as it checks the file's), and the
+# first must have loaded some from images.
+scenario_unpack-xz() {
+    local name=unpack-xz
+    # shellcheck disable=SC2086
+    plan "$name" $LARGE_SET || { fail "plan compile failed"; return; }
+    local xz
+    xz=$(plan_q "$W/img/$name.plan" '[.modules[] | select(.path != null) | select(.path | endswith(".ko.xz"))] | length')
+    if [ "${xz:-0}" = 0 ]; then
+        [ -n "${PARMOD_REQUIRE_XZ:-}" ] && { fail "no .ko.xz module on $KVER (PARMOD_REQUIRE_XZ is set)"; finish "$name" "no .ko.xz"; return; }
+        skip "$name" "the modules of $KVER are not .ko.xz"
+        return
+    fi
+    if [ "$MODE" != init ]; then
+        skip "$name" "parmod.unpack= is read by /init only"
+        return
+    fi
+    image "$name" || { fail "image build failed"; return; }
+    boot "$name.off" "quiet parmod.next=/sbin/check parmod.unpack=0" -cpu max
+    local off_mods off_taint off_sum
+    off_mods=$(t modules) off_taint=$(t tainted) off_sum=$(summary)
+    case "$off_sum" in *"unpacked on idle CPUs"*) fail "parmod.unpack=0 still unpacked: $off_sum" ;; esac
+    boot "$name" "quiet parmod.next=/sbin/check" -cpu max
+    local m n
+    for m in $LARGE_SET; do
+        loaded_or_builtin "$W/img/$name.plan" "$m" || fail "$m not loaded"
+    done
+    n=$(plan_q "$W/img/$name.plan" .module_count)
+    [ "$(summary_field loaded)" = "$n" ] && [ "$(summary_field failed)" = 0 ] \
+        || fail "summary '$(summary)', want $n loaded, 0 failed"
+    check_exit 0
+    local used
+    used=$(summary | sed -n 's/.*; \([0-9]*\) loads\{0,1\} from images unpacked on idle CPUs.*/\1/p')
+    [ "${used:-0}" -gt 0 ] || fail "no load from an image: $(summary)"
+    [ "$(t modules)" = "$off_mods" ] \
+        || fail "the modules differ from the boot without unpacking"
+    [ -n "$off_taint" ] && [ "$(t tainted)" = "$off_taint" ] \
+        || fail "taint $(t tainted) with images, ${off_taint:-?} without"
+    finish "$name" "boot ${BOOT_SECS} s, $xz .ko.xz of $n; taint $(t tainted); $(summary | sed 's/^parmod: //'); without: $(echo "$off_sum" | sed 's/^parmod: //')"
 }
 
 # --- (e) busybox init as the next stage -------------------------------------

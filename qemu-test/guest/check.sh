@@ -36,6 +36,7 @@ for f in /sys/module/pm_params/parameters/*; do
     [ -f "$f" ] && echo "T: param $(basename "$f")=$(cat "$f")"
 done
 echo "T: modprobe-helper $(cat /proc/sys/kernel/modprobe)"
+echo "T: tainted $(cat /proc/sys/kernel/tainted)"
 echo "T: net $(ls /sys/class/net 2>/dev/null | tr '\n' ' ')"
 echo "T: dev $(ls /dev | tr '\n' ' ')"
 echo "T: devsnd $(ls /dev/snd 2>/dev/null | tr '\n' ' ')"

@@ -94,11 +94,13 @@ pub struct Options {
     /// `parmod coldplug`: load what the devices need.
     pub coldplug: bool,
     pub settle_ms: Option<u32>,
+    /// Leave `.ko.xz` files to the kernel (no unpacking on idle CPUs).
+    pub no_unpack: bool,
 }
 
 pub const USAGE: &str = "\
 usage: parmod [-j N] [--trace PATH] [--module-timeout MS] [--deadline MS]
-              [--force] [--module-dir DIR] [-q] PLAN
+              [--force] [--module-dir DIR] [--no-unpack] [-q] PLAN
        parmod --simulate [--fail NAME,..] [--hang NAME,..] [options] PLAN
        parmod --init [options] [PLAN]       (as PID 1: the initramfs /init)
        parmod coldplug [--settle MS] [--timeout MS] [-j N] [--trace PATH] [PLAN]
@@ -114,6 +116,8 @@ its dependencies are done, longest remaining chain first.
   --simulate            sleep each module's planned weight, load nothing
   --force               load even if the plan is for another kernel
   --module-dir DIR      module files are under DIR (/lib/modules/RELEASE)
+  --no-unpack           leave .ko.xz files to the kernel (default: unpack
+                        them ahead of their loads on idle CPUs)
   -q, --quiet           print only failures and the summary
 coldplug: load what the devices present, and those appearing, need (a plan
 from parmod-plan compile --all; a run of such a plan is one anyway), until
@@ -121,7 +125,7 @@ nothing loads and no device appears for --settle MS (default 200), or
 --timeout MS. Reads modules_load=, rd.modules_load=, modprobe.blacklist=,
 rd.driver.blacklist=, module_blacklist= from the kernel command line.
 /init reads parmod.{plan,next,rescue,jobs,deadline,timeout,trace,coldplug,
-settle}=, modprobe.blacklist= and MODULE.PARAM=VALUE from the command line.
+settle,unpack}=, modprobe.blacklist= and MODULE.PARAM=VALUE from the command line.
 Exit: 0 all loaded; 1 failed, skipped, stuck, blocked or a wait failed;
 2 usage or plan error (nothing loaded). See parmod(8).
 ";
@@ -150,6 +154,7 @@ pub fn parse(args: &Args, first: usize, coldplug: bool) -> Result<Options, ArgEr
             Arg::Flag(b"--simulate", _) => o.simulate = true,
             Arg::Flag(b"--init", _) => {} // seen by `run` before parsing
             Arg::Flag(b"--force", _) => o.force = true,
+            Arg::Flag(b"--no-unpack", _) => o.no_unpack = true,
             Arg::Flag(b"-q" | b"--quiet", _) => o.quiet = true,
             Arg::Flag(b"--module-dir", v) => o.module_dir = Some(c.value("--module-dir", v)?.to_bytes()),
             Arg::Flag(b"--fail", v) => names("--fail", c.value("--fail", v)?, &mut o.fail)?,

@@ -185,9 +185,10 @@ pub fn main(opts: super::args::Options, t0: u64, env: Env) -> ! {
             give_up(rescue, env)
         }
     };
+    let unpack = !opts.no_unpack && cl.number(b"parmod.unpack") != Some(0);
     let mut wait = spec.map(|spec| RootWait::new(spec, k.now()));
     let hook = wait.as_mut().map(|w| w as &mut dyn super::supervisor::Hook);
-    let r = run::Run { wanted: &[], blacklist: cold.is_none(), jobs, deadline_ms, quiet: opts.quiet, summary: true, coldplug: cold, hook, trace };
+    let r = run::Run { wanted: &[], blacklist: cold.is_none(), jobs, deadline_ms, quiet: opts.quiet, summary: true, coldplug: cold, hook, trace, unpack };
     let _ = run::execute(s, t0, r);
     let Some(wait) = wait else { hand_over(next, rescue, env) };
     let Some((node, fs)) = wait.found else {

@@ -1,13 +1,14 @@
 //! The memory parmod uses, all from `mmap`: the plan (mapped, or copied), the one
 //! anonymous mapping that holds every piece of run-time state (as atomics),
-//! worker stacks with guard pages, and the process arguments; and the
+//! worker stacks with guard pages, unpacked module images ([`Buffer`]), and
+//! the process arguments; and the
 //! standard descriptors. The unsafe conversions from raw mappings and
 //! numbers to Rust references live here, each with the reason it is sound.
 #![allow(unsafe_code)]
 
 use core::ffi::{c_char, CStr};
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
@@ -110,6 +111,74 @@ pub fn map_stack(size: usize) -> Result<*mut u8, Errno> {
         )?;
         mm::mprotect(p, GUARD, MprotectFlags::empty())?;
         Ok((p as *mut u8).add(size + GUARD))
+    }
+}
+
+/// Memory of our own that is given back: an unpacked module's image, or a
+/// decoder's dictionary. An anonymous mapping of `len` bytes, reserved
+/// (NORESERVE) and zero until written; pages cost memory once touched.
+pub struct Buffer {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a Buffer owns its mapping alone (nothing else refers to it), so it
+// may move to another task of the address space.
+unsafe impl Send for Buffer {}
+
+impl Buffer {
+    pub fn new(len: usize) -> Result<Buffer, Errno> {
+        if len == 0 {
+            return Err(Errno::INVAL);
+        }
+        // SAFETY: a fresh anonymous mapping that only this Buffer refers to.
+        let p = unsafe {
+            mm::mmap_anonymous(ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE | MapFlags::NORESERVE)?
+        };
+        Ok(Buffer { ptr: p as *mut u8, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live mapping of `len` readable bytes owned by
+        // self; the borrow ends before the mapping can (Drop).
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`, and `&mut self` makes the view unique.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    /// Hand the buffer to another task through a slot of two words (see
+    /// [`claim`]); the slot must be empty (address 0).
+    pub fn offer(self, addr: &AtomicU64, len: &AtomicU64) {
+        len.store(self.len as u64, SeqCst);
+        addr.store(self.ptr as u64, SeqCst);
+        core::mem::forget(self);
+    }
+}
+
+/// Take the buffer offered in a slot, if any; the slot is empty afterwards.
+pub fn claim(addr: &AtomicU64, len: &AtomicU64) -> Option<Buffer> {
+    let p = addr.swap(0, SeqCst);
+    // SAFETY: a nonzero address was stored by `Buffer::offer`, which gave up
+    // that Buffer (forget); the swap hands it to exactly one claimer, and
+    // the length was stored before the address.
+    (p != 0).then(|| Buffer { ptr: p as *mut u8, len: len.load(SeqCst) as usize })
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, and no view of it outlives `self`.
+        let _ = unsafe { mm::munmap(self.ptr as *mut core::ffi::c_void, self.len) };
     }
 }
 

@@ -35,6 +35,7 @@ pub mod state;
 pub mod supervisor;
 pub mod sync;
 pub mod thread;
+pub mod unpack;
 pub mod wait;
 
 #[cfg(all(test, feature = "host"))]
@@ -192,6 +193,7 @@ pub fn run(argv: Args, env: Env) -> i32 {
         coldplug: cold,
         hook: None,
         trace: opts.trace,
+        unpack: !opts.no_unpack,
     };
     run::execute(s, t0, run)
 }

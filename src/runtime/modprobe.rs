@@ -94,7 +94,7 @@ pub fn main(argv: Args, t0: u64) -> i32 {
     // A run of the same plan holds its loads with long serial parts back
     // while this one loads (see `Sched::hold_for_requests`).
     s.kernel.mark_request(plan_path);
-    let r = Run { wanted: &wanted, blacklist: false, jobs: None, deadline_ms: None, quiet, summary: false, coldplug: None, hook: None, trace: None };
+    let r = Run { wanted: &wanted, blacklist: false, jobs: None, deadline_ms: None, quiet, summary: false, coldplug: None, hook: None, trace: None, unpack: false };
     match run::execute(s, t0, r) {
         0 => 0,
         _ => 1,

@@ -10,7 +10,7 @@ use rustix::fs::{Mode, OFlags};
 
 use super::out::{emit, write_all, Out, Show, Sys};
 use super::sched::Sched;
-use super::state::{at, HELD_MS, HOLDS, NOT_WANTED, READY, RUNNING, STUCK, WAITING, WAIT_ACTIVE, WAIT_IDLE, WAIT_SATISFIED, WAIT_TIMED_OUT};
+use super::state::{at, HELD_MS, HOLDS, UNPACKED, UNPACK_USED, NOT_WANTED, READY, RUNNING, STUCK, WAITING, WAIT_ACTIVE, WAIT_IDLE, WAIT_SATISFIED, WAIT_TIMED_OUT};
 
 #[derive(Default)]
 pub struct Counts {
@@ -186,6 +186,11 @@ pub fn report(ctx: &Sched, now: u64, elapsed_ms: u64, quiet: bool, summary: bool
     if holds > 0 {
         let ms = at(st.ctl, HELD_MS).load(Relaxed);
         emit!(o, "; ", holds, if holds == 1 { " load" } else { " loads" }, " held back ", ms, " ms while the kernel loaded what it requested");
+    }
+    let used = at(st.ctl, UNPACK_USED).load(Relaxed);
+    if used > 0 {
+        let made = at(st.ctl, UNPACKED).load(Relaxed);
+        emit!(o, "; ", used, if used == 1 { " load" } else { " loads" }, " from images unpacked on idle CPUs (", made, " unpacked)");
     }
     emit!(o, "\n");
     if bad > 0 {

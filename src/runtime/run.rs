@@ -164,6 +164,10 @@ pub struct Run<'a> {
     /// Something else that keeps the run open (/init's root device).
     pub hook: Option<&'a mut dyn supervisor::Hook>,
     pub trace: Option<&'a CStr>,
+    /// Unpack `.ko.xz` modules ahead of their loads on idle CPUs
+    /// (`runtime::unpack`): runs that last (a command, /init), not the
+    /// modprobe personality's short ones, not coldplug.
+    pub unpack: bool,
 }
 
 /// Default number of workers: eight times the CPUs this process may run on
@@ -216,6 +220,8 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
         emit!(Out::stderr(), "parmod: no worker could start: loading one module at a time (a load that never returns cannot be timed out)\n");
     }
 
+    let unpacking = r.unpack && r.coldplug.is_none() && started > 0 && s.start_unpacker();
+
     let mut cold = r.coldplug.map(|settle| Coldplug::start(s, settle));
     let mut hooks: heapless::Vec<&mut dyn supervisor::Hook, 2> = heapless::Vec::new();
     if let Some(c) = cold.as_mut() {
@@ -228,6 +234,9 @@ pub fn execute(s: &'static Sched, t0: u64, r: Run<'_>) -> i32 {
     drop(hooks);
 
     let now = k.now();
+    if unpacking {
+        s.stop_unpacker();
+    }
     if at_deadline {
         // What is stuck at the deadline belongs in the booted system's journal.
         k.log_to_kmsg();

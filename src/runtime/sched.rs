@@ -83,7 +83,11 @@ pub struct Sched {
 
 impl Work for Sched {
     fn work(&self, id: usize) {
-        self.worker_loop(id)
+        if id == UNPACKER {
+            self.unpack_loop()
+        } else {
+            self.worker_loop(id)
+        }
     }
 }
 
@@ -112,7 +116,7 @@ impl Sched {
     /// after it still count: a long one makes the chain to it urgent, not
     /// itself. Measured on the benchmark's real set, where amdgpu's serial
     /// part alone is 2.2 s: docs/BENCHMARKS.md.
-    fn prio(&self, m: u32) -> (u64, u32) {
+    pub(super) fn prio(&self, m: u32) -> (u64, u32) {
         let key = self.plan.module(m).map_or(0, |x| x.priority_us().saturating_sub(x.serial_us() as u64));
         (key, u32::MAX - m)
     }
@@ -624,10 +628,21 @@ impl Sched {
 
     // ---- workers ----
 
-    /// Load module `m` (taken at `start`): the plan's file and options, the
-    /// kernel command line's parameters, through the kernel.
+    /// Load module `m` (taken at `start`): the plan's file (or the image the
+    /// unpacker made of it) and options, the kernel command line's
+    /// parameters, through the kernel.
     fn load(&self, m: u32, start: u64) -> Outcome {
         let Some(module) = self.plan.module(m) else { return Outcome::Failed(Errno::INVAL.raw_os_error()) };
+        // Taken even when not loaded: the unpacker stops, the memory is freed.
+        let image = self.claim_image(m);
+        let outcome = self.load_with(m, module, image.as_ref().map(|b| b.bytes()), start);
+        if let Some(b) = image {
+            self.image_done(b);
+        }
+        outcome
+    }
+
+    fn load_with(&self, m: u32, module: crate::plan::Module<'_>, image: Option<&[u8]>, start: u64) -> Outcome {
         if module.is_builtin() {
             return Outcome::Builtin;
         }
@@ -661,7 +676,7 @@ impl Sched {
                 Err(e) => return failed(e),
             }
         };
-        let call = LoadCall { module: m, name: module.name(), path, params, flags, weight_us: module.weight_us(), start_ns: start };
+        let call = LoadCall { module: m, name: module.name(), path, params, flags, image, weight_us: module.weight_us(), start_ns: start };
         match k.load(&call) {
             Ok(()) => Outcome::Loaded,
             Err(Errno::EXIST) => Outcome::Present,
@@ -670,7 +685,7 @@ impl Sched {
     }
 
     /// Name the worker's task `prefix` + `name` (the kernel keeps 15 bytes).
-    fn name_worker(&self, prefix: &[u8], name: &[u8]) {
+    pub(super) fn name_worker(&self, prefix: &[u8], name: &[u8]) {
         let mut buf = [0u8; 16];
         let p = prefix.len().min(15);
         buf[..p].copy_from_slice(&prefix[..p]);
@@ -895,7 +910,12 @@ impl Sched {
     /// Wait until worker `id` has exited (its tid word cleared), at most
     /// `timeout_ms` of real time.
     pub fn join(&self, id: usize, timeout_ms: u64) -> bool {
-        let w = at(self.st.slot_tid, id);
+        self.join_word(at(self.st.slot_tid, id), timeout_ms)
+    }
+
+    /// Wait until the task whose tid word is `w` has exited, at most
+    /// `timeout_ms` of real time.
+    pub fn join_word(&self, w: &core::sync::atomic::AtomicU32, timeout_ms: u64) -> bool {
         let end = super::clock::monotonic_ns() + timeout_ms * MS;
         loop {
             let tid = w.load(Acquire);

@@ -67,7 +67,30 @@ pub const HOLDING: usize = 10;
 /// Loads held back so far, and for how long in all (ms).
 pub const HOLDS: usize = 11;
 pub const HELD_MS: usize = 12;
-const CONTROL_WORDS: usize = 13;
+/// The unpacker (see `runtime::unpack`): its task id while it runs (the
+/// kernel clears it), nonzero once it must stop, the images it made and
+/// how many of them a load used, and the memory (KiB) of the images made
+/// but not yet loaded.
+pub const UNPACK_TID: usize = 13;
+pub const UNPACK_STOP: usize = 14;
+pub const UNPACKED: usize = 15;
+pub const UNPACK_USED: usize = 16;
+pub const UNPACK_KIB: usize = 17;
+/// How much memory (KiB) the images not yet loaded may take.
+pub const UNPACK_BUDGET_KIB: usize = 18;
+const CONTROL_WORDS: usize = 19;
+
+/// Per-module unpack states (`State::unpack`).
+pub const UNPACK_NONE: u32 = 0;
+/// The unpacker is decoding it, or has offered its image.
+pub const UNPACK_BUSY: u32 = 1;
+/// A worker took the module (with or without the image): hands off.
+pub const UNPACK_GONE: u32 = 2;
+/// It did not decode; the file is loaded as it is.
+pub const UNPACK_FAILED: u32 = 3;
+
+/// The worker slot id of the unpacker's task (not a worker slot).
+pub const UNPACKER: usize = MAX_WORKERS;
 
 pub struct State {
     pub ctl: &'static [AtomicU32],
@@ -100,6 +123,11 @@ pub struct State {
     pub awaiting: &'static [AtomicU32],
     /// Per module: 1 while its dependents wait for its device waits.
     pub await_flag: &'static [AtomicU32],
+    /// Per module: its UNPACK_* state, and the slot of its unpacked image
+    /// (`mapping::Buffer::offer`, `mapping::claim`).
+    pub unpack: &'static [AtomicU32],
+    pub unpack_addr: &'static [AtomicU64],
+    pub unpack_len: &'static [AtomicU64],
     /// Per device-wait record: WAIT_* state, start and end (ns).
     pub wstatus: &'static [AtomicU32],
     pub wstart: &'static [AtomicU64],
@@ -148,7 +176,7 @@ fn take<T>(s: &mut &'static [T], n: usize) -> &'static [T] {
 /// The number of `AtomicU64` and `AtomicU32` words of the state of `n`
 /// modules and `waits` device waits.
 fn words(n: usize, waits: usize) -> (usize, usize) {
-    (2 * n + 3 * MAX_WORKERS + 2 + 2 * waits, CONTROL_WORDS + 10 * n + 4 * MAX_WORKERS + waits)
+    (4 * n + 3 * MAX_WORKERS + 2 + 2 * waits, CONTROL_WORDS + 11 * n + 4 * MAX_WORKERS + waits)
 }
 
 impl State {
@@ -179,6 +207,9 @@ impl State {
             last_end: at(take(&mut w64, 1), 0),
             awaiting: take(&mut w32, n),
             await_flag: take(&mut w32, n),
+            unpack: take(&mut w32, n),
+            unpack_addr: take(&mut w64, n),
+            unpack_len: take(&mut w64, n),
             wstatus: take(&mut w32, waits),
             wstart: take(&mut w64, waits),
             wend: take(&mut w64, waits),

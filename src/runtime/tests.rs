@@ -90,7 +90,7 @@ fn run_with(pb: &PlanBuilder, fake: &'static Fake, o: Opts<'_>) -> Done {
     };
     let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
     let t0 = fake.time();
-    let r = Run { wanted: o.wanted, blacklist: true, jobs: Some(o.jobs), deadline_ms: Some(o.deadline_ms), quiet: true, summary: false, coldplug: None, hook: None, trace: None };
+    let r = Run { wanted: o.wanted, blacklist: true, jobs: Some(o.jobs), deadline_ms: Some(o.deadline_ms), quiet: true, summary: false, coldplug: None, hook: None, trace: None, unpack: true };
     let status = run::execute(s, t0, r);
     Done { fake, s, status, t0 }
 }
@@ -811,7 +811,7 @@ fn the_default_worker_count_is_eight_times_the_cpus() {
     let plan = Plan::parse(bytes).expect("parses");
     let setup = Setup { plan_path: b"p", force: true, module_dir: None, module_timeout_ms: None, cmdline: CmdlineBuf::empty() };
     let s: &'static Sched = std::boxed::Box::leak(std::boxed::Box::new(run::prepare(plan, fake, setup).expect("prepare")));
-    let r = Run { wanted: &[], blacklist: true, jobs: None, deadline_ms: None, quiet: true, summary: false, coldplug: None, hook: None, trace: None };
+    let r = Run { wanted: &[], blacklist: true, jobs: None, deadline_ms: None, quiet: true, summary: false, coldplug: None, hook: None, trace: None, unpack: false };
     assert_eq!(run::execute(s, fake.time(), r), 0);
     assert_eq!(fake.spawns(), 24);
 }
@@ -966,7 +966,7 @@ fn prepared(pb: &PlanBuilder, fake: &'static Fake, cmdline: &[u8]) -> &'static S
 fn run_coldplug(pb: &PlanBuilder, fake: &'static Fake, cmdline: &'static [u8]) -> Done {
     let s = prepared(pb, fake, cmdline);
     let t0 = fake.time();
-    let r = Run { wanted: &[], blacklist: false, jobs: Some(2), deadline_ms: Some(30_000), quiet: true, summary: false, coldplug: Some(200), hook: None, trace: None };
+    let r = Run { wanted: &[], blacklist: false, jobs: Some(2), deadline_ms: Some(30_000), quiet: true, summary: false, coldplug: Some(200), hook: None, trace: None, unpack: false };
     let status = run::execute(s, t0, r);
     Done { fake, s, status, t0 }
 }
@@ -1115,6 +1115,7 @@ fn run_root(fake: &'static Fake, cmdline: &'static [u8]) -> (Done, super::root::
         coldplug: None,
         hook: Some(&mut wait),
         trace: None,
+        unpack: false,
     };
     let status = run::execute(s, t0, r);
     (Done { fake, s, status, t0 }, wait)
@@ -1258,4 +1259,130 @@ fn a_post_dependency_skipped_during_a_skip_does_not_cut_the_skip_short() {
     }
     assert!(d.names().is_empty(), "nothing loads: {:?}", d.names());
     assert_eq!(d.status, 1, "skipped modules are not loaded: status 1");
+}
+
+// ---- the unpacker (runtime::unpack) ----
+
+fn xz_module(name: &str, deps: &[(u32, bool)]) -> ModuleSpec {
+    ModuleSpec { path: Some(format!("kernel/test/{name}.ko.xz")), ..module(name, 0, deps) }
+}
+
+fn ctl(d: &Done, word: usize) -> u32 {
+    super::state::at(d.s.st.ctl, word).load(core::sync::atomic::Ordering::SeqCst)
+}
+
+fn unpacking_fake(budget: u64) -> &'static Fake {
+    let fake = Fake::new().leak();
+    fake.file("/sys/module/compression", b"xz\n");
+    fake.unpacking(budget);
+    fake
+}
+
+#[test]
+fn modules_unpacked_while_others_load_load_from_their_images() {
+    use super::kernel::fake::Unpack;
+    use super::state::{UNPACKED, UNPACK_KIB, UNPACK_USED};
+    // One worker busy with `big` for 100 ms; the unpacker makes a's and
+    // b's images meanwhile, the run's most urgent first.
+    let pb = plan_of(vec![module("big", 0, &[]), xz_module("a", &[(0, false)]), xz_module("b", &[(0, false)])]);
+    let fake = unpacking_fake(1 << 20);
+    fake.script("big", Behaviour::Load(100 * MS));
+    fake.unpack_script("a", Unpack::Image(10 * MS)).unpack_script("b", Unpack::Image(20 * MS));
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!(d.status, 0);
+    let u = fake.unpacks();
+    let spans: Vec<(String, u64, u64, bool)> = u.iter().map(|r| (r.name.clone(), (r.start - d.t0) / MS, (r.end - d.t0) / MS, r.image)).collect();
+    assert_eq!(spans, [("a".to_string(), 0, 10, true), ("b".to_string(), 10, 30, true)]);
+    assert_eq!(u[0].path, "/lib/modules/6.1.0-test/kernel/test/a.ko.xz");
+    for name in ["a", "b"] {
+        let c = d.call(name);
+        assert_eq!(c.image.as_deref(), Some(format!("image:{name}").as_bytes()), "{name} from its image");
+        assert_eq!(c.flags, super::kernel::MODULE_INIT_COMPRESSED_FILE, "the file's flags stay, for a kernel that refuses images");
+        assert!(c.start >= d.call("big").end.unwrap(), "{name} after its dependency");
+    }
+    assert_eq!((ctl(&d, UNPACKED), ctl(&d, UNPACK_USED), ctl(&d, UNPACK_KIB)), (2, 2, 0), "made, used, memory left");
+    assert!(fake.task_names(super::state::UNPACKER).iter().any(|n| n == "pm:unpack"));
+}
+
+#[test]
+fn a_module_taken_while_it_is_unpacked_loads_from_its_file() {
+    use super::kernel::fake::Unpack;
+    use super::state::{UNPACKED, UNPACK_KIB, UNPACK_USED};
+    let pb = plan_of(vec![module("big", 0, &[]), xz_module("a", &[(0, false)])]);
+    let fake = unpacking_fake(1 << 20);
+    fake.script("big", Behaviour::Load(30 * MS));
+    fake.unpack_script("a", Unpack::Image(100 * MS));
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!(d.status, 0);
+    let c = d.call("a");
+    assert_eq!(((c.start - d.t0) / MS, c.image.is_none()), (30, true), "a at once, from its file");
+    assert_eq!(c.flags, super::kernel::MODULE_INIT_COMPRESSED_FILE);
+    let u = fake.unpacks();
+    assert_eq!(u.len(), 1);
+    assert!(!u[0].image, "the unpack is given up");
+    assert_eq!((ctl(&d, UNPACKED), ctl(&d, UNPACK_USED), ctl(&d, UNPACK_KIB)), (0, 0, 0));
+}
+
+#[test]
+fn a_module_that_does_not_unpack_loads_from_its_file() {
+    use super::kernel::fake::Unpack;
+    let pb = plan_of(vec![module("big", 0, &[]), xz_module("a", &[(0, false)])]);
+    let fake = unpacking_fake(1 << 20);
+    fake.script("big", Behaviour::Load(50 * MS));
+    fake.unpack_script("a", Unpack::Fail(5 * MS));
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!(d.status, 0);
+    assert!(d.call("a").image.is_none());
+    assert_eq!(fake.unpacks().len(), 1, "tried once");
+}
+
+#[test]
+fn images_wait_for_memory_from_the_budget() {
+    use super::kernel::fake::Unpack;
+    // A budget of one image (1 KiB): b's unpack waits until a's load has
+    // given a's image back.
+    let pb = plan_of(vec![
+        module("big", 0, &[]),
+        module("x", 0, &[]),
+        xz_module("a", &[(0, false)]),
+        xz_module("b", &[(0, false), (1, false)]),
+    ]);
+    let fake = unpacking_fake(1024);
+    fake.script("big", Behaviour::Load(100 * MS)).script("x", Behaviour::Load(200 * MS)).script("a", Behaviour::Load(10 * MS));
+    fake.unpack_script("a", Unpack::Image(10 * MS)).unpack_script("b", Unpack::Image(10 * MS));
+    let d = run_plan(&pb, fake, 2);
+    assert_eq!(d.status, 0);
+    let u = fake.unpacks();
+    assert_eq!(u.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    let a_end = d.call("a").end.unwrap();
+    assert_eq!((u[1].start - d.t0) / MS, (a_end - d.t0) / MS, "b unpacked once a's image was given back");
+    assert!(d.call("a").image.is_some() && d.call("b").image.is_some());
+}
+
+#[test]
+fn no_unpacker_without_the_idle_class_a_budget_or_a_decompressing_kernel() {
+    let pb = plan_of(vec![module("big", 0, &[]), xz_module("a", &[(0, false)])]);
+    // The idle class refused: the unpacker ends at once (it would compete
+    // with the loads).
+    let fake = unpacking_fake(1 << 20);
+    fake.refuse_idle();
+    fake.script("big", Behaviour::Load(50 * MS));
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!((d.status, fake.unpacks().len(), fake.spawns()), (0, 0, 2));
+    assert!(d.call("a").image.is_none());
+    // No budget: not started.
+    let fake = unpacking_fake(0);
+    fake.script("big", Behaviour::Load(50 * MS));
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!((d.status, fake.unpacks().len(), fake.spawns()), (0, 0, 1));
+    // A kernel that does not decompress xz: the load fails as before.
+    let fake = Fake::new().leak();
+    fake.unpacking(1 << 20);
+    let d = run_plan(&pb, fake, 1);
+    assert_eq!((d.result("a"), fake.unpacks().len(), fake.spawns()), (result::FAILED, 0, 1));
+    // Uncompressed modules only: not started.
+    let plain = plan_of(vec![module("big", 0, &[]), module("a", 0, &[(0, false)])]);
+    let fake = unpacking_fake(1 << 20);
+    let d = run_plan(&plain, fake, 1);
+    assert_eq!((d.status, fake.spawns()), (0, 1));
 }

@@ -20,13 +20,16 @@ use super::sync::SetOnce;
 /// Stack of a worker: it formats nothing; its largest frames are the load's
 /// path (1 KiB) and parameter (2 KiB) buffers.
 const STACK_SIZE: usize = 64 * 1024;
+/// Stack of the unpacker (`state::UNPACKER`): the xz decoder's state is
+/// about 32 KiB of it.
+const UNPACKER_STACK_SIZE: usize = 256 * 1024;
 
 /// What every worker runs (one run per process: set by the first spawn).
 static WORK: SetOnce<&'static dyn Work> = SetOnce::new();
 /// Whether workers drop their timer slack (simulated loads are sleeps).
 static NO_SLACK: AtomicBool = AtomicBool::new(false);
 
-/// Start worker `id` running `work.work(id)`.
+/// Start worker `id` (or the unpacker) running `work.work(id)`.
 pub fn spawn_worker(work: &'static dyn Work, id: usize, tid: &'static AtomicU32, no_slack: bool) -> Result<(), Errno> {
     let w = match WORK.set(work) {
         Ok(w) => w,
@@ -37,7 +40,8 @@ pub fn spawn_worker(work: &'static dyn Work, id: usize, tid: &'static AtomicU32,
         return Err(Errno::INVAL);
     }
     NO_SLACK.store(no_slack, Relaxed);
-    arch::spawn_task(worker_main, id, tid, STACK_SIZE)
+    let stack = if id == super::state::UNPACKER { UNPACKER_STACK_SIZE } else { STACK_SIZE };
+    arch::spawn_task(worker_main, id, tid, stack)
 }
 
 extern "C" fn worker_main(id: usize) -> ! {

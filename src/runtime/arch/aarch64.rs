@@ -10,7 +10,7 @@
 
 use core::arch::asm;
 
-use linux_raw_sys::general::{__NR_clock_gettime, __NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
+use linux_raw_sys::general::{__NR_clock_gettime, __NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask, __NR_sched_setscheduler};
 
 /// Start `entry(arg)` in a new task on the stack whose top is `stack_top`.
 ///
@@ -141,4 +141,21 @@ pub(super) fn clock_ns(clock: i32) -> Result<u64, i32> {
         return Err(ret as i32);
     }
     Ok(ts[0] as u64 * 1_000_000_000 + ts[1] as u64)
+}
+
+/// `sched_setscheduler(pid, policy, param)`: 0 or a negative errno.
+pub(super) fn sched_setscheduler(pid: i32, policy: i32, param: &i32) -> isize {
+    let ret: isize;
+    // SAFETY: `param` is a valid struct sched_param (one int) for the call.
+    unsafe {
+        asm!(
+            "svc #0",
+            in("x8") __NR_sched_setscheduler as usize,
+            inlateout("x0") pid as isize => ret,
+            in("x1") policy as isize,
+            in("x2") param as *const i32,
+            options(nostack),
+        );
+    }
+    ret
 }

@@ -16,7 +16,7 @@
 
 use core::arch::asm;
 
-use linux_raw_sys::general::{__NR_clock_gettime64, __NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask};
+use linux_raw_sys::general::{__NR_clock_gettime64, __NR_clone, __NR_execve, __NR_exit, __NR_exit_group, __NR_rt_sigprocmask, __NR_sched_setscheduler};
 
 /// Start `entry(arg)` in a new task on the stack whose top is `stack_top`.
 ///
@@ -169,4 +169,26 @@ pub(super) fn clock_ns(clock: i32) -> Result<u64, i32> {
         return Err(ret as i32);
     }
     Ok(ts[0] as u64 * 1_000_000_000 + ts[1] as u64)
+}
+
+/// `sched_setscheduler(pid, policy, param)`: 0 or a negative errno.
+pub(super) fn sched_setscheduler(pid: i32, policy: i32, param: &i32) -> isize {
+    let ret: isize;
+    // SAFETY: `param` is a valid struct sched_param (one int) for the call;
+    // r7 is restored before the block ends.
+    unsafe {
+        asm!(
+            "mov r10, r7",
+            "mov r7, r12",
+            "svc #0",
+            "mov r7, r10",
+            in("r12") __NR_sched_setscheduler as usize,
+            inlateout("r0") pid as isize => ret,
+            in("r1") policy as isize,
+            in("r2") param as *const i32,
+            out("r10") _,
+            options(nostack),
+        );
+    }
+    ret
 }

@@ -1,6 +1,7 @@
 //! The system calls rustix does not offer publicly, one file per
 //! architecture (each with the same functions and contracts: `clone_task`,
-//! `exit_task`, `exit_process`, `sigprocmask`, `execve`, `clock_ns`). The
+//! `exit_task`, `exit_process`, `sigprocmask`, `execve`, `clock_ns`,
+//! `sched_setscheduler`). The
 //! raw entry points stay private to this module; what it exports is safe:
 //! [`spawn_task`], [`exec`], the exits and the clocks.
 #![allow(unsafe_code)]
@@ -30,6 +31,13 @@ use arm as imp;
 compile_error!("parmod's runtime has clone support for x86_64, aarch64 and arm only");
 
 pub use imp::{exit_process, exit_task};
+
+/// Put the calling task in the idle scheduling class (`SCHED_IDLE`: it runs
+/// only on a CPU no other task wants); whether that worked.
+pub fn sched_idle() -> bool {
+    const SCHED_IDLE: i32 = 5;
+    imp::sched_setscheduler(0, SCHED_IDLE, &0) == 0
+}
 
 /// CLOCK_MONOTONIC, ns.
 pub fn monotonic_ns() -> u64 {

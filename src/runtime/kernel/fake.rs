@@ -20,7 +20,8 @@ use crate::plan::glob_match;
 use rustix::io::Errno;
 
 use super::real::is_sys;
-use super::{Kernel, LoadCall, Seen, Wake, Work};
+use super::{Kernel, LoadCall, Seen, UnpackCall, Wake, Work};
+use crate::runtime::mapping::Buffer;
 
 /// How a scripted load behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +52,25 @@ struct Cpu {
     busy_since: Option<u64>,
 }
 
+/// How a scripted unpack behaves: it takes `ns` of virtual time, then
+/// gives an image (`image:NAME`) or fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unpack {
+    Image(u64),
+    Fail(u64),
+}
+
+/// One recorded `unpack` call.
+#[derive(Clone, Debug)]
+pub struct UnpackRecord {
+    pub name: String,
+    pub path: String,
+    pub start: u64,
+    pub end: u64,
+    /// Whether it gave an image (not failed, not abandoned).
+    pub image: bool,
+}
+
 /// One recorded `load` call.
 #[derive(Clone, Debug)]
 pub struct Call {
@@ -60,6 +80,8 @@ pub struct Call {
     pub path: String,
     pub params: String,
     pub flags: u32,
+    /// The image it was given (an unpacked module), if any.
+    pub image: Option<Vec<u8>>,
     /// The task that made it (0: the main task).
     pub tid: u32,
     pub start: u64,
@@ -131,6 +153,12 @@ struct Inner {
     requests: Vec<(u64, u64)>,
     /// How many times workers asked whether it is.
     request_checks: u32,
+    /// The unpacker: its memory budget (0: no unpacking), each module's
+    /// unpack, the unpacks made, whether the idle class is refused.
+    unpack_budget: u64,
+    unpack_script: HashMap<String, Unpack>,
+    unpacks: Vec<UnpackRecord>,
+    refuse_idle: bool,
 }
 
 pub struct Fake {
@@ -187,10 +215,36 @@ impl Fake {
                 refuse_raise: false,
                 requests: Vec::new(),
                 request_checks: 0,
+                unpack_budget: 0,
+                unpack_script: HashMap::new(),
+                unpacks: Vec::new(),
+                refuse_idle: false,
             }),
             cv: Condvar::new(),
             threads: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Let the unpacker run with `budget` bytes of memory for images.
+    pub fn unpacking(&self, budget: u64) -> &Self {
+        self.lock().unpack_budget = budget;
+        self
+    }
+
+    /// How unpacking module `name` goes (default: an image, at once).
+    pub fn unpack_script(&self, name: &str, u: Unpack) -> &Self {
+        self.lock().unpack_script.insert(name.replace('-', "_"), u);
+        self
+    }
+
+    /// The kernel refuses the idle scheduling class.
+    pub fn refuse_idle(&self) -> &Self {
+        self.lock().refuse_idle = true;
+        self
+    }
+
+    pub fn unpacks(&self) -> Vec<UnpackRecord> {
+        self.lock().unpacks.clone()
     }
 
     /// A fake that lives for the rest of the test process.
@@ -452,6 +506,7 @@ impl Kernel for Fake {
             path: call.path.to_string_lossy().into_owned(),
             params: call.params.to_string_lossy().into_owned(),
             flags: call.flags,
+            image: call.image.map(|i| i.to_vec()),
             tid: 0,
             start,
             end: None,
@@ -539,6 +594,53 @@ impl Kernel for Fake {
             })
             .map(|h| self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(h))
             .map_err(|_| Errno::AGAIN)
+    }
+
+    fn unpack_budget(&self) -> u64 {
+        self.lock().unpack_budget
+    }
+
+    fn idle_class(&self) -> bool {
+        !self.lock().refuse_idle
+    }
+
+    fn unpack(&self, call: &mut UnpackCall<'_>) -> Result<Buffer, Errno> {
+        let name = String::from_utf8_lossy(call.name).into_owned();
+        let u = self.lock().unpack_script.get(&name.replace('-', "_")).copied().unwrap_or(Unpack::Image(0));
+        let start = self.lock().now;
+        let ns = match u {
+            Unpack::Image(ns) | Unpack::Fail(ns) => ns,
+        };
+        let mut g = self.lock();
+        if ns > 0 {
+            // Virtual time passes as in `pause`, but the decode gives up as
+            // soon as it is not wanted (the real one asks between chunks).
+            let end = start + ns;
+            g.running -= 1;
+            g.timers.push((end, usize::MAX));
+            self.cv.notify_all();
+            while g.now < end && (call.go_on)() {
+                g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+            if g.now < end {
+                // Given up early: our timer goes, and we run again.
+                if let Some(i) = g.timers.iter().position(|t| *t == (end, usize::MAX)) {
+                    g.timers.remove(i);
+                    g.running += 1;
+                }
+            }
+        }
+        let text = std::format!("image:{name}");
+        let made = matches!(u, Unpack::Image(_)) && (call.go_on)();
+        let end = g.now;
+        g.unpacks.push(UnpackRecord { name, path: call.path.to_string_lossy().into_owned(), start, end, image: made });
+        drop(g);
+        if !made {
+            return Err(if matches!(u, Unpack::Fail(_)) { Errno::INVAL } else { Errno::CANCELED });
+        }
+        let mut b = Buffer::new(text.len())?;
+        b.bytes_mut().copy_from_slice(text.as_bytes());
+        Ok(b)
     }
 
     fn task_cpu_ns(&self, tid: u32) -> Option<u64> {

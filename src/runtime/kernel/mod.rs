@@ -69,10 +69,26 @@ pub struct LoadCall<'a> {
     pub params: &'a CStr,
     /// `finit_module` flags ([`finit_flags`]).
     pub flags: u32,
+    /// The module's image, unpacked by parmod (see `runtime::unpack`): load
+    /// it with `init_module`, and the file with `flags` only if the kernel
+    /// refuses images (EPERM, EACCES, ENOSYS: a policy that wants files).
+    pub image: Option<&'a [u8]>,
     /// The plan's expected load time (the simulator sleeps it).
     pub weight_us: u32,
     /// When the worker took the module (the clock of [`Kernel::now`]).
     pub start_ns: u64,
+}
+
+/// One module to unpack (see `runtime::unpack`).
+pub struct UnpackCall<'a> {
+    pub module: u32,
+    pub name: &'a [u8],
+    /// The compressed file.
+    pub path: &'a CStr,
+    /// The decoder's dictionary.
+    pub dict: &'a mut [u8],
+    /// Asked between chunks: false once the image is not wanted any more.
+    pub go_on: &'a dyn Fn() -> bool,
 }
 
 /// Everything a run asks of the kernel. Workers call `load`, `park`,
@@ -117,6 +133,24 @@ pub trait Kernel: Sync {
 
     /// Load a module: `Ok` when it loaded, `Err(EEXIST)` when it already was.
     fn load(&self, call: &LoadCall<'_>) -> Result<(), Errno>;
+
+    /// How much memory (bytes) unpacked images may take at once; 0: parmod
+    /// unpacks nothing (the simulator: its loads read no file).
+    fn unpack_budget(&self) -> u64 {
+        0
+    }
+
+    /// Decode a compressed module file into an image of its own (the
+    /// unpacker's task; raw system calls only).
+    fn unpack(&self, _call: &mut UnpackCall<'_>) -> Result<super::mapping::Buffer, Errno> {
+        Err(Errno::OPNOTSUPP)
+    }
+
+    /// Put the calling task in the idle scheduling class (`SCHED_IDLE`);
+    /// whether it is.
+    fn idle_class(&self) -> bool {
+        false
+    }
 
     /// Start worker `id` running `work.work(id)`. `tid` is nonzero while the
     /// task runs and is cleared (with a futex wake) when it has exited.
