@@ -231,7 +231,9 @@ impl Sched {
             return;
         }
         self.name_worker(b"pm:unpack", b"");
-        let Ok(mut dict) = Buffer::new(DICT_MAX) else { return };
+        // Reserved, not used (NORESERVE), unless strict overcommit counts
+        // it: then a smaller one (the kernel's modules_install writes 1 MiB).
+        let Some(mut dict) = [DICT_MAX, 8 << 20, 1 << 20].into_iter().find_map(|n| Buffer::new(n).ok()) else { return };
         while !self.unpack_stopped() {
             match self.next_to_unpack() {
                 Next::Module(m) => self.unpack_one(m, dict.bytes_mut()),
