@@ -253,6 +253,8 @@ pub fn simulate(bytes: &[u8], script: &Script) -> Ran {
         coldplug: None,
         hook: None,
         trace: None,
+        // The fake gives no budget unless asked: no unpacker here.
+        unpack: true,
     };
     let status = run::execute(s, t0, r);
     let results: Vec<u8> = (0..n).map(|m| outcome(s, m)).collect();
