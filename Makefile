@@ -29,7 +29,7 @@ PARMOD_PLAN := target/$(HOST_TARGET)/host/parmod-plan
 # The stripped runtime must stay within this many bytes (128 KiB; 64 KiB held
 # through the restructuring into the kernel seam; what each later feature
 # cost is in README.md, "Size").
-SIZE_BUDGET := 131072
+SIZE_BUDGET := 163840
 
 .PHONY: all build deps rust-target test unit-test msrv size-check bench bench-plan demo qemu-test initramfs clean \
 	install man qemu-test-arm64 test-packaging fuzz qemu-test-systemd bench-systemd \
@@ -114,7 +114,7 @@ qemu-test: build
 # loaded with and without the unpacker (scenario unpack-xz), in its own
 # work directory.
 qemu-test-xz: build
-	RUN_DIR=$(CURDIR)/build/qemu-xz KVER=6.12 PARMOD_REQUIRE_XZ=1 PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) \
+	RUN_DIR=$(CURDIR)/build/qemu-xz KVER=6.12 PARMOD_REQUIRE_XZ=1 QEMU_TIMEOUT=300 PARMOD=$(CURDIR)/$(PARMOD) PARMOD_PLAN=$(CURDIR)/$(PARMOD_PLAN) \
 	  qemu-test/run.sh --only unpack-xz --mode init
 
 # A Debian 12 system (mmdebstrap, cached in build/debian) booted with

@@ -516,11 +516,27 @@ scenario_unpack-xz() {
         return
     fi
     image "$name" || { fail "image build failed"; return; }
-    boot "$name.off" "quiet parmod.next=/sbin/check parmod.unpack=0" -cpu max
+    # parmod's summary line with what follows "in N ms".
+    full_summary() { grep -m1 -o 'parmod: [0-9]* loaded.*' "$LOG" || true; }
+    ln -sf "$name.img" "$W/img/$name.off.img"
+    # 6.12 under QEMU 7.2's multi-threaded TCG now and then oopses on an
+    # int3 of its own text patching in the first seconds, before any
+    # module loads: that boot is repeated once, and said so.
+    boot_again_on_oops() {
+        local before=$REASONS
+        boot "$@"
+        if grep -q 'Oops: int3' "$LOG" && ! grep -q 'parmod: [0-9]* loaded' "$LOG"; then
+            echo "  $1: the kernel oopsed in its text patching before parmod ran; booting again" >&2
+            REASONS=$before
+            boot "$@"
+        fi
+    }
+    boot_again_on_oops "$name.off" "quiet parmod.next=/sbin/check parmod.unpack=0" -cpu max
     local off_mods off_taint off_sum
-    off_mods=$(t modules) off_taint=$(t tainted) off_sum=$(summary)
+    off_mods=$(t modules) off_taint=$(t tainted) off_sum=$(full_summary)
+    [ -n "$off_sum" ] || fail "no summary from parmod with parmod.unpack=0"
     case "$off_sum" in *"unpacked on idle CPUs"*) fail "parmod.unpack=0 still unpacked: $off_sum" ;; esac
-    boot "$name" "quiet parmod.next=/sbin/check" -cpu max
+    boot_again_on_oops "$name" "quiet parmod.next=/sbin/check" -cpu max
     local m n
     for m in $LARGE_SET; do
         loaded_or_builtin "$W/img/$name.plan" "$m" || fail "$m not loaded"
@@ -530,13 +546,13 @@ scenario_unpack-xz() {
         || fail "summary '$(summary)', want $n loaded, 0 failed"
     check_exit 0
     local used
-    used=$(summary | sed -n 's/.*; \([0-9]*\) loads\{0,1\} from images unpacked on idle CPUs.*/\1/p')
-    [ "${used:-0}" -gt 0 ] || fail "no load from an image: $(summary)"
+    used=$(full_summary | sed -n 's/.*; \([0-9]*\) loads\{0,1\} from images unpacked on idle CPUs.*/\1/p')
+    [ "${used:-0}" -gt 0 ] || fail "no load from an image: $(full_summary)"
     [ "$(t modules)" = "$off_mods" ] \
         || fail "the modules differ from the boot without unpacking"
     [ -n "$off_taint" ] && [ "$(t tainted)" = "$off_taint" ] \
         || fail "taint $(t tainted) with images, ${off_taint:-?} without"
-    finish "$name" "boot ${BOOT_SECS} s, $xz .ko.xz of $n; taint $(t tainted); $(summary | sed 's/^parmod: //'); without: $(echo "$off_sum" | sed 's/^parmod: //')"
+    finish "$name" "boot ${BOOT_SECS} s, $xz .ko.xz of $n; taint $(t tainted); $(full_summary | sed 's/^parmod: //'); without: $(echo "$off_sum" | sed 's/^parmod: //')"
 }
 
 # --- (e) busybox init as the next stage -------------------------------------
