@@ -43,19 +43,24 @@ pub fn copy_file(fd: BorrowedFd<'_>, len: usize) -> Result<&'static [u8], Errno>
     // read-only and hand out a shared view for 'static (never unmapped).
     unsafe {
         let p = mm::mmap_anonymous(ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)?;
-        let buf = core::slice::from_raw_parts_mut(p as *mut u8, len);
-        let mut at = 0;
-        while at < len {
-            match rustix::io::read(fd, &mut buf[at..]) {
-                Ok(0) => return Err(Errno::IO),
-                Ok(n) => at += n,
-                Err(Errno::INTR) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        read_exact(fd, core::slice::from_raw_parts_mut(p as *mut u8, len))?;
         mm::mprotect(p, len, MprotectFlags::READ)?;
         Ok(core::slice::from_raw_parts(p as *const u8, len))
     }
+}
+
+/// Fill `buf` from `fd`'s current offset; EIO when the file ends first.
+pub fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), Errno> {
+    let mut at = 0;
+    while at < buf.len() {
+        match rustix::io::read(fd, &mut buf[at..]) {
+            Ok(0) => return Err(Errno::IO),
+            Ok(n) => at += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// One anonymous mapping holding `n64` `AtomicU64` followed by `n32`

@@ -642,6 +642,13 @@ impl Sched {
         outcome
     }
 
+    /// The path of `module`'s file in `buf`: under the module directory, or
+    /// from the root for ROOT_PATH (depmod's `external` directories).
+    pub(super) fn file_of<'b>(&self, module: crate::plan::Module<'_>, buf: &'b mut [u8]) -> Result<&'b core::ffi::CStr, Errno> {
+        let dir: &[u8] = if module.is_root_path() { b"" } else { &self.module_dir };
+        kernel::module_path(buf, dir, module.path().unwrap_or(b""))
+    }
+
     fn load_with(&self, m: u32, module: crate::plan::Module<'_>, image: Option<&[u8]>, start: u64) -> Outcome {
         if module.is_builtin() {
             return Outcome::Builtin;
@@ -660,9 +667,7 @@ impl Sched {
             Err(e) => return failed(e),
         };
         let mut path = [0u8; 1024];
-        // ROOT_PATH: a path from the root (depmod's `external` directories).
-        let dir: &[u8] = if module.is_root_path() { b"" } else { &self.module_dir };
-        let path = match kernel::module_path(&mut path, dir, module.path().unwrap_or(b"")) {
+        let path = match self.file_of(module, &mut path) {
             Ok(p) => p,
             Err(e) => return failed(e),
         };

@@ -26,7 +26,7 @@ use crate::plan::{module_flags, Compression};
 use rustix::io::Errno;
 use xz4rust::{XzDecoder, XzNextBlockResult};
 
-use super::kernel::{self, UnpackCall};
+use super::kernel::UnpackCall;
 use super::mapping::{self, Buffer};
 use super::sched::Sched;
 use super::state::*;
@@ -160,8 +160,7 @@ impl Sched {
         }
         for m in 0..self.plan.module_count() as usize {
             if let Some(b) = mapping::claim(at(st.unpack_addr, m), at(st.unpack_len, m)) {
-                at(st.ctl, UNPACK_KIB).fetch_sub(kib(b.len()), Relaxed);
-                drop(b);
+                self.image_done(b);
             }
         }
     }
@@ -253,8 +252,7 @@ impl Sched {
         }
         let Some(module) = self.plan.module(m) else { return };
         let mut path = [0u8; 1024];
-        let dir: &[u8] = if module.is_root_path() { b"" } else { &self.module_dir };
-        let Ok(path) = kernel::module_path(&mut path, dir, module.path().unwrap_or(b"")) else {
+        let Ok(path) = self.file_of(module, &mut path) else {
             let _ = state.compare_exchange(UNPACK_BUSY, UNPACK_FAILED, SeqCst, Relaxed);
             return;
         };

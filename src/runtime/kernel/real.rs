@@ -211,15 +211,7 @@ impl Kernel for Real {
         let fd = rustix::fs::open(call.path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
         let len = rustix::fs::fstat(&fd)?.st_size as usize;
         let mut file = Buffer::new(len)?;
-        let mut at = 0;
-        while at < len {
-            match rustix::io::read(&fd, &mut file.bytes_mut()[at..]) {
-                Ok(0) => return Err(Errno::IO),
-                Ok(n) => at += n,
-                Err(Errno::INTR) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        crate::runtime::mapping::read_exact(fd.as_fd(), file.bytes_mut())?;
         drop(fd);
         let size = unpack::xz_size(file.bytes()).ok_or(Errno::INVAL)?;
         let mut image = Buffer::new(size)?;
