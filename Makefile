@@ -80,7 +80,7 @@ size-check: build
 unit-test: deps build
 	$(CARGO) test --lib --features host,runtime
 	PARMOD_BIN=$(CURDIR)/$(PARMOD) PARMOD_REQUIRE_DEBIAN=1 PARMOD_REQUIRE_STRACE=1 PARMOD_REQUIRE_RSVG=1 PARMOD_REQUIRE_SETPRIV=1 \
-	  PARMOD_REQUIRE_DEV_WRITABLE=1 PARMOD_REQUIRE_COMPRESSORS=1 \
+	  PARMOD_REQUIRE_DEV_WRITABLE=1 PARMOD_REQUIRE_COMPRESSORS=1 PARMOD_REQUIRE_SCHEDSTAT=1 \
 	  $(CARGO) test --features host
 
 test: deps size-check unit-test msrv test-packaging fuzz qemu-test qemu-test-xz qemu-test-arm64 qemu-test-systemd qemu-test-coldplug
